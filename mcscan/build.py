@@ -1,0 +1,185 @@
+"""Response-table builder: configuration -> per-bin rate components.
+
+Pure computation, no file I/O (see :mod:`mcscan.tables` for that).  For each
+channel, beam component c and reco bin i it integrates
+
+    N_ci = eps * n_targets * Phi * Int dT P_i(T) Int dE f_c(E) dsigma/dT(E, T)
+
+for the three pieces of dsigma/dT (SM, interference, pure EM; PHYSICS.md
+section 7).  The E integral is closed-form (:func:`mcscan.xsec.folded_components`);
+the T integral is a Gauss-Legendre rule on a grid uniform in sqrt(T) with
+panel edges at every kinematic end point (:func:`mcscan.response.true_grid`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import __version__
+from .config import SCHEMA_VERSION, Config, config_hash, table_config
+from . import atomic, eves
+from .flux import COMPONENTS, fluence_per_flavour, live_days, spectrum
+from .nuclei import nuclides, targets_per_kg
+from .response import background_counts, bin_probability, true_grid
+from .xsec import folded_components, t_max
+
+__all__ = ["ChannelTable", "ResponseTable", "build_table", "PIECES"]
+
+#: The three rate pieces stored per component and bin.
+PIECES = ("S", "I", "E")
+_KEV = 1e-3  # MeV per keV
+
+
+@dataclass(frozen=True)
+class ChannelTable:
+    """Rate components of one detection channel.
+
+    Attributes
+    ----------
+    true_kev : (nT,) true-energy nodes on the reco (keVnr) scale
+    weights_kev : (nT,) quadrature weights, keV
+    smearing : (nbins, nT) probability of reco bin i for true energy T_j
+    density : (ncomp, 3, nT) S, I, E rate densities, counts per keV (true)
+    counts : (ncomp, 3, nbins) S, I, E counts per reco bin
+    efficiency : float
+    """
+
+    name: str
+    true_kev: np.ndarray
+    weights_kev: np.ndarray
+    smearing: np.ndarray
+    density: np.ndarray
+    counts: np.ndarray
+    efficiency: float
+
+
+@dataclass(frozen=True)
+class ResponseTable:
+    """Everything a scan needs for one detector, with its provenance."""
+
+    detector: str
+    edges_kev: np.ndarray
+    background: np.ndarray
+    channels: dict
+    components: tuple
+    flavours: tuple
+    antineutrino: tuple
+    config: dict
+    config_hash: str
+    schema_version: int = SCHEMA_VERSION
+    mcscan_version: str = __version__
+    meta: dict = field(default_factory=dict)
+
+
+def _nuclear(config: Config, det, progress: bool) -> ChannelTable:
+    phys, num = config.physics, config.numerics
+    nucs = nuclides(det.composition, det.rms_radius_fm)
+    # kinematic end points of every component on every nuclide (keV)
+    ends = [float(t_max(c.e_max, n.mass)) / _KEV for n in nucs for c in COMPONENTS]
+    T, w = true_grid(det.edges_kev, det.sigma0, det.threshold_kev,
+                     step_sigma=num.grid_step_sigma, order=num.gauss_order,
+                     n_sigma=num.n_sigma, t_cap=max(ends), breakpoints=ends)
+    eff = det.efficiency["nuclear"]
+    scale = eff * det.mass_kg * targets_per_kg(det.composition) * fluence_per_flavour(config.source) * _KEV
+    density = np.zeros((len(COMPONENTS), 3, T.size))
+    todo = [(n, ic, c) for n in nucs for ic, c in enumerate(COMPONENTS)]
+    for n, ic, c in tqdm(todo, desc=f"{det.name} nuclear", disable=not progress, leave=False):
+        pieces = folded_components(T * _KEV, n, c, phys.sin2_theta_w, phys.helm_skin_fm)
+        density[ic] += n.per_unit * np.stack(pieces)
+    density *= scale
+    P = bin_probability(T, det.edges_kev, det.sigma0, det.threshold_kev)
+    counts = np.einsum("ij,cpj->cpi", P * w[None, :], density)
+    return ChannelTable("nuclear", T, w, P, density, counts, eff)
+
+
+def _electron_folded(Te, component, sin2w: float, order: int):
+    """Int dE f(E) dsigma/dT_e per free electron for one beam component.
+
+    Returns (3, nT) pieces in cm^2/MeV; Gauss-Legendre in E on
+    [E_min(T_e), E_max] (the integrand is smooth there).
+    """
+    gV, gA = eves.couplings(component.flavour, component.antineutrino, sin2w)
+    if component.is_line:
+        return np.stack(eves.dsigma_components(component.e_max, Te, gV, gA))
+    emin = eves.e_min(Te)
+    x, w = np.polynomial.legendre.leggauss(order)
+    lo = np.minimum(emin, component.e_max)[:, None]
+    half = 0.5 * (component.e_max - lo)
+    E = lo + half * (x[None, :] + 1.0)
+    wE = half * w[None, :] * spectrum(component, E)
+    pieces = eves.dsigma_components(E, np.broadcast_to(Te[:, None], E.shape), gV, gA)
+    return np.stack([(p * wE).sum(-1) for p in pieces])
+
+
+def _electron(config: Config, det, progress: bool) -> ChannelTable:
+    """Neutrino-electron scattering on the atomic electrons (PHYSICS.md section 4).
+
+    Integrated in the electron recoil T_e = QF * T (T on the nuclear-recoil
+    scale, where smearing and bins act); Z_eff(T_e) counts the electrons
+    bound by less than T_e, so every atomic edge is a panel edge.
+    """
+    qf = det.quenching_factor
+    num = config.numerics
+    comp = dict(det.composition)
+    kin_ends = [float(eves.t_max(c.e_max)) / _KEV / qf for c in COMPONENTS]
+    atomic_edges = list(atomic.edges(comp) / _KEV / qf)
+    T, w = true_grid(det.edges_kev, det.sigma0, det.threshold_kev,
+                     step_sigma=num.grid_step_sigma, order=num.gauss_order,
+                     n_sigma=num.n_sigma, t_cap=max(kin_ends),
+                     breakpoints=kin_ends + atomic_edges)
+    Te = T * qf * _KEV                                         # MeV
+    zeff = atomic.z_eff(Te, comp)
+    eff = det.efficiency["electron"]
+    # counts per keV on the nuclear-recoil scale: dT_e/dT = QF
+    scale = (eff * det.mass_kg * targets_per_kg(det.composition) * fluence_per_flavour(config.source)
+             * _KEV * qf)
+    density = np.zeros((len(COMPONENTS), 3, T.size))
+    for ic, c in enumerate(tqdm(COMPONENTS, desc=f"{det.name} electron", disable=not progress,
+                                leave=False)):
+        density[ic] = _electron_folded(Te, c, config.physics.sin2_theta_w, _E_ORDER) * zeff
+    density *= scale
+    P = bin_probability(T, det.edges_kev, det.sigma0, det.threshold_kev)
+    counts = np.einsum("ij,cpj->cpi", P * w[None, :], density)
+    return ChannelTable("electron", T, w, P, density, counts, eff)
+
+
+#: Gauss-Legendre order of the neutrino-energy integral of the electron channel.
+_E_ORDER = 64
+
+_CHANNEL_BUILDERS = {"nuclear": _nuclear, "electron": _electron}
+
+
+def build_table(config: Config, detector: str, *, progress: bool = False) -> ResponseTable:
+    """Integrate flux x cross section x response for one detector.
+
+    Parameters
+    ----------
+    config : Config
+    detector : str
+        Name of a detector in ``config``.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    ResponseTable
+    """
+    det = config.detector(detector)
+    channels = {}
+    for ch in det.channels:
+        channels[ch] = _CHANNEL_BUILDERS[ch](config, det, progress)
+    tc = table_config(config, detector)
+    return ResponseTable(
+        detector=det.name,
+        edges_kev=np.asarray(det.edges_kev, dtype=float),
+        background=background_counts(det.edges_kev, det.background_ckkd, det.mass_kg,
+                                     live_days(config.source)),
+        channels=channels,
+        components=tuple(c.name for c in COMPONENTS),
+        flavours=tuple(c.flavour for c in COMPONENTS),
+        antineutrino=tuple(c.antineutrino for c in COMPONENTS),
+        config=tc,
+        config_hash=config_hash(tc),
+    )

@@ -1,0 +1,266 @@
+"""The ``mcscan`` command: parse, call one pipeline function, print.
+
+Every problem a user can fix ends as one line ``mcscan: error: ...`` on
+stderr and exit status 2; nothing is written in that case.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .config import PARAMS, load_config
+from .errors import InputError, McscanError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        self.exit(2, f"mcscan: error: {message} (see 'mcscan {self.prog.split()[-1]} --help')\n"
+                  if " " in self.prog else f"mcscan: error: {message} (see 'mcscan --help')\n")
+
+
+def _float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"{text!r} is not finite: expected a finite number")
+    return v
+
+
+def _assignment(text: str) -> tuple[str, float]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=VALUE, e.g. q_mumu=1e-9")
+    k, v = text.split("=", 1)
+    k = k.strip()
+    if k not in PARAMS:
+        raise argparse.ArgumentTypeError(f"unknown parameter {k!r}: expected one of {', '.join(PARAMS)}")
+    return k, _float(v.strip())
+
+
+def _param(text: str) -> str:
+    if text not in PARAMS:
+        import difflib
+
+        close = difflib.get_close_matches(text, PARAMS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise argparse.ArgumentTypeError(f"unknown parameter {text!r}: expected one of "
+                                         f"{', '.join(PARAMS)}{hint}")
+    return text
+
+
+def _points(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 3 <= n <= 10_000_001:
+        raise argparse.ArgumentTypeError(f"{n} points: expected 3 to 10000001")
+    return n
+
+
+def _cl(text: str) -> float:
+    v = _float(text)
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a confidence level strictly between 0 and 1")
+    return v
+
+
+def _common(p, tables=True):
+    p.add_argument("--config", metavar="FILE", help="user TOML file overriding the built-in ESS configuration")
+    if tables:
+        p.add_argument("--tables", metavar="DIR", default="tables", help="folder of response tables (default: tables)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="mcscan", description="Neutrino millicharge sensitivity scans at spallation sources.")
+    p.add_argument("--version", action="version", version=f"mcscan {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    b = sub.add_parser("build", help="build response tables (only those whose configuration changed)")
+    _common(b)
+    b.add_argument("--detector", action="append", metavar="NAME", help="detector (repeatable; default all)")
+    b.add_argument("--force", action="store_true", help="rebuild even if up to date")
+
+    s = sub.add_parser("scan", help="1D or 2D profiled chi2 scan, saved to HDF5")
+    _common(s)
+    s.add_argument("--detector", action="append", metavar="NAME", required=True,
+                   help="detector (repeatable: combined chi2)")
+    s.add_argument("--param", action="append", type=_param, required=True, metavar="P",
+                   help=f"scanned charge, once or twice ({', '.join(PARAMS)})")
+    s.add_argument("--range", action="append", nargs=2, type=_float, metavar=("LO", "HI"),
+                   help="range of each scanned charge in e (default from the configuration)")
+    s.add_argument("--points", action="append", type=_points, metavar="N",
+                   help="grid points of each scanned charge (default 2001 in 1D, 201 in 2D)")
+    s.add_argument("--fix", action="append", type=_assignment, default=[], metavar="P=VALUE",
+                   help="value of an unscanned charge (default 0)")
+    s.add_argument("--channels", default="nuclear", help="comma-separated channels (default nuclear)")
+    s.add_argument("--out", metavar="FILE", help="results file (default results/scan_<params>.h5)")
+    s.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    li = sub.add_parser("limits", help="allowed intervals of one charge at a C.L.")
+    _common(li)
+    li.add_argument("--detector", action="append", metavar="NAME", required=True,
+                    help="detector (repeatable: combined chi2)")
+    li.add_argument("--param", type=_param, required=True, metavar="P", help=", ".join(PARAMS))
+    li.add_argument("--cl", type=_cl, default=None, help="confidence level (default 0.90)")
+    li.add_argument("--channels", default="nuclear", help="comma-separated channels (default nuclear)")
+    li.add_argument("--range", nargs=2, type=_float, metavar=("LO", "HI"),
+                    help="scan range in e (default: configuration, widened while the set is open)")
+    li.add_argument("--points", type=_points, default=None, help="grid points (default 2001)")
+    li.add_argument("--fix", action="append", type=_assignment, default=[], metavar="P=VALUE",
+                    help="value of another charge (default 0)")
+    li.add_argument("--json", action="store_true", help="print one JSON object")
+
+    se = sub.add_parser("sensitivities", help="main job: detector x charge table of 90%% C.L. intervals")
+    _common(se)
+    se.add_argument("--cl", type=_cl, default=None, help="confidence level (default 0.90)")
+    se.add_argument("--channels", default="nuclear", help="comma-separated channels (default nuclear)")
+    se.add_argument("--out", metavar="FILE", default="results/sensitivities.h5",
+                    help="results file (default results/sensitivities.h5)")
+    se.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def _err(msg: str) -> None:
+    print(f"mcscan: {msg}", file=sys.stderr)
+
+
+def _cmd_build(args, cfg):
+    from .pipeline import build_tables
+
+    t0 = time.perf_counter()
+    res = build_tables(cfg, args.detector, args.tables, force=args.force, progress=not args.quiet,
+                       log=print)
+    print(f"{len(res)} table(s) ready in {time.perf_counter() - t0:.1f} s")
+
+
+def _cmd_scan(args, cfg):
+    import numpy as np
+
+    from .pipeline import load_coefficients, parse_channels
+    from .scan import ScanSettings, grid_scan
+    from .tables import save_scan
+
+    params = args.param
+    if len(params) > 2:
+        raise InputError(f"--param given {len(params)} times: a scan takes one or two parameters")
+    ranges = args.range or [cfg.analysis.ranges[p] for p in params]
+    if len(ranges) != len(params):
+        raise InputError(f"{len(params)} parameter(s) but {len(ranges)} --range: give one per parameter")
+    pts = args.points or [cfg.numerics.scan_points if len(params) == 1 else 201] * len(params)
+    if len(pts) == 1 and len(params) == 2:
+        pts = pts * 2
+    if len(pts) != len(params):
+        raise InputError(f"{len(params)} parameter(s) but {len(pts)} --points")
+    for p, (lo, hi) in zip(params, ranges):
+        if not lo < hi:
+            raise InputError(f"--range {lo:g} {hi:g} of {p}: expected LO < HI")
+    fixed = dict(args.fix)
+    for p in params:
+        if p in fixed:
+            raise InputError(f"{p} is both scanned and fixed")
+    channels = parse_channels(args.channels)
+    coefs = load_coefficients(cfg, args.detector, args.tables, channels)
+    axes = [np.linspace(lo, hi, n) for (lo, hi), n in zip(ranges, pts)]
+    sc = grid_scan(coefs, params, axes, fixed=fixed, settings=ScanSettings.from_config(cfg),
+                   progress=not args.quiet)
+    out = Path(args.out or f"results/scan_{'_'.join(params)}.h5")
+    save_scan(out, sc, config=cfg.to_dict())
+    k = np.unravel_index(int(np.argmin(sc.chi2)), sc.chi2.shape)
+    summary = {"detectors": list(sc.detectors), "params": list(params), "points": list(map(int, sc.chi2.shape)),
+               "chi2_min": sc.chi2_min, "at": [float(a[i]) for a, i in zip(sc.axes, k)],
+               "unconverged": int((~sc.converged).sum()), "unit": "e", "out": str(out)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"scanned {' x '.join(params)} on {' x '.join(map(str, sc.chi2.shape))} points for "
+              f"{', '.join(sc.detectors)}; min chi2 = {sc.chi2_min:.4g}; saved to {out}")
+
+
+def _fmt_regions(regions, scale):
+    return " U ".join(f"[{lo / scale:+.3f}, {hi / scale:+.3f}]" for lo, hi in regions) or "(empty)"
+
+
+def _cmd_limits(args, cfg):
+    from .pipeline import limits, parse_channels
+
+    lim = limits(cfg, args.detector, args.param, tables_dir=args.tables, cl=args.cl,
+                 channels=parse_channels(args.channels), xrange=args.range, points=args.points,
+                 fixed=dict(args.fix), progress=not args.quiet and not args.json)
+    if args.json:
+        print(json.dumps(lim.to_json()))
+        return
+    scale = 1e-9 if args.param in ("q_ee", "q_mumu", "q_tautau") else 1e-8
+    print(f"{args.param} allowed at {lim.cl:.0%} C.L. (Delta chi2 <= {lim.delta_chi2:.4f}), "
+          f"{' + '.join(lim.detectors)}: {_fmt_regions(lim.regions, scale)} x {scale:g} e")
+    if lim.open_low or lim.open_high:
+        side = " and ".join(s for s, o in (("low", lim.open_low), ("high", lim.open_high)) if o)
+        _err(f"warning: the allowed set reaches the {side} end of the scanned range; "
+             "that end is not a limit: widen --range")
+
+
+def _cmd_sensitivities(args, cfg):
+    from .pipeline import parse_channels, save_sensitivities, sensitivities
+
+    t0 = time.perf_counter()
+    channels = parse_channels(args.channels)
+    log = None if (args.json or args.quiet) else (lambda m: print(m, file=sys.stderr))
+    sens = sensitivities(cfg, tables_dir=args.tables, cl=args.cl, channels=channels,
+                         progress=not (args.quiet or args.json), log=log)
+    path = save_sensitivities(sens, args.out, cfg)
+    elapsed = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps({
+            "cl": sens.cl, "channels": list(sens.channels), "unit": "e",
+            "results_file": str(path), "wall_time_s": elapsed,
+            "intervals": {r: {p: sens.limits[(r, p)].to_json()["regions"] for p in sens.params}
+                          for r in sens.rows},
+            "open_ends": {r: [p for p in sens.params if sens.limits[(r, p)].open_low
+                              or sens.limits[(r, p)].open_high] for r in sens.rows},
+            "table_hashes": {r: sens.limits[(r, sens.params[0])].to_json()["table_hashes"]
+                             for r in sens.rows},
+        }))
+        return
+    heads = [f"{p} [1e-9 e]" if p in ("q_ee", "q_mumu") else f"{p} [1e-8 e]" for p in sens.params]
+    w = 22
+    print(f"Expected {sens.cl:.0%} C.L. allowed intervals, channels: {', '.join(sens.channels)}")
+    print(f"{'detector':<10}" + "".join(f"{h:>{w}}" for h in heads))
+    for r in sens.rows:
+        cells = []
+        for p in sens.params:
+            scale = 1e-9 if p in ("q_ee", "q_mumu") else 1e-8
+            regs = sens.limits[(r, p)].regions
+            cells.append(" U ".join(f"[{lo / scale:.2f}, {hi / scale:.2f}]" for lo, hi in regs))
+        print(f"{r:<10}" + "".join(f"{c:>{w}}" for c in cells))
+    print(f"profiles saved to {path} ({elapsed:.1f} s)")
+
+
+_COMMANDS = {"build": _cmd_build, "scan": _cmd_scan, "limits": _cmd_limits,
+             "sensitivities": _cmd_sensitivities}
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+        _COMMANDS[args.command](args, cfg)
+    except McscanError as exc:
+        _err(f"error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        _err("interrupted; nothing was written for the unfinished step")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Allowed intervals from Delta chi2 profiles.
+
+A Delta chi2 profile need not be monotonic (a charge can cancel the weak
+charge inside the recoil window), so the allowed set at a C.L. is returned
+as a union of intervals.  Grid crossings are refined by Brent's method on
+the profiled chi2 itself, to a relative precision far below the grid step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import brentq, minimize_scalar
+from scipy.stats import chi2 as _chi2_dist
+
+from .errors import InputError
+from .scan import Scan, ScanSettings, chi2_function, grid_scan
+
+__all__ = ["Limit", "delta_chi2_level", "allowed_intervals", "limit_1d", "VISIBLE_PARAMS"]
+
+#: Charges an ESS beam (nu_e, nu_mu, anti-nu_mu) can see.
+VISIBLE_PARAMS = ("q_ee", "q_mumu", "q_emu", "q_etau", "q_mutau")
+
+
+def delta_chi2_level(cl: float, dof: int = 1) -> float:
+    """Delta chi2 of a C.L. for ``dof`` parameters (2.7055 for 90%, one parameter)."""
+    cl = float(cl)
+    if not 0.0 < cl < 1.0:
+        raise InputError(f"confidence level {cl!r}: expected a number strictly between 0 and 1")
+    return float(_chi2_dist.ppf(cl, dof))
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The allowed set of one charge at a C.L.
+
+    ``regions`` lists [lo, hi] in e; ``open_low``/``open_high`` say that the
+    allowed set reaches the end of the scanned range (so that end is not a
+    limit: widen the range).
+    """
+
+    detectors: tuple
+    param: str
+    cl: float
+    delta_chi2: float
+    regions: list
+    open_low: bool
+    open_high: bool
+    scan: Scan
+    chi2_min: float
+    unit: str = "e"
+
+    def to_json(self) -> dict:
+        return {
+            "detectors": list(self.detectors),
+            "param": self.param,
+            "cl": self.cl,
+            "delta_chi2": self.delta_chi2,
+            "regions": [[float(lo), float(hi)] for lo, hi in self.regions],
+            "unit": self.unit,
+            "table_hashes": list(self.scan.table_hashes),
+            "channels": list(self.scan.channels),
+            "open_low": self.open_low,
+            "open_high": self.open_high,
+            "chi2_min": self.chi2_min,
+        }
+
+
+def allowed_intervals(x, dchi2, level, f=None, rtol=1e-4):
+    """Union of intervals where ``dchi2 <= level``.
+
+    Parameters
+    ----------
+    x, dchi2 : grid and Delta chi2 on it
+    level : Delta chi2 threshold
+    f : callable Delta chi2(x), optional; crossings are refined with it
+    rtol : relative precision of refined end points
+
+    Returns
+    -------
+    regions : list of [lo, hi];  open_low, open_high : bool
+    """
+    x = np.asarray(x, dtype=float)
+    inside = np.asarray(dchi2) <= level
+    regions = []
+    i, n = 0, x.size
+    while i < n:
+        if not inside[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and inside[j + 1]:
+            j += 1
+        lo = x[i] if i == 0 else _cross(f, x[i - 1], x[i], level, rtol)
+        hi = x[j] if j == n - 1 else _cross(f, x[j], x[j + 1], level, rtol)
+        regions.append([float(lo), float(hi)])
+        i = j + 1
+    open_low = bool(inside[0])
+    open_high = bool(inside[-1])
+    return regions, open_low, open_high
+
+
+def _cross(f, a, b, level, rtol):
+    if f is None:
+        return 0.5 * (a + b)
+    g = lambda t: f(t) - level  # noqa: E731
+    ga, gb = g(a), g(b)
+    if ga == 0.0:
+        return a
+    if gb == 0.0 or np.sign(ga) == np.sign(gb):
+        return b if abs(gb) < abs(ga) else a
+    scale = max(abs(a), abs(b))
+    return brentq(g, a, b, xtol=rtol * scale * 1e-2, rtol=1e-12)
+
+
+def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=None,
+             settings: ScanSettings | None = None, extend: int = 6, progress=False) -> Limit:
+    """Allowed set of one charge (others fixed), from a 1D profiled scan.
+
+    Parameters
+    ----------
+    coefs : per-detector coefficients (combined if several)
+    xrange : (lo, hi) scan range in e
+    points : grid points
+    extend : if the allowed set touches an end of the range, the range is
+        doubled on that side up to this many times (0: never)
+    """
+    settings = settings or ScanSettings()
+    level = delta_chi2_level(cl, 1)
+    lo, hi = (float(v) for v in xrange)
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise InputError(f"range [{lo!r}, {hi!r}] of {param}: expected finite low < high (e)")
+    points = int(points)
+    if not 3 <= points <= 10_000_001:
+        raise InputError(f"points = {points}: expected 3 to 10000001")
+    f_chi2 = chi2_function(coefs, param, fixed=fixed, settings=settings)
+    for attempt in range(extend + 1):
+        x = np.linspace(lo, hi, points)
+        if lo < 0.0 < hi and 0.0 not in x:
+            x = np.unique(np.append(x, 0.0))
+        sc = grid_scan(coefs, (param,), (x,), fixed=fixed, settings=settings, progress=progress)
+        k = int(np.argmin(sc.chi2))
+        cmin = float(sc.chi2[k])
+        if 0 < k < x.size - 1:
+            res = minimize_scalar(f_chi2, bounds=(x[k - 1], x[k + 1]), method="bounded",
+                                  options={"xatol": 1e-6 * (x[k + 1] - x[k - 1])})
+            cmin = min(cmin, float(res.fun))
+        dchi2 = sc.chi2 - cmin
+        regions, open_low, open_high = allowed_intervals(
+            x, dchi2, level, f=lambda t: f_chi2(t) - cmin
+        )
+        if attempt == extend or not (open_low or open_high):
+            break
+        width = hi - lo
+        if open_low:
+            lo -= width
+        if open_high:
+            hi += width
+    return Limit(tuple(c.detector for c in coefs), param, float(cl), level, regions,
+                 open_low, open_high, sc, cmin)

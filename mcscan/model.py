@@ -1,0 +1,213 @@
+"""NumPy reference model: predictions and the profiled chi2 (PHYSICS.md 6, 7).
+
+This is the plain twin of :mod:`mcscan.kernels`; tests compare the two.
+
+The counts per bin are written in terms of the six charges theta_k
+(order :data:`mcscan.config.PARAMS`) as
+
+    N_i(theta) = S_i + sum_k theta_k (L_ki + theta_k Q_ki),
+
+where S is the SM count, L = 2 I of the flavour for a diagonal charge (0 for
+a transition charge) and Q the matching E (a transition charge q_ab collects
+the E of both flavours a and b).  There are no cross terms between charges.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import PARAMS
+from .errors import InputError
+
+__all__ = ["Coefficients", "coefficients", "predict", "chi2", "deviance", "check_charges"]
+
+_FLAVOURS = ("e", "mu", "tau")
+#: Sufficient-decrease constant of the Newton line search.
+ARMIJO = 1e-4
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """Per-bin polynomial coefficients of one detector (channels summed).
+
+    Attributes
+    ----------
+    S : (nbins,) SM counts;  L, Q : (6, nbins);  B : (nbins,) background;
+    D : (nbins,) Asimov data S + B.  All in counts.
+    """
+
+    detector: str
+    channels: tuple
+    S: np.ndarray
+    L: np.ndarray
+    Q: np.ndarray
+    B: np.ndarray
+    D: np.ndarray
+    edges_kev: np.ndarray
+    table_hash: str
+
+
+def _param_index(a: str, b: str) -> int:
+    a, b = sorted((a, b), key=_FLAVOURS.index)
+    return PARAMS.index(f"q_{a}{b}")
+
+
+def coefficients(table, channels=("nuclear",)) -> Coefficients:
+    """Collapse a ResponseTable's components into per-bin coefficients.
+
+    Channels are summed bin by bin: a detector that cannot tell electron
+    from nuclear recoils sees both in the same reco bins.
+    """
+    from .errors import TableError
+
+    channels = tuple(channels)
+    nb = table.edges_kev.size - 1
+    S = np.zeros(nb)
+    L = np.zeros((len(PARAMS), nb))
+    Q = np.zeros((len(PARAMS), nb))
+    for ch in channels:
+        if ch not in table.channels:
+            raise TableError(
+                f"table for {table.detector} has no {ch!r} channel (it has "
+                f"{', '.join(table.channels)}); enable it in the detector's 'channels' and "
+                f"rebuild with 'mcscan build'"
+            )
+        cnt = table.channels[ch].counts
+        for ic, fl in enumerate(table.flavours):
+            s, i, e = cnt[ic]
+            S += s
+            d = _param_index(fl, fl)
+            L[d] += 2.0 * i
+            Q[d] += e
+            for other in _FLAVOURS:
+                if other != fl:
+                    Q[_param_index(fl, other)] += e
+    B = np.asarray(table.background, dtype=float).copy()
+    return Coefficients(table.detector, channels, S, L, Q, B, S + B,
+                        np.asarray(table.edges_kev, dtype=float), table.config_hash)
+
+
+def check_charges(theta) -> np.ndarray:
+    """Charges as a float array (..., 6), refusing NaN or infinite values."""
+    theta = np.asarray(theta, dtype=float)
+    if theta.shape[-1:] != (len(PARAMS),):
+        raise InputError(f"charges must have a last axis of length {len(PARAMS)} "
+                         f"({', '.join(PARAMS)}), got shape {theta.shape}")
+    bad = ~np.isfinite(theta)
+    if bad.any():
+        idx = np.argwhere(bad)[0]
+        raise InputError(f"charge {PARAMS[idx[-1]]} = {theta[tuple(idx)]!r} is not finite: "
+                         "expected a finite number in units of e")
+    return theta
+
+
+def excess(coef: Coefficients, theta) -> np.ndarray:
+    """N(theta) - S per bin, (..., nbins)."""
+    theta = check_charges(theta)
+    return np.einsum("...k,ki->...i", theta, coef.L) + np.einsum("...k,ki->...i", theta**2, coef.Q)
+
+
+def predict(coef: Coefficients, theta) -> np.ndarray:
+    """Signal counts N_i(theta), (..., nbins), never negative."""
+    return np.maximum(coef.S + excess(coef, theta), 0.0)
+
+
+def deviance(eps):
+    """eps - log1p(eps), accurate to rounding also for tiny |eps|; +inf for eps <= -1.
+
+    With eps = (T - D) / D this is the Poisson deviance per count,
+    (T - D + D ln(D / T)) / D.  For |eps| < 1e-3 a 7-term series replaces the
+    cancelling difference (truncation error < 3e-16 relative).
+    """
+    eps = np.asarray(eps, dtype=float)
+    small = np.abs(eps) < 1e-3
+    e = np.where(small, eps, 0.0)
+    series = e * e * (1 / 2 - e * (1 / 3 - e * (1 / 4 - e * (1 / 5 - e * (1 / 6 - e / 7)))))
+    big = np.where(small, 0.0, np.maximum(eps, -1.0))
+    with np.errstate(divide="ignore"):
+        return np.where(small, series, big - np.log1p(big))
+
+
+def _chi2_at(N, dlt, B, D, a, b, isa2, isb2):
+    """chi2 at pulls (a, b); N (npts, nb) counts, dlt = N - S."""
+    T = (1 + a)[:, None] * N + (1 + b)[:, None] * B
+    diff = dlt + a[:, None] * N + b[:, None] * B           # T - D, without cancellation
+    Dpos = np.where(D > 0, D, 1.0)
+    term = np.where(D > 0, D * deviance(diff / Dpos), T)
+    return 2.0 * term.sum(-1) + a * a * isa2 + b * b * isb2
+
+
+def chi2(coef: Coefficients, theta, *, signal_pull: float = 0.10, background_pull: float = 0.01,
+         tol: float = 1e-10, max_iter: int = 60):
+    """chi2 profiled over the two pulls, vectorised over points.
+
+    The profile is a safeguarded Newton iteration on the strictly convex
+    function of (a, b): while the Newton decrement lambda exceeds 1/4 the step
+    is halved until it decreases chi2 by at least ARMIJO * t * lambda^2; inside
+    that region (quadratic convergence) full steps are taken.  Every step is
+    kept short enough that all T_i = (1+a) N_i + (1+b) B_i stay positive.
+    It stops when both pull steps are below ``tol``.
+
+    Parameters
+    ----------
+    theta : (npts, 6) or (6,) charges in units of e
+
+    Returns
+    -------
+    chi2, a, b : arrays (npts,);  iters : (npts,) int, negative if not converged
+    """
+    theta = np.atleast_2d(check_charges(theta))
+    dlt = excess(coef, theta)
+    N = np.maximum(coef.S + dlt, 0.0)
+    dlt = N - coef.S
+    B, D = coef.B, coef.D
+    isa2, isb2 = 1.0 / signal_pull**2, 1.0 / background_pull**2
+    n = theta.shape[0]
+    a = np.zeros(n)
+    b = np.zeros(n)
+    iters = np.full(n, -max_iter, dtype=np.int64)
+    active = np.ones(n, dtype=bool)
+    for it in range(max_iter):
+        if not active.any():
+            break
+        idx = np.flatnonzero(active)
+        Na, dl = N[idx], dlt[idx]
+        aa, bb = a[idx], b[idx]
+        T = (1 + aa)[:, None] * Na + (1 + bb)[:, None] * B
+        u = (dl + aa[:, None] * Na + bb[:, None] * B) / T     # 1 - D/T
+        w = 2.0 * (D / T) / T
+        ga = 2.0 * (Na * u).sum(-1) + 2.0 * aa * isa2
+        gb = 2.0 * (B * u).sum(-1) + 2.0 * bb * isb2
+        haa = (Na * Na * w).sum(-1) + 2.0 * isa2
+        hab = (Na * B * w).sum(-1)
+        hbb = (B * B * w).sum(-1) + 2.0 * isb2
+        det = haa * hbb - hab * hab
+        da = -(hbb * ga - hab * gb) / det
+        db = -(haa * gb - hab * ga) / det
+        lam2 = np.maximum(-(ga * da + gb * db), 0.0)
+        # keep every T_i positive: at most 90% of the way to the nearest zero
+        dT = da[:, None] * Na + db[:, None] * B
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lim = np.where(dT < 0, -0.9 * T / dT, np.inf).min(-1)
+        t = np.minimum(1.0, lim)
+        # far from the minimum (Newton decrement > 1/4): backtrack until Armijo holds
+        search = lam2 > 0.0625
+        if search.any():
+            js = np.flatnonzero(search)
+            f0 = _chi2_at(Na[js], dl[js], B, D, aa[js], bb[js], isa2, isb2)
+            for _ in range(60):
+                f1 = _chi2_at(Na[js], dl[js], B, D, aa[js] + t[js] * da[js],
+                              bb[js] + t[js] * db[js], isa2, isb2)
+                bad = ~(f1 <= f0 - ARMIJO * t[js] * lam2[js])
+                if not bad.any():
+                    break
+                t[js[bad]] *= 0.5
+                js, f0 = js[bad], f0[bad]
+        sa, sb = t * da, t * db
+        a[idx] = aa + sa
+        b[idx] = bb + sb
+        done = np.maximum(np.abs(sa), np.abs(sb)) < tol
+        iters[idx[done]] = it + 1
+        active[idx[done]] = False
+    return _chi2_at(N, dlt, B, D, a, b, isa2, isb2), a, b, iters

@@ -1,0 +1,186 @@
+"""Grid scans of the profiled chi2 over one or two charges.
+
+A scan evaluates, for every detector, the chi2 profiled over that
+detector's two pulls, and sums the detectors (independent pulls).  Points
+go to the numba kernels in chunks, with a progress bar per scan.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .config import PARAMS
+from .errors import InputError
+from .kernels import chi2_points
+from .model import chi2 as chi2_numpy
+
+__all__ = ["Scan", "ScanSettings", "check_param", "base_point", "grid_scan", "chi2_function",
+           "MAX_POINTS"]
+
+#: Largest number of grid points one scan accepts.
+MAX_POINTS = 200_000_000
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """Statistical and numerical settings shared by every scan."""
+
+    signal_pull: float = 0.10
+    background_pull: float = 0.01
+    tol: float = 1e-10
+    max_iter: int = 60
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config.analysis.signal_pull, config.analysis.background_pull,
+                   config.numerics.newton_tol, config.numerics.newton_max_iter)
+
+    def kwargs(self):
+        return dict(signal_pull=self.signal_pull, background_pull=self.background_pull,
+                    tol=self.tol, max_iter=self.max_iter)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """A finished grid scan.
+
+    Attributes
+    ----------
+    params : names of the scanned charges (1 or 2)
+    axes : grid values of each scanned charge, e
+    base : (6,) values of all charges; scanned ones are overwritten per point
+    chi2 : combined chi2, shape (len(axes[0]), [len(axes[1])])
+    pulls : {detector: (a, b)} profiled pulls, same shape
+    converged : bool, same shape: every detector's profile converged
+    """
+
+    params: tuple
+    axes: tuple
+    base: np.ndarray
+    detectors: tuple
+    channels: tuple
+    chi2: np.ndarray
+    pulls: dict
+    converged: np.ndarray
+    table_hashes: tuple
+    settings: ScanSettings = field(default_factory=ScanSettings)
+
+    @property
+    def chi2_min(self) -> float:
+        return float(np.min(self.chi2))
+
+    @property
+    def delta_chi2(self) -> np.ndarray:
+        return self.chi2 - self.chi2_min
+
+
+def check_param(name: str) -> int:
+    """Index of a parameter name in PARAMS, or an InputError naming the choices."""
+    if name not in PARAMS:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), PARAMS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InputError(f"unknown parameter {name!r}: expected one of {', '.join(PARAMS)}{hint}")
+    return PARAMS.index(name)
+
+
+def base_point(fixed=None) -> np.ndarray:
+    """(6,) charges from a {param: value} mapping (others 0), all finite."""
+    theta = np.zeros(len(PARAMS))
+    for k, v in (fixed or {}).items():
+        v = float(v)
+        if not math.isfinite(v):
+            raise InputError(f"charge {k} = {v!r} is not finite: expected a finite number in units of e")
+        theta[check_param(k)] = v
+    return theta
+
+
+def _check_axis(name, axis) -> np.ndarray:
+    axis = np.asarray(axis, dtype=float)
+    if axis.ndim != 1 or axis.size < 1:
+        raise InputError(f"grid of {name} must be a non-empty 1D array, got shape {axis.shape}")
+    if not np.all(np.isfinite(axis)):
+        raise InputError(f"grid of {name} contains non-finite values: expected finite charges in e")
+    if axis.size > 1 and not np.all(np.diff(axis) > 0):
+        raise InputError(f"grid of {name} must increase strictly")
+    return axis
+
+
+def grid_scan(coefs, params, axes, *, fixed=None, settings: ScanSettings | None = None,
+              chunk: int = 65536, progress: bool = False, parallel: bool = True) -> Scan:
+    """Profiled chi2 on the grid spanned by ``axes`` over ``params``.
+
+    Parameters
+    ----------
+    coefs : sequence of :class:`mcscan.model.Coefficients`, one per detector
+    params : one or two parameter names
+    axes : one increasing array of charges (e) per parameter
+    fixed : {param: value} for the other charges (default 0)
+    chunk : points per kernel call
+    """
+    settings = settings or ScanSettings()
+    params = tuple(params)
+    if len(params) not in (1, 2) or len(params) != len(axes):
+        raise InputError("a grid scan takes one or two parameters, each with one axis")
+    if len(set(params)) != len(params):
+        raise InputError(f"parameters must differ, got {params}")
+    idx = [check_param(p) for p in params]
+    axes = tuple(_check_axis(p, a) for p, a in zip(params, axes))
+    base = base_point(fixed)
+    shape = tuple(a.size for a in axes)
+    n = int(np.prod(shape))
+    if n > MAX_POINTS:
+        raise InputError(f"{n} grid points requested: at most {MAX_POINTS} per scan")
+    if not coefs:
+        raise InputError("a scan needs at least one detector")
+    total = np.zeros(n)
+    ok = np.ones(n, dtype=bool)
+    pulls = {c.detector: (np.empty(n), np.empty(n)) for c in coefs}
+    bar = tqdm(total=n * len(coefs), desc="scan " + " x ".join(params), unit="pt",
+               unit_scale=True, disable=not progress, leave=False)
+    with bar:
+        for lo in range(0, n, chunk):
+            hi = min(n, lo + chunk)
+            theta = np.repeat(base[None, :], hi - lo, axis=0)
+            flat = np.arange(lo, hi)
+            if len(idx) == 1:
+                theta[:, idx[0]] = axes[0][flat]
+            else:
+                i, j = np.divmod(flat, shape[1])
+                theta[:, idx[0]] = axes[0][i]
+                theta[:, idx[1]] = axes[1][j]
+            for c in coefs:
+                x, a, b, it = chi2_points(c, theta, parallel=parallel, **settings.kwargs())
+                total[lo:hi] += x
+                pulls[c.detector][0][lo:hi] = a
+                pulls[c.detector][1][lo:hi] = b
+                ok[lo:hi] &= it > 0
+                bar.update(hi - lo)
+    return Scan(
+        params=params, axes=axes, base=base,
+        detectors=tuple(c.detector for c in coefs),
+        channels=tuple(coefs[0].channels),
+        chi2=total.reshape(shape),
+        pulls={k: (a.reshape(shape), b.reshape(shape)) for k, (a, b) in pulls.items()},
+        converged=ok.reshape(shape),
+        table_hashes=tuple(c.table_hash for c in coefs),
+        settings=settings,
+    )
+
+
+def chi2_function(coefs, param, *, fixed=None, settings: ScanSettings | None = None):
+    """Combined profiled chi2 as a function of one charge (NumPy twin), for root finding."""
+    settings = settings or ScanSettings()
+    k = check_param(param)
+    base = base_point(fixed)
+
+    def f(x: float) -> float:
+        theta = base.copy()
+        theta[k] = x
+        return float(sum(chi2_numpy(c, theta, **settings.kwargs())[0][0] for c in coefs))
+
+    return f

@@ -1,0 +1,356 @@
+"""HDF5 input/output: response tables and scan results (the only h5py user).
+
+Every file is written to a temporary file beside its target and renamed into
+place, so a reader never sees a half-written file.  Every file carries a
+schema version, the mcscan version, the creation time, units and, for
+tables, the full table configuration (JSON), its SHA-256 hash and a SHA-256
+of the data; datasets also carry HDF5 Fletcher32 checksums.  Loading checks
+all of them and raises :class:`mcscan.errors.TableError` with one line that
+says what is wrong and how to rebuild.
+
+Table layout (``<detector>.h5``)::
+
+    /                     attrs: kind="mcscan-table", schema_version, mcscan_version,
+                          created, detector, config (JSON), config_hash, data_sha256,
+                          components, flavours, antineutrino, channels
+    /edges_kev            (nbins+1,)  reco bin edges, keV (nuclear-recoil scale)
+    /background           (nbins,)    background counts per bin
+    /<channel>/true_kev   (nT,)       true-energy nodes on the keVnr scale
+    /<channel>/weights_kev (nT,)      quadrature weights, keV
+    /<channel>/smearing   (nbins, nT) P(reco bin i | true T_j)
+    /<channel>/density    (ncomp, 3, nT) S, I, E densities, counts / keV
+    /<channel>/counts     (ncomp, 3, nbins) S, I, E counts per bin
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from . import __version__
+from .build import ChannelTable, ResponseTable
+from .config import SCHEMA_VERSION
+from .errors import TableError
+
+__all__ = [
+    "RESULTS_SCHEMA_VERSION",
+    "table_path",
+    "save_table",
+    "load_table",
+    "read_table_hash",
+    "save_results",
+    "load_results",
+    "atomic_h5",
+]
+
+#: Version of the results-file layout.
+RESULTS_SCHEMA_VERSION = 1
+
+_TABLE_UNITS = {
+    "edges_kev": "keV (nuclear-recoil scale)",
+    "background": "counts per bin",
+    "true_kev": "keV (nuclear-recoil scale)",
+    "weights_kev": "keV",
+    "smearing": "probability",
+    "density": "counts / keV",
+    "counts": "counts per bin",
+}
+_CHANNEL_DATA = ("true_kev", "weights_kev", "smearing", "density", "counts")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@contextmanager
+def atomic_h5(path: str | Path):
+    """Open a temporary HDF5 file beside ``path``; rename it into place on success.
+
+    On any exception (including KeyboardInterrupt) the temporary file is
+    removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TableError(f"cannot create folder {str(path.parent)!r}: {exc.strerror}") from None
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    try:
+        with h5py.File(tmp, "w") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _dataset(group, name, data, units):
+    data = np.asarray(data)
+    ds = group.create_dataset(name, data=data, fletcher32=data.size > 0,
+                              chunks=True if data.size > 0 else None)
+    ds.attrs["units"] = units
+    return ds
+
+
+def _data_hash(arrays) -> str:
+    h = hashlib.sha256()
+    for name, arr in arrays:
+        a = np.ascontiguousarray(arr, dtype=float)
+        h.update(name.encode())
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _table_arrays(table: ResponseTable):
+    yield "edges_kev", table.edges_kev
+    yield "background", table.background
+    for ch in sorted(table.channels):
+        c = table.channels[ch]
+        for name in _CHANNEL_DATA:
+            yield f"{ch}/{name}", getattr(c, name)
+
+
+def table_path(tables_dir: str | Path, detector: str) -> Path:
+    """Where the table of ``detector`` lives in ``tables_dir``."""
+    return Path(tables_dir) / f"{detector}.h5"
+
+
+def save_table(table: ResponseTable, path: str | Path) -> Path:
+    """Write a response table atomically; returns the path."""
+    path = Path(path)
+    with atomic_h5(path) as f:
+        f.attrs["kind"] = "mcscan-table"
+        f.attrs["schema_version"] = table.schema_version
+        f.attrs["mcscan_version"] = table.mcscan_version
+        f.attrs["created"] = _now()
+        f.attrs["detector"] = table.detector
+        f.attrs["config"] = json.dumps(table.config, sort_keys=True)
+        f.attrs["config_hash"] = table.config_hash
+        f.attrs["components"] = json.dumps(list(table.components))
+        f.attrs["flavours"] = json.dumps(list(table.flavours))
+        f.attrs["antineutrino"] = json.dumps(list(table.antineutrino))
+        f.attrs["channels"] = json.dumps(sorted(table.channels))
+        f.attrs["pieces"] = json.dumps(["S", "I", "E"])
+        f.attrs["data_sha256"] = _data_hash(_table_arrays(table))
+        _dataset(f, "edges_kev", table.edges_kev, _TABLE_UNITS["edges_kev"])
+        _dataset(f, "background", table.background, _TABLE_UNITS["background"])
+        for ch, c in table.channels.items():
+            g = f.create_group(ch)
+            g.attrs["efficiency"] = c.efficiency
+            for name in _CHANNEL_DATA:
+                _dataset(g, name, getattr(c, name), _TABLE_UNITS[name])
+    return path
+
+
+def _rebuild_hint(detector: str) -> str:
+    return f"rebuild it with 'mcscan build --detector {detector}' (add --config FILE for a user configuration)"
+
+
+@contextmanager
+def _open(path: Path, what: str):
+    if not path.is_file():
+        raise TableError(f"{what} {str(path)!r} not found")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise TableError(f"{what} {str(path)!r} is not a readable HDF5 file (truncated or corrupt)") from None
+    try:
+        yield f
+    except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
+        raise TableError(f"{what} {str(path)!r} is corrupt or incomplete ({type(exc).__name__}: {exc})") from None
+    finally:
+        f.close()
+
+
+def read_table_hash(path: str | Path) -> str | None:
+    """Configuration hash of an existing, readable table; None if unusable."""
+    try:
+        with _open(Path(path), "table") as f:
+            if f.attrs.get("schema_version") != SCHEMA_VERSION:
+                return None
+            return str(f.attrs["config_hash"])
+    except TableError:
+        return None
+
+
+def load_table(path: str | Path, *, expected_hash: str | None = None,
+               channels=("nuclear",)) -> ResponseTable:
+    """Read and validate a response table.
+
+    Parameters
+    ----------
+    path : path of the ``.h5`` table
+    expected_hash : str, optional
+        Hash of the configuration the caller asks for; a table built from
+        any other configuration is refused.
+    channels : channels the caller needs; a table without one is refused.
+
+    Raises
+    ------
+    TableError
+        Missing, unreadable, corrupt (checksum) or hand-edited (data hash)
+        file, another schema version, another configuration, a missing channel.
+    """
+    path = Path(path)
+    with _open(path, "table") as f:
+        if f.attrs.get("kind") != "mcscan-table":
+            raise TableError(f"{str(path)!r} is not an mcscan response table")
+        det = str(f.attrs["detector"])
+        hint = _rebuild_hint(det)
+        sv = int(f.attrs["schema_version"])
+        if sv != SCHEMA_VERSION:
+            raise TableError(f"table {str(path)!r} has schema version {sv}, this mcscan reads "
+                             f"version {SCHEMA_VERSION}: {hint}")
+        chash = str(f.attrs["config_hash"])
+        if expected_hash is not None and chash != expected_hash:
+            raise TableError(
+                f"table {str(path)!r} was built from another configuration "
+                f"(hash {chash[:12]}, requested {expected_hash[:12]}): {hint}"
+            )
+        have = json.loads(f.attrs["channels"])
+        for ch in channels:
+            if ch not in have:
+                raise TableError(f"table {str(path)!r} has no {ch!r} channel (it has "
+                                 f"{', '.join(have)}): enable it in detectors.{det}.channels and {hint}")
+        try:
+            chans = {}
+            for ch in have:
+                g = f[ch]
+                chans[ch] = ChannelTable(ch, *(g[n][()] for n in _CHANNEL_DATA),
+                                         efficiency=float(g.attrs["efficiency"]))
+            table = ResponseTable(
+                detector=det,
+                edges_kev=f["edges_kev"][()],
+                background=f["background"][()],
+                channels=chans,
+                components=tuple(json.loads(f.attrs["components"])),
+                flavours=tuple(json.loads(f.attrs["flavours"])),
+                antineutrino=tuple(json.loads(f.attrs["antineutrino"])),
+                config=json.loads(f.attrs["config"]),
+                config_hash=chash,
+                schema_version=sv,
+                mcscan_version=str(f.attrs["mcscan_version"]),
+                meta={"created": str(f.attrs["created"]), "path": str(path)},
+            )
+        except OSError as exc:
+            raise TableError(f"table {str(path)!r} fails its HDF5 checksum ({exc}): {hint}") from None
+        if _data_hash(_table_arrays(table)) != str(f.attrs["data_sha256"]):
+            raise TableError(f"table {str(path)!r} does not match its data checksum "
+                             f"(edited or corrupt): {hint}")
+        from .config import config_hash
+
+        if config_hash(table.config) != chash:
+            raise TableError(f"table {str(path)!r}: stored configuration does not match its hash "
+                             f"(edited): {hint}")
+    return table
+
+
+# ------------------------------------------------------------------ results
+
+def save_results(path: str | Path, groups: dict, attrs: dict) -> Path:
+    """Write a results file atomically.
+
+    Parameters
+    ----------
+    groups : {group name: {"attrs": {...}, "data": {name: (array, units)}}}
+        Group names may contain '/' for nesting.
+    attrs : file attributes (JSON-serialisable values are stored as JSON
+        strings when they are not str/number).
+    """
+    path = Path(path)
+    with atomic_h5(path) as f:
+        f.attrs["kind"] = "mcscan-results"
+        f.attrs["schema_version"] = RESULTS_SCHEMA_VERSION
+        f.attrs["mcscan_version"] = __version__
+        f.attrs["created"] = _now()
+        for k, v in attrs.items():
+            f.attrs[k] = _attr(v)
+        for name, spec in groups.items():
+            g = f.require_group(name)
+            for k, v in spec.get("attrs", {}).items():
+                g.attrs[k] = _attr(v)
+            for dname, (arr, units) in spec.get("data", {}).items():
+                _dataset(g, dname, arr, units)
+    return path
+
+
+def _attr(v):
+    if isinstance(v, (str, int, float, np.integer, np.floating)):
+        return v
+    return json.dumps(v)
+
+
+def load_results(path: str | Path) -> dict:
+    """Read a results file into {"attrs": {...}, "groups": {name: {"attrs", "data"}}}.
+
+    Datasets are returned as NumPy arrays; the schema version is checked.
+    """
+    path = Path(path)
+    with _open(path, "results file") as f:
+        if f.attrs.get("kind") != "mcscan-results":
+            raise TableError(f"{str(path)!r} is not an mcscan results file")
+        sv = int(f.attrs["schema_version"])
+        if sv != RESULTS_SCHEMA_VERSION:
+            raise TableError(f"results file {str(path)!r} has schema version {sv}, this mcscan "
+                             f"reads version {RESULTS_SCHEMA_VERSION}: recompute it")
+        out = {"attrs": dict(f.attrs), "groups": {}}
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Group):
+                data = {k: v[()] for k, v in obj.items() if isinstance(v, h5py.Dataset)}
+                if data or obj.attrs:
+                    out["groups"][name] = {"attrs": dict(obj.attrs), "data": data}
+
+        try:
+            f.visititems(visit)
+        except OSError as exc:
+            raise TableError(f"results file {str(path)!r} fails its HDF5 checksum ({exc})") from None
+    return out
+
+
+def save_scan(path: str | Path, scan, *, config: dict | None = None) -> Path:
+    """Write a :class:`mcscan.scan.Scan` to a results file.
+
+    Layout: group ``/scan`` with datasets ``axis_0`` (and ``axis_1``) in e,
+    ``chi2``, ``delta_chi2``, ``converged`` and per detector
+    ``pull_signal_<det>``, ``pull_background_<det>``; attributes ``params``,
+    ``detectors``, ``channels``, ``table_hashes``, ``fixed`` (all six charges,
+    e), ``chi2_min``, ``cl_levels`` ({"0.68": ..., "0.9": ..., "0.95": ...}
+    Delta chi2 for this scan's dimension), pull widths.
+    """
+    from scipy.stats import chi2 as dist
+
+    dof = len(scan.params)
+    data = {f"axis_{i}": (a, "e") for i, a in enumerate(scan.axes)}
+    data["chi2"] = (scan.chi2, "chi2")
+    data["delta_chi2"] = (scan.delta_chi2, "chi2")
+    data["converged"] = (scan.converged.astype(np.int8), "bool")
+    for det, (a, b) in scan.pulls.items():
+        data[f"pull_signal_{det}"] = (a, "fraction")
+        data[f"pull_background_{det}"] = (b, "fraction")
+    attrs = {
+        "params": list(scan.params), "detectors": list(scan.detectors),
+        "channels": list(scan.channels), "table_hashes": list(scan.table_hashes),
+        "fixed": [float(v) for v in scan.base], "chi2_min": scan.chi2_min,
+        "cl_levels": {str(cl): float(dist.ppf(cl, dof)) for cl in (0.68, 0.90, 0.95)},
+        "signal_pull": scan.settings.signal_pull, "background_pull": scan.settings.background_pull,
+    }
+    fattrs = {"kind_detail": "scan"}
+    if config is not None:
+        fattrs["config"] = config
+    return save_results(path, {"scan": {"attrs": attrs, "data": data}}, fattrs)
