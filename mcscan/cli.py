@@ -127,7 +127,51 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--out", metavar="FILE", default="results/sensitivities.h5",
                     help="results file (default results/sensitivities.h5)")
     se.add_argument("--json", action="store_true", help="print one JSON object")
+    x = sub.add_parser("xsec", help="print or plot dsigma/dT, SM and with charges")
+    x.add_argument("--config", metavar="FILE", help="user TOML file (for radii and couplings)")
+    x.add_argument("--target", required=True, help="detector name (CsI, Xe, Ge) or element symbol (Cs)")
+    x.add_argument("--enu", type=_float, required=True, metavar="MEV", help="neutrino energy, MeV")
+    x.add_argument("--flavour", choices=("e", "mu", "tau"), required=True)
+    x.add_argument("--anti", action="store_true", help="antineutrino")
+    x.add_argument("--param", action="append", type=_assignment, default=[], metavar="P=VALUE",
+                   help="charge in e, e.g. q_ee=2e-8 (repeatable)")
+    x.add_argument("--channel", choices=("nuclear", "electron"), default="nuclear")
+    x.add_argument("--tmin", type=_float, metavar="KEV", help="lowest recoil energy, keV")
+    x.add_argument("--tmax", type=_float, metavar="KEV", help="highest recoil energy, keV (default: end point)")
+    x.add_argument("--points", type=_points, default=None,
+                   help="recoil energies, log-spaced (default 40; 400 with --out)")
+    x.add_argument("--radius", type=_float, metavar="FM", help="rms radius for an element not in a detector")
+    g = x.add_mutually_exclusive_group()
+    g.add_argument("--json", action="store_true", help="print one JSON object")
+    g.add_argument("--out", metavar="FILE.png", help="plot to a PNG or PDF file")
     return p
+
+
+def _cmd_xsec(args, cfg):
+    from .spectra import xsec_view
+
+    if args.out and Path(args.out).suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise InputError(f"--out {args.out!r}: expected a .png, .pdf or .svg file name")
+    v = xsec_view(cfg, args.target, args.enu, args.flavour, antineutrino=args.anti,
+                  charges=dict(args.param), channel=args.channel, tmin_kev=args.tmin,
+                  tmax_kev=args.tmax, points=args.points or (400 if args.out else 40),
+                  radius_fm=args.radius)
+    if args.json:
+        print(json.dumps(v.to_json()))
+        return
+    if args.out:
+        from .plot import plot_xsec
+
+        print(f"saved {plot_xsec(v, args.out)}")
+        return
+    unit = "keVnr" if v.channel == "nuclear" else "keVee"
+    q = ", ".join(f"{k}={val:g} e" for k, val in v.charges.items()) or "none"
+    print(f"# {v.target} {v.channel}, E = {v.enu_mev:g} MeV, {'anti-' if v.antineutrino else ''}"
+          f"nu_{v.flavour}; charges: {q}; end point {v.t_end_kev:.4g} {unit}")
+    print(f"# {'T [' + unit + ']':>12} {'SM [cm^2/keV]':>16} {'charged [cm^2/keV]':>20} {'ratio':>10}")
+    for t, a, b in zip(v.T_kev, v.sm, v.bsm):
+        r = f"{b / a:10.5g}" if a > 0 else f"{'-':>10}"
+        print(f"  {t:12.5g} {a:16.6g} {b:20.6g} {r}")
 
 
 def _err(msg: str) -> None:
@@ -245,7 +289,7 @@ def _cmd_sensitivities(args, cfg):
 
 
 _COMMANDS = {"build": _cmd_build, "scan": _cmd_scan, "limits": _cmd_limits,
-             "sensitivities": _cmd_sensitivities}
+             "sensitivities": _cmd_sensitivities, "xsec": _cmd_xsec}
 
 
 def main(argv=None) -> int:
