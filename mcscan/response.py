@@ -9,7 +9,7 @@ so one step size resolves the smearing kernel everywhere.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import erf
+from scipy.special import erfc
 
 __all__ = ["resolution", "bin_probability", "true_grid", "background_counts"]
 
@@ -34,8 +34,14 @@ def bin_probability(T, edges, sigma0: float, threshold: float) -> np.ndarray:
     T = np.asarray(T, dtype=float)
     edges = np.asarray(edges, dtype=float)
     s = np.sqrt(2.0) * resolution(T, sigma0, threshold)
-    cdf = 0.5 * (1.0 + erf((edges[:, None] - T[None, :]) / s[None, :]))
-    return np.diff(cdf, axis=0)
+    z = (edges[:, None] - T[None, :]) / s[None, :]
+    lo, hi = z[:-1], z[1:]
+    # difference of the tail that is small, so tiny probabilities keep their
+    # relative precision (1 - erf would cancel to zero far in the tails)
+    above = 0.5 * (erfc(lo) - erfc(hi))             # bin above T: upper tails
+    below = 0.5 * (erfc(-hi) - erfc(-lo))           # bin below T: lower tails
+    across = 1.0 - 0.5 * (erfc(hi) + erfc(-lo))     # bin contains T
+    return np.where(lo > 0, above, np.where(hi < 0, below, across))
 
 
 def true_grid(edges, sigma0: float, threshold: float, *, step_sigma: float, order: int,
