@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,12 @@ __all__ = ["main"]
 
 
 class _Parser(argparse.ArgumentParser):
+    """One-line errors; '-1e-8' is a value, not an option."""
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
     def error(self, message):  # one line, no usage dump
         self.exit(2, f"mcscan: error: {message} (see 'mcscan {self.prog.split()[-1]} --help')\n"
                   if " " in self.prog else f"mcscan: error: {message} (see 'mcscan --help')\n")
@@ -118,7 +125,36 @@ def _parser() -> argparse.ArgumentParser:
     li.add_argument("--points", type=_points, default=None, help="grid points (default 2001)")
     li.add_argument("--fix", action="append", type=_assignment, default=[], metavar="P=VALUE",
                     help="value of another charge (default 0)")
+    li.add_argument("--profile", action="append", type=_param, default=[], metavar="P",
+                    help="charge minimised over at each point (repeatable), searched over its configured range")
+    li.add_argument("--level", type=_float, default=None, metavar="DCHI2",
+                    help="Delta chi2 threshold instead of the --cl quantile (e.g. 4.61)")
     li.add_argument("--json", action="store_true", help="print one JSON object")
+
+    rg = sub.add_parser("region", help="allowed region of two charges: polygons, extent, area")
+    _common(rg)
+    rg.add_argument("--detector", action="append", metavar="NAME", required=True,
+                    help="detector (repeatable: combined chi2)")
+    rg.add_argument("--params", nargs=2, type=_param, required=True, metavar=("P0", "P1"))
+    rg.add_argument("--cl", type=_cl, default=None, help="confidence level (default 0.90; 2 d.o.f.)")
+    rg.add_argument("--channels", default="nuclear", help="comma-separated channels (default nuclear)")
+    rg.add_argument("--ranges", nargs=4, type=_float, metavar=("LO0", "HI0", "LO1", "HI1"),
+                    help="scan ranges in e (default: configuration, zoomed onto the region)")
+    rg.add_argument("--points", type=int, default=201, help="grid points per axis (default 201)")
+    rg.add_argument("--fix", action="append", type=_assignment, default=[], metavar="P=VALUE",
+                    help="value of another charge (default 0)")
+    rg.add_argument("--out", metavar="FILE", help="results file (default results/region_<p0>_<p1>.h5)")
+    rg.add_argument("--json", action="store_true", help="print one JSON object")
+
+    fg = sub.add_parser("figures", help="compute and draw the standard figure set (PNG and PDF)")
+    _common(fg)
+    fg.add_argument("--out", metavar="DIR", default="figures", help="output folder (default figures)")
+
+    pl = sub.add_parser("plot", help="draw figures from results files")
+    pl.add_argument("kind", choices=("all", "profiles", "regions", "xsec"),
+                    help="all: every figure from the files of 'mcscan figures' in FOLDER")
+    pl.add_argument("path", help="results file (a folder for 'all')")
+    pl.add_argument("--out", metavar="DIR", default=None, help="output folder (default: beside the input)")
 
     se = sub.add_parser("sensitivities", help="main job: detector x charge table of 90%% C.L. intervals")
     _common(se)
@@ -145,6 +181,77 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="print one JSON object")
     g.add_argument("--out", metavar="FILE.png", help="plot to a PNG or PDF file")
     return p
+
+
+def _cmd_region(args, cfg):
+    from .pipeline import parse_channels, region, save_region
+
+    ranges = None
+    if args.ranges:
+        r = args.ranges
+        ranges = [(r[0], r[1]), (r[2], r[3])]
+        for p, (lo, hi) in zip(args.params, ranges):
+            if not lo < hi:
+                raise InputError(f"--ranges {lo:g} {hi:g} of {p}: expected LO < HI")
+    if not 11 <= args.points <= 20001:
+        raise InputError(f"--points {args.points}: expected 11 to 20001 per axis")
+    fixed = dict(args.fix)
+    for p in args.params:
+        if p in fixed:
+            raise InputError(f"{p} is both scanned and fixed")
+    reg = region(cfg, args.detector, args.params, tables_dir=args.tables, cl=args.cl,
+                 channels=parse_channels(args.channels), ranges=ranges, points=args.points,
+                 fixed=fixed, progress=not (args.quiet or args.json))
+    out = Path(args.out or f"results/region_{args.params[0]}_{args.params[1]}.h5")
+    label = "combined" if len(reg.detectors) > 1 else reg.detectors[0]
+    save_region(out, {f"{label}/{args.params[0]}-{args.params[1]}": reg}, cfg)
+    if args.json:
+        d = reg.to_json()
+        d["results_file"] = str(out)
+        print(json.dumps(d))
+        return
+    s0, s1 = (1e-9 if p in ("q_ee", "q_mumu", "q_tautau") else 1e-8 for p in args.params)
+    print(f"{args.params[0]} x {args.params[1]} allowed at {reg.cl:.0%} C.L. (2 d.o.f., "
+          f"Delta chi2 <= {reg.delta_chi2:.3f}), {' + '.join(reg.detectors)}: "
+          f"{len(reg.polygons)} region(s)")
+    for p, s in zip(args.params, (s0, s1)):
+        lo, hi = reg.extent[p] or (float("nan"), float("nan"))
+        print(f"  {p}: [{lo / s:+.3f}, {hi / s:+.3f}] x {s:g} e")
+    print(f"  area: {reg.area:.4g} e^2; saved to {out}")
+    if reg.touches_edge:
+        _err("warning: the region reaches the edge of the scanned ranges; widen --ranges")
+
+
+def _cmd_figures(args, cfg):
+    from .figures import compute_figure_data
+    from .plot import plot_all
+
+    t0 = time.perf_counter()
+    log = None if args.quiet else (lambda m: print(m, file=sys.stderr))
+    compute_figure_data(cfg, args.out, tables_dir=args.tables, progress=not args.quiet, log=log)
+    written = plot_all(args.out)
+    print(f"{len(written)} figure files in {args.out}/ ({time.perf_counter() - t0:.1f} s):")
+    for w in written:
+        print(f"  {w}")
+
+
+def _cmd_plot(args, cfg):
+    from . import plot
+    from .tables import load_results
+
+    src = Path(args.path)
+    if args.kind == "all":
+        if not src.is_dir():
+            raise InputError(f"{str(src)!r} is not a folder: 'mcscan plot all' takes the folder of 'mcscan figures'")
+        written = plot.plot_all(src, args.out)
+    else:
+        res = load_results(src)
+        fn = {"profiles": plot.plot_profiles, "regions": plot.plot_regions, "xsec": plot.plot_xsec_file}
+        written = fn[args.kind](res, args.out or src.parent)
+    if not written:
+        raise InputError(f"nothing to draw from {str(src)!r} as {args.kind}")
+    for w in written:
+        print(w)
 
 
 def _cmd_xsec(args, cfg):
@@ -237,15 +344,22 @@ def _fmt_regions(regions, scale):
 def _cmd_limits(args, cfg):
     from .pipeline import limits, parse_channels
 
+    if args.level is not None and not args.level > 0:
+        raise InputError(f"--level {args.level:g}: expected a positive Delta chi2")
     lim = limits(cfg, args.detector, args.param, tables_dir=args.tables, cl=args.cl,
                  channels=parse_channels(args.channels), xrange=args.range, points=args.points,
-                 fixed=dict(args.fix), progress=not args.quiet and not args.json)
+                 fixed=dict(args.fix), profile=tuple(args.profile), level=args.level,
+                 progress=not args.quiet and not args.json)
     if args.json:
         print(json.dumps(lim.to_json()))
         return
     scale = 1e-9 if args.param in ("q_ee", "q_mumu", "q_tautau") else 1e-8
-    print(f"{args.param} allowed at {lim.cl:.0%} C.L. (Delta chi2 <= {lim.delta_chi2:.4f}), "
+    prof = f", profiled over {', '.join(lim.profile)}" if lim.profile else ""
+    print(f"{args.param} allowed at {lim.cl:.0%} C.L. (Delta chi2 <= {lim.delta_chi2:.4f}{prof}), "
           f"{' + '.join(lim.detectors)}: {_fmt_regions(lim.regions, scale)} x {scale:g} e")
+    if lim.profile_at_edge:
+        _err("warning: a profiled charge reached the end of its search range inside the allowed "
+             "set; widen analysis.ranges for it")
     if lim.open_low or lim.open_high:
         side = " and ".join(s for s, o in (("low", lim.open_low), ("high", lim.open_high)) if o)
         _err(f"warning: the allowed set reaches the {side} end of the scanned range; "
@@ -289,13 +403,14 @@ def _cmd_sensitivities(args, cfg):
 
 
 _COMMANDS = {"build": _cmd_build, "scan": _cmd_scan, "limits": _cmd_limits,
-             "sensitivities": _cmd_sensitivities, "xsec": _cmd_xsec}
+             "sensitivities": _cmd_sensitivities, "xsec": _cmd_xsec, "region": _cmd_region,
+             "figures": _cmd_figures, "plot": _cmd_plot}
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(getattr(args, "config", None))
         _COMMANDS[args.command](args, cfg)
     except McscanError as exc:
         _err(f"error: {exc}")

@@ -7,7 +7,7 @@ the profiled chi2 itself, to a relative precision far below the grid step.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
@@ -36,7 +36,9 @@ class Limit:
 
     ``regions`` lists [lo, hi] in e; ``open_low``/``open_high`` say that the
     allowed set reaches the end of the scanned range (so that end is not a
-    limit: widen the range).
+    limit: widen the range).  With profiled charges, ``profile_at_edge``
+    says that inside the allowed set a profiled charge sat at the end of its
+    search range (widen analysis.ranges).
     """
 
     detectors: tuple
@@ -49,6 +51,9 @@ class Limit:
     scan: Scan
     chi2_min: float
     unit: str = "e"
+    profile: tuple = ()
+    profile_at_edge: bool = False
+    profile_best: dict = field(default_factory=dict)   # {charge: values at the minimum, per x}
 
     def to_json(self) -> dict:
         return {
@@ -63,6 +68,8 @@ class Limit:
             "open_low": self.open_low,
             "open_high": self.open_high,
             "chi2_min": self.chi2_min,
+            "profiled": list(self.profile),
+            "profile_at_edge": self.profile_at_edge,
         }
 
 
@@ -114,8 +121,9 @@ def _cross(f, a, b, level, rtol):
 
 
 def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=None,
-             settings: ScanSettings | None = None, extend: int = 6, progress=False) -> Limit:
-    """Allowed set of one charge (others fixed), from a 1D profiled scan.
+             settings: ScanSettings | None = None, extend: int = 6, progress=False,
+             profile=(), profile_ranges=None, level: float | None = None) -> Limit:
+    """Allowed set of one charge, the others fixed or profiled, from a 1D scan.
 
     Parameters
     ----------
@@ -124,21 +132,40 @@ def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=
     points : grid points
     extend : if the allowed set touches an end of the range, the range is
         doubled on that side up to this many times (0: never)
+    profile : charges minimised over at each point (others stay ``fixed``)
+    profile_ranges : {name: (lo, hi)} search ranges of the profiled charges
+    level : Delta chi2 threshold; default the ``cl`` quantile for one parameter
     """
     settings = settings or ScanSettings()
-    level = delta_chi2_level(cl, 1)
+    level = delta_chi2_level(cl, 1) if level is None else float(level)
+    if not (np.isfinite(level) and level > 0):
+        raise InputError(f"Delta chi2 level {level!r}: expected a positive number")
     lo, hi = (float(v) for v in xrange)
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise InputError(f"range [{lo!r}, {hi!r}] of {param}: expected finite low < high (e)")
     points = int(points)
     if not 3 <= points <= 10_000_001:
         raise InputError(f"points = {points}: expected 3 to 10000001")
-    f_chi2 = chi2_function(coefs, param, fixed=fixed, settings=settings)
+    profile = tuple(profile)
+    if param in profile:
+        raise InputError(f"{param} is both scanned and profiled")
+    for p in profile:
+        if p in (fixed or {}):
+            raise InputError(f"{p} is both profiled and fixed")
+    if profile:
+        if profile_ranges is None:
+            raise InputError("profiled charges need search ranges")
+        curve = _profiled_curve(coefs, param, fixed, settings, profile, profile_ranges)
+        f_chi2 = lambda t: float(curve(np.array([t]))[0].chi2[0])  # noqa: E731
+    else:
+        f_chi2 = chi2_function(coefs, param, fixed=fixed, settings=settings)
+        curve = lambda x: (grid_scan(coefs, (param,), (x,), fixed=fixed, settings=settings,  # noqa: E731
+                                     progress=progress), (None, {}))
     for attempt in range(extend + 1):
         x = np.linspace(lo, hi, points)
         if lo < 0.0 < hi and 0.0 not in x:
             x = np.unique(np.append(x, 0.0))
-        sc = grid_scan(coefs, (param,), (x,), fixed=fixed, settings=settings, progress=progress)
+        sc, (at_edge, best) = curve(x)
         k = int(np.argmin(sc.chi2))
         cmin = float(sc.chi2[k])
         if 0 < k < x.size - 1:
@@ -156,5 +183,60 @@ def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=
             lo -= width
         if open_high:
             hi += width
+    # a narrow allowed piece gets a fine local scan, so the saved profile
+    # resolves it (its end points are root-refined either way)
+    step = (x[-1] - x[0]) / (x.size - 1)
+    extra = [np.linspace(a - max(b - a, step), b + max(b - a, step), 401)
+             for a, b in regions if b - a < 100 * step]
+    if extra:
+        sce, (ate, beste) = curve(np.concatenate(extra))
+        x, order = np.unique(np.concatenate([x, sce.axes[0]]), return_index=True)
+        sc = _merge(sc, sce, order)
+        if at_edge is not None:
+            at_edge = np.concatenate([at_edge, ate])[order]
+            best = {p: np.concatenate([best[p], beste[p]])[order] for p in best}
+        cmin = min(cmin, float(np.min(sc.chi2)))
+        dchi2 = sc.chi2 - cmin
+        regions, open_low, open_high = allowed_intervals(
+            x, dchi2, level, f=lambda t: f_chi2(t) - cmin
+        )
+    profile_at_edge = bool(at_edge is not None and np.any(at_edge[dchi2 <= level]))
     return Limit(tuple(c.detector for c in coefs), param, float(cl), level, regions,
-                 open_low, open_high, sc, cmin)
+                 open_low, open_high, sc, cmin, profile=profile, profile_at_edge=profile_at_edge,
+                 profile_best=best)
+
+
+def _merge(sc: Scan, other: Scan, order) -> Scan:
+    """Two 1D scans of the same charge on one sorted grid (``order`` from np.unique)."""
+    cat = lambda a, b: np.concatenate([a, b])[order]  # noqa: E731
+    return Scan(params=sc.params, axes=(cat(sc.axes[0], other.axes[0]),), base=sc.base,
+                detectors=sc.detectors, channels=sc.channels, chi2=cat(sc.chi2, other.chi2),
+                pulls={d: (cat(a, other.pulls[d][0]), cat(b, other.pulls[d][1]))
+                       for d, (a, b) in sc.pulls.items()},
+                converged=cat(sc.converged, other.converged), table_hashes=sc.table_hashes,
+                settings=sc.settings)
+
+
+def _profiled_curve(coefs, param, fixed, settings, profile, profile_ranges):
+    from .profile import profiled_chi2
+    from .scan import base_point, check_param
+
+    k = check_param(param)
+    base = base_point(fixed)
+
+    def curve(x):
+        rows = np.repeat(base[None, :], x.size, axis=0)
+        rows[:, k] = x
+        chi, best, at_edge, ok = profiled_chi2(coefs, rows, profile, profile_ranges, settings=settings)
+        pulls = {}
+        from .kernels import chi2_points
+
+        for c in coefs:
+            _, a, b, _ = chi2_points(c, best, **settings.kwargs())
+            pulls[c.detector] = (a, b)
+        sc = Scan(params=(param,), axes=(x,), base=base, detectors=tuple(c.detector for c in coefs),
+                  channels=tuple(coefs[0].channels), chi2=chi, pulls=pulls, converged=ok,
+                  table_hashes=tuple(c.table_hash for c in coefs), settings=settings)
+        return sc, (at_edge, {p: best[:, check_param(p)] for p in profile})
+
+    return curve

@@ -18,8 +18,8 @@ from .model import coefficients
 from .scan import ScanSettings
 from .tables import load_table, read_table_hash, save_results, save_table, table_path
 
-__all__ = ["build_tables", "load_coefficients", "parse_channels", "limits", "sensitivities",
-           "Sensitivities", "save_sensitivities", "DEFAULT_TABLES"]
+__all__ = ["build_tables", "load_coefficients", "parse_channels", "limits", "region",
+           "save_region", "sensitivities", "Sensitivities", "save_sensitivities", "DEFAULT_TABLES"]
 
 #: Default folder for built tables.
 DEFAULT_TABLES = Path("tables")
@@ -94,22 +94,71 @@ def load_coefficients(config: Config, detectors, tables_dir=DEFAULT_TABLES,
 
 
 def limits(config: Config, detectors, param, *, tables_dir=DEFAULT_TABLES, cl=None,
-           channels=("nuclear",), xrange=None, points=None, fixed=None, progress=False) -> Limit:
-    """Allowed set of ``param`` for the (combined) detectors."""
-    if param not in PARAMS:
-        from .scan import check_param
+           channels=("nuclear",), xrange=None, points=None, fixed=None, profile=(),
+           level=None, progress=False) -> Limit:
+    """Allowed set of ``param`` for the (combined) detectors.
 
-        check_param(param)
+    ``profile`` names charges minimised over at each point (searched over
+    their configured ranges); ``level`` overrides the Delta chi2 threshold.
+    """
+    from .scan import check_param
+
+    check_param(param)
+    for p in profile:
+        check_param(p)
     coefs = load_coefficients(config, detectors, tables_dir, channels)
     auto = xrange is None
+    if points is None:
+        points = config.numerics.scan_points if not profile else min(config.numerics.scan_points, 801)
     return limit_1d(
         coefs, param,
         cl=config.analysis.cl if cl is None else cl,
         xrange=config.analysis.ranges[param] if auto else xrange,
-        points=config.numerics.scan_points if points is None else points,
-        fixed=fixed, settings=ScanSettings.from_config(config),
+        points=points, fixed=fixed, settings=ScanSettings.from_config(config),
         extend=6 if auto else 0, progress=progress,
+        profile=tuple(profile), profile_ranges=config.analysis.ranges, level=level,
     )
+
+
+def region(config: Config, detectors, params, *, tables_dir=DEFAULT_TABLES, cl=None,
+           channels=("nuclear",), ranges=None, points=201, fixed=None, progress=False):
+    """Allowed region of two charges (closed polygons, extent, area)."""
+    from .regions import region_2d
+    from .scan import check_param
+
+    params = tuple(params)
+    for p in params:
+        check_param(p)
+    coefs = load_coefficients(config, detectors, tables_dir, channels)
+    auto = ranges is None
+    return region_2d(
+        coefs, params, cl=config.analysis.cl if cl is None else cl,
+        ranges=[config.analysis.ranges[p] for p in params] if auto else ranges,
+        points=points, fixed=fixed, zoom=auto, settings=ScanSettings.from_config(config),
+        progress=progress,
+    )
+
+
+def save_region(path, regions: dict, config: Config) -> Path:
+    """Write regions {label: Region} to a results file (group per label)."""
+    groups = {}
+    for label, r in regions.items():
+        sc = r.scan
+        data = {"axis_0": (sc.axes[0], "e"), "axis_1": (sc.axes[1], "e"),
+                "chi2": (sc.chi2, "chi2"), "delta_chi2": (sc.chi2 - r.chi2_min, "chi2"),
+                "converged": (sc.converged.astype(np.int8), "bool")}
+        for i, (outer, holes) in enumerate(r.polygons):
+            data[f"polygon_{i}"] = (outer, "e")
+            for j, h in enumerate(holes):
+                data[f"polygon_{i}_hole_{j}"] = (h, "e")
+        groups[label] = {"attrs": {
+            "params": list(r.params), "detectors": list(r.detectors), "cl": r.cl,
+            "delta_chi2_level": r.delta_chi2, "chi2_min": r.chi2_min, "area": r.area,
+            "extent": r.extent, "touches_edge": int(r.touches_edge), "n_polygons": len(r.polygons),
+            "channels": list(sc.channels), "table_hashes": list(sc.table_hashes),
+            "fixed": list(map(float, sc.base)),
+        }, "data": data}
+    return save_results(path, groups, {"kind_detail": "regions", "config": config.to_dict()})
 
 
 @dataclass(frozen=True)
