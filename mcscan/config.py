@@ -274,10 +274,11 @@ def _detector(name: str, raw: Mapping) -> Detector:
     rms = {el: _pos(f"{where}.rms_radius_fm.{el}", radii[el]) for el in composition}
     edges = _edges(where, raw)
     thr = _pos(f"{where}.threshold_kev", raw["threshold_kev"])
-    if not edges[0] <= thr < edges[-1]:
+    if not thr <= edges[0] * (1 + 1e-12):
+        # bins below the threshold would count recoils the detector cannot see
         raise ConfigError(
-            f"{where}.threshold_kev = {thr!r}: expected a value inside the bins "
-            f"[{edges[0]:g}, {edges[-1]:g}) keV"
+            f"{where}.threshold_kev = {thr!r}: the first bin edge {edges[0]:g} keV lies below "
+            f"the threshold: expected a threshold <= {edges[0]:g} keV (bins at or above it)"
         )
     ch = raw["channels"]
     if isinstance(ch, str) or not isinstance(ch, (list, tuple)) or not ch:

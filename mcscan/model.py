@@ -175,8 +175,10 @@ def chi2(coef: Coefficients, theta, *, signal_pull: float = 0.10, background_pul
         Na, dl = N[idx], dlt[idx]
         aa, bb = a[idx], b[idx]
         T = (1 + aa)[:, None] * Na + (1 + bb)[:, None] * B
-        u = (dl + aa[:, None] * Na + bb[:, None] * B) / T     # 1 - D/T
-        w = 2.0 * (D / T) / T
+        # 1 - D/T and 2 D/T^2; an empty bin (D = 0) has u = 1, w = 0 even where T = 0
+        Tpos = np.where(D > 0, T, 1.0)
+        u = np.where(D > 0, (dl + aa[:, None] * Na + bb[:, None] * B) / Tpos, 1.0)
+        w = np.where(D > 0, 2.0 * (D / Tpos) / Tpos, 0.0)
         ga = 2.0 * (Na * u).sum(-1) + 2.0 * aa * isa2
         gb = 2.0 * (B * u).sum(-1) + 2.0 * bb * isb2
         haa = (Na * Na * w).sum(-1) + 2.0 * isa2

@@ -179,7 +179,8 @@ def _region_panel(ax, rows, colors=None, scale=None):
     ax.set_xlabel(_label(params[0], scale))
     ax.set_ylabel(_label(params[1], scale))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, title=f"{cl:.0%} C.L. (2 d.o.f.)", title_fontsize=8)
+    ax.legend(fontsize=8, title=f"{cl:.0%} C.L. (2 d.o.f.)", title_fontsize=8,
+              loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
 def plot_regions(results, outdir):

@@ -354,3 +354,150 @@ def save_scan(path: str | Path, scan, *, config: dict | None = None) -> Path:
     if config is not None:
         fattrs["config"] = config
     return save_results(path, {"scan": {"attrs": attrs, "data": data}}, fattrs)
+
+
+# ------------------------------------------------- interruptible scans
+
+class ChunkStore:
+    """Completed chunks of a running scan, one atomic ``.npz`` file each.
+
+    The folder ``<results file>.partial/`` holds ``spec.json`` (what the scan
+    is: parameters, grids, tables, settings, chunking) and ``chunk_<k>.npz``
+    per finished chunk.  Each chunk file is written to a temporary name and
+    renamed, so a process killed at any moment leaves only whole chunks;
+    ``resume`` continues from them.  Nothing here is HDF5: a half-written
+    HDF5 file can be unreadable, a missing chunk file cannot.
+    """
+
+    def __init__(self, folder: str | Path, spec: dict, *, resume: bool):
+        self.folder = Path(folder)
+        self.spec = json.loads(json.dumps(spec, sort_keys=True))
+        spec_file = self.folder / "spec.json"
+        if self.folder.exists():
+            if not resume:
+                raise TableError(
+                    f"an interrupted scan is stored in {str(self.folder)!r}: finish it with the same "
+                    "command and --resume, or delete that folder to start again"
+                )
+            try:
+                have = json.loads(spec_file.read_text())
+            except (OSError, json.JSONDecodeError):
+                raise TableError(f"{str(spec_file)!r} is missing or unreadable: delete "
+                                 f"{str(self.folder)!r} and run the scan again") from None
+            if have != self.spec:
+                diff = sorted(k for k in set(have) | set(self.spec) if have.get(k) != self.spec.get(k))
+                raise TableError(
+                    f"--resume: the stored scan in {str(self.folder)!r} differs from this command "
+                    f"in {', '.join(diff)}: repeat the original command, or delete the folder"
+                )
+        else:
+            try:
+                self.folder.mkdir(parents=True)
+            except OSError as exc:
+                raise TableError(f"cannot create {str(self.folder)!r}: {exc.strerror}") from None
+            _atomic_bytes(spec_file, json.dumps(self.spec, sort_keys=True, indent=1).encode())
+
+    def _path(self, k: int) -> Path:
+        return self.folder / f"chunk_{k:08d}.npz"
+
+    def done(self) -> set:
+        """Indices of the chunks already stored."""
+        return {int(p.stem.split("_")[1]) for p in self.folder.glob("chunk_*.npz")}
+
+    def write(self, k: int, arrays: dict) -> None:
+        """Store chunk ``k`` atomically."""
+        fd, tmp = tempfile.mkstemp(prefix=f".chunk_{k:08d}.", suffix=".npz", dir=self.folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self._path(k))
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+
+    def read(self, k: int) -> dict:
+        try:
+            with np.load(self._path(k)) as z:
+                return {name: z[name] for name in z.files}
+        except (OSError, ValueError) as exc:
+            raise TableError(f"stored chunk {str(self._path(k))!r} is unreadable ({exc}): delete it "
+                             "and resume to recompute it") from None
+
+    def remove(self) -> None:
+        """Delete the folder after the results file is in place."""
+        for p in self.folder.iterdir():
+            p.unlink()
+        self.folder.rmdir()
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def save_scan_chunks(path: str | Path, meta: dict, shape: tuple, detectors, store: ChunkStore,
+                     nchunks: int, chunk_points: int, *, config: dict | None = None) -> Path:
+    """Assemble a results file from stored chunks, chunk by chunk (bounded memory).
+
+    Same layout as :func:`save_scan`; written atomically.
+    """
+    from scipy.stats import chi2 as dist
+
+    shape = tuple(int(v) for v in shape)
+    n = int(np.prod(shape))
+    row = shape[-1] if len(shape) == 2 else 1
+    if chunk_points % row:
+        raise ValueError("chunks of a 2D scan must hold whole rows")
+
+    def put(ds, lo, hi, data):
+        if len(shape) == 2:
+            ds[lo // row:hi // row] = data.reshape(-1, row)
+        else:
+            ds[lo:hi] = data
+
+    with atomic_h5(path) as f:
+        f.attrs["kind"] = "mcscan-results"
+        f.attrs["schema_version"] = RESULTS_SCHEMA_VERSION
+        f.attrs["mcscan_version"] = __version__
+        f.attrs["created"] = _now()
+        f.attrs["kind_detail"] = "scan"
+        if config is not None:
+            f.attrs["config"] = json.dumps(config)
+        g = f.create_group("scan")
+        for i, a in enumerate(meta["axes"]):
+            _dataset(g, f"axis_{i}", np.asarray(a), "e")
+        names = ["chi2", "converged"] + [f"pull_signal_{d}" for d in detectors] + \
+                [f"pull_background_{d}" for d in detectors]
+        units = {"chi2": "chi2", "converged": "bool"}
+        h5chunk = (max(1, min(shape[0], (1 << 16) // row)), row) if len(shape) == 2 else (min(n, 1 << 16),)
+        ds = {}
+        for name in names + ["delta_chi2"]:
+            dt = np.int8 if name == "converged" else float
+            ds[name] = g.create_dataset(name, shape=shape, dtype=dt, fletcher32=True, chunks=h5chunk)
+            ds[name].attrs["units"] = units.get(name, "chi2" if name == "delta_chi2" else "fraction")
+        cmin = np.inf
+        for k in range(nchunks):
+            lo, hi = k * chunk_points, min(n, (k + 1) * chunk_points)
+            c = store.read(k)
+            for name in names:
+                put(ds[name], lo, hi, c[name])
+            cmin = min(cmin, float(np.min(c["chi2"])))
+        for k in range(nchunks):
+            lo, hi = k * chunk_points, min(n, (k + 1) * chunk_points)
+            put(ds["delta_chi2"], lo, hi, store.read(k)["chi2"] - cmin)
+        dof = len(meta["params"])
+        for k, v in {"params": meta["params"], "detectors": list(detectors),
+                     "channels": meta["channels"], "table_hashes": meta["table_hashes"],
+                     "fixed": meta["fixed"], "chi2_min": cmin,
+                     "cl_levels": {str(cl): float(dist.ppf(cl, dof)) for cl in (0.68, 0.90, 0.95)},
+                     "signal_pull": meta["signal_pull"],
+                     "background_pull": meta["background_pull"]}.items():
+            g.attrs[k] = _attr(v)
+    return Path(path)
