@@ -328,6 +328,8 @@ def _ranges(where: str, raw: Mapping) -> dict[str, tuple[float, float]]:
 
 def _merge(base: dict, over: Mapping, where: str = "") -> dict:
     """Deep-merge ``over`` into a copy of ``base``; tables merge, values replace."""
+    if "bins" in over and "edges_kev" in over:
+        raise ConfigError(f"{where or 'configuration'}: give either 'bins' or 'edges_kev', not both")
     out = copy.deepcopy(base)
     for k, v in over.items():
         path = f"{where}.{k}" if where else k

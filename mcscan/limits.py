@@ -186,7 +186,7 @@ def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=
     # a narrow allowed piece gets a fine local scan, so the saved profile
     # resolves it (its end points are root-refined either way)
     step = (x[-1] - x[0]) / (x.size - 1)
-    extra = [np.linspace(a - max(b - a, step), b + max(b - a, step), 401)
+    extra = [np.linspace(max(a - max(b - a, step), x[0]), min(b + max(b - a, step), x[-1]), 401)
              for a, b in regions if b - a < 100 * step]
     if extra:
         sce, (ate, beste) = curve(np.concatenate(extra))

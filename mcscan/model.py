@@ -176,7 +176,7 @@ def chi2(coef: Coefficients, theta, *, signal_pull: float = 0.10, background_pul
         aa, bb = a[idx], b[idx]
         T = (1 + aa)[:, None] * Na + (1 + bb)[:, None] * B
         # 1 - D/T and 2 D/T^2; an empty bin (D = 0) has u = 1, w = 0 even where T = 0
-        Tpos = np.where(D > 0, T, 1.0)
+        Tpos = np.where((D > 0) & (T > 0), T, 1.0)
         u = np.where(D > 0, (dl + aa[:, None] * Na + bb[:, None] * B) / Tpos, 1.0)
         w = np.where(D > 0, 2.0 * (D / Tpos) / Tpos, 0.0)
         ga = 2.0 * (Na * u).sum(-1) + 2.0 * aa * isa2
@@ -212,4 +212,8 @@ def chi2(coef: Coefficients, theta, *, signal_pull: float = 0.10, background_pul
         done = np.maximum(np.abs(sa), np.abs(sb)) < tol
         iters[idx[done]] = it + 1
         active[idx[done]] = False
-    return _chi2_at(N, dlt, B, D, a, b, isa2, isb2), a, b, iters
+    out = _chi2_at(N, dlt, B, D, a, b, isa2, isb2)
+    # data in a bin that no pull can predict (N = B = 0 < D): chi2 is infinite
+    dead = ((D > 0) & (N <= 0) & (B <= 0)).any(-1)
+    out[dead] = np.inf
+    return out, a, b, iters

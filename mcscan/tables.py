@@ -87,7 +87,8 @@ def atomic_h5(path: str | Path):
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     try:
-        with h5py.File(tmp, "w") as f:
+        # libver="latest": the file's internal headers carry checksums too
+        with h5py.File(tmp, "w", libver="latest") as f:
             yield f
         os.replace(tmp, path)
     except BaseException:
@@ -117,6 +118,13 @@ def _data_hash(arrays) -> str:
 
 
 def _table_arrays(table: ResponseTable):
+    # metadata that changes the meaning of the numbers is hashed with them
+    meta = json.dumps({"detector": table.detector, "components": list(table.components),
+                       "flavours": list(table.flavours), "antineutrino": list(table.antineutrino),
+                       "channels": sorted(table.channels),
+                       "efficiency": {ch: float(c.efficiency) for ch, c in table.channels.items()}},
+                      sort_keys=True)
+    yield "meta", np.frombuffer(meta.encode(), dtype=np.uint8).astype(float)
     yield "edges_kev", table.edges_kev
     yield "background", table.background
     for ch in sorted(table.channels):
@@ -167,11 +175,12 @@ def _open(path: Path, what: str):
         raise TableError(f"{what} {str(path)!r} not found")
     try:
         f = h5py.File(path, "r")
-    except OSError:
+    except (OSError, TypeError, RuntimeError, ValueError):
         raise TableError(f"{what} {str(path)!r} is not a readable HDF5 file (truncated or corrupt)") from None
     try:
         yield f
-    except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, UnicodeError,
+            json.JSONDecodeError) as exc:
         raise TableError(f"{what} {str(path)!r} is corrupt or incomplete ({type(exc).__name__}: {exc})") from None
     finally:
         f.close()
