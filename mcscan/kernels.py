@@ -1,33 +1,142 @@
-"""numba kernels: recombination and the profiled chi2 over batches of points.
+"""numba kernels: the profiled chi2 over batches of points and over grids.
 
-No I/O, no globals, no progress bars.  The NumPy twin is
-:func:`mcscan.model.chi2`; both run the same damped Newton iteration, so
-they agree to rounding.  Each kernel exists in a serial and a parallel
-build (see :mod:`mcscan._jit`); :func:`chi2_points` chooses.
+No I/O, no globals, no progress bars.  The NumPy twin of every kernel is
+:func:`mcscan.model.chi2` (for the row kernel: evaluated at the grid
+points); they run the same damped Newton iteration and agree to the
+convergence tolerance (1e-13 relative in chi2 in practice).  Each kernel
+exists in a serial and a parallel build (see :mod:`mcscan._jit`); the
+public wrappers choose.
+
+Two kernels:
+
+* :func:`chi2_points` -- any batch of (npts, 6) charge points, each profiled
+  from (a, b) = (0, 0): the twin's algorithm point by point.
+* :func:`chi2_rows` -- grids, given as rows.  Along a row only one charge
+  pair (x, y) varies, so every bin's count is one quadratic polynomial
+  N_i = S_i + E_i + c1_i x + c2_i x^2 + c3_i y + c4_i y^2 (no cross terms,
+  see :mod:`mcscan.model`); no theta array is built.  Blocks of ``lanes``
+  rows run in lockstep, one vector lane per row, so the loop over bins has
+  no reductions across lanes and vectorises without reordering any sum.
+  The pulls of a point start from a cubic extrapolation of the converged
+  pulls of the previous four points of its row: one Newton pass per point
+  (gradient, Hessian and chi2 together, no logarithm) usually finds a step
+  below ``tol``.  The chi2 after that step is the chi2 at the start of the
+  pass, from the deviance polynomial of :func:`deviance_polynomial`, minus
+  the decrease lam^2 / 2 the quadratic model predicts for the full Newton
+  step (lam^2: squared Newton decrement; error O(step^3)).  Points
+  that need a line search, a damped step, a fresh start, |1 - D/T| beyond
+  :data:`SERIES_UMAX` or a last step above :data:`MODEL_STEP` finish in the
+  scalar code of :func:`chi2_points` (with logarithms).
+
+A point of :func:`chi2_rows` depends only on the earlier points of its row:
+results are bit-identical for any number of threads, any block size, any
+subset of rows and serial or parallel builds (no fast-math flags, no sum
+depends on the vector width).
 """
 from __future__ import annotations
 
+import functools
 import math
+from fractions import Fraction
 
 import numba as nb
 import numpy as np
 
-from ._jit import kernel
+from ._jit import helper, kernel
 from .model import ARMIJO
 
-__all__ = ["chi2_points", "warm_up"]
+__all__ = [
+    "LANES",
+    "MODEL_STEP",
+    "SERIES_DEGREE",
+    "SERIES_UMAX",
+    "chi2_points",
+    "chi2_rows",
+    "deviance_polynomial",
+    "row_lanes",
+    "warm_up",
+]
 
 _CHUNK = 64
 
+#: Most rows per block of the row kernel (one vector lane each); see :func:`row_lanes`.
+LANES = 64
+#: Largest |u| = |1 - D/T| in any bin for which the row kernel takes the chi2 from
+#: the deviance polynomial (:func:`deviance_polynomial`); beyond it the point's chi2
+#: is recomputed with logarithms.
+SERIES_UMAX = 0.15
+#: Degree of that polynomial: its truncation error is below 6e-17 relative at 0.15.
+SERIES_DEGREE = 12
+#: Largest last Newton step (in a or b) for which the row kernel takes the chi2 after
+#: the step from the quadratic model; the neglected third-order term, about
+#: 4 sum_i B_i step^3 / 6 (1e5 step^3 for the reference tables), stays below 1e-19.
+#: Larger converged steps (a loose ``tol``) get the chi2 with logarithms instead.
+MODEL_STEP = 1e-8
 
-@nb.njit(cache=True, inline="always", error_model="numpy")
+
+def _chebyshev_t(n):
+    """Integer coefficients of the Chebyshev polynomial T_n, lowest order first."""
+    t0, t1 = [1], [0, 1]
+    if n == 0:
+        return t0
+    for _ in range(n - 1):
+        t2 = [0] + [2 * c for c in t1]
+        for i, c in enumerate(t0):
+            t2[i] -= c
+        t0, t1 = t1, t2
+    return t1
+
+
+@functools.cache
+def deviance_polynomial(umax=SERIES_UMAX, degree=SERIES_DEGREE, terms=40):
+    """Coefficients of P(u) ~ sum_k u^k / ((k+1)(k+2)) on |u| <= umax, lowest first.
+
+    The Poisson deviance per count is T - D + D ln(D/T) = T u^2 P(u) with
+    u = 1 - D/T, without cancellation for small u.  The Taylor series (``terms``
+    terms) is Chebyshev-economised down to ``degree`` in exact rational
+    arithmetic, then rounded to doubles.
+
+    Returns
+    -------
+    coef : tuple of degree + 1 floats;  bound : bound on |P - polynomial| over
+    |u| <= umax (P >= 1/2 - umax/6 there), rounding of the coefficients excluded
+    """
+    h = Fraction(umax)
+    a = [Fraction(1, (k + 1) * (k + 2)) for k in range(terms)]
+    bound = Fraction(1, (terms + 1) * (terms + 2)) * h**terms / (1 - h)   # Taylor tail
+    for n in range(terms - 1, degree, -1):
+        # remove u^n with a multiple of the monic h^n T_n(u/h) / 2^(n-1), |.| <= h^n / 2^(n-1)
+        scale = a[n] * h**n / 2 ** (n - 1)
+        bound += abs(scale)
+        for k, t in enumerate(_chebyshev_t(n)):
+            if t:
+                a[k] -= scale * t / h**k
+    return tuple(float(c) for c in a[: degree + 1]), float(bound)
+
+
+@helper(inline=True)
 def _deviance(eps):
+    """eps - log1p(eps) as :func:`mcscan.model.deviance` (+inf for eps <= -1)."""
     if abs(eps) < 1e-3:
         return eps * eps * (1 / 2 - eps * (1 / 3 - eps * (1 / 4 - eps * (1 / 5 - eps * (1 / 6 - eps / 7)))))
+    eps = max(eps, -1.0)
     return eps - math.log1p(eps)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@helper(inline=True)
+def _dev_series(u, c):
+    """The degree-12 polynomial of :func:`deviance_polynomial` (coefficients ``c``)
+    by Estrin's scheme: short dependency chains for the vector loop."""
+    u2 = u * u
+    u4 = u2 * u2
+    u8 = u4 * u4
+    p0 = (c[0] + u * c[1]) + u2 * (c[2] + u * c[3])
+    p1 = (c[4] + u * c[5]) + u2 * (c[6] + u * c[7])
+    p2 = (c[8] + u * c[9]) + u2 * (c[10] + u * c[11])
+    return (p0 + u4 * p1) + u8 * (p2 + u4 * c[12])
+
+
+@helper
 def _chi2_at(N, dl, B, D, a, b, isa2, isb2):
     chi = 0.0
     for i in range(N.shape[0]):
@@ -36,6 +145,67 @@ def _chi2_at(N, dl, B, D, a, b, isa2, isb2):
         else:
             chi += (1.0 + a) * N[i] + (1.0 + b) * B[i]
     return 2.0 * chi + a * a * isa2 + b * b * isb2
+
+
+@helper
+def _profile(N, dl, B, D, a, b, it0, isa2, isb2, tol, max_iter, armijo):
+    """Safeguarded Newton iteration of the pulls from (a, b), ``it0`` iterations
+    already spent.  Returns chi2, a, b, iterations (-max_iter if not converged)."""
+    nb_ = N.shape[0]
+    status = -max_iter
+    for i in range(nb_):
+        if D[i] > 0.0 and N[i] <= 0.0 and B[i] <= 0.0:
+            # T_i = 0 < D_i whatever the pulls: chi2 is infinite, there is nothing to profile
+            return math.inf, a, b, status
+    for it in range(it0, max_iter):
+        ga = 0.0
+        gb = 0.0
+        haa = 0.0
+        hbb = 0.0
+        hab = 0.0
+        for i in range(nb_):
+            T = (1.0 + a) * N[i] + (1.0 + b) * B[i]
+            if D[i] > 0.0:
+                u = (dl[i] + a * N[i] + b * B[i]) / T
+                w = 2.0 * (D[i] / T) / T
+            else:
+                # empty bin: u = 1 - D/T = 1 and w = 0, also where T = 0
+                u = 1.0
+                w = 0.0
+            ga += N[i] * u
+            gb += B[i] * u
+            haa += N[i] * N[i] * w
+            hab += N[i] * B[i] * w
+            hbb += B[i] * B[i] * w
+        ga = 2.0 * ga + 2.0 * a * isa2
+        gb = 2.0 * gb + 2.0 * b * isb2
+        haa += 2.0 * isa2
+        hbb += 2.0 * isb2
+        det = haa * hbb - hab * hab
+        da = -(hbb * ga - hab * gb) / det
+        db = -(haa * gb - hab * ga) / det
+        lam2 = max(-(ga * da + gb * db), 0.0)
+        t = 1.0
+        for i in range(nb_):
+            dT = da * N[i] + db * B[i]
+            if dT < 0.0:
+                lim = -0.9 * ((1.0 + a) * N[i] + (1.0 + b) * B[i]) / dT
+                t = min(t, lim)
+        if lam2 > 0.0625:
+            f0 = _chi2_at(N, dl, B, D, a, b, isa2, isb2)
+            for _ in range(60):
+                f1 = _chi2_at(N, dl, B, D, a + t * da, b + t * db, isa2, isb2)
+                if f1 <= f0 - armijo * t * lam2:
+                    break
+                t *= 0.5
+        sa = t * da
+        sb = t * db
+        a += sa
+        b += sb
+        if max(abs(sa), abs(sb)) < tol:
+            status = it + 1
+            break
+    return _chi2_at(N, dl, B, D, a, b, isa2, isb2), a, b, status
 
 
 def _chi2_points(S, L, Q, B, D, theta, isa2, isb2, tol, max_iter, armijo,
@@ -55,64 +225,223 @@ def _chi2_points(S, L, Q, B, D, theta, isa2, isb2, tol, max_iter, armijo,
                     t = theta[p, k]
                     x += t * L[k, i] + t * t * Q[k, i]
                 n = S[i] + x
-                if n < 0.0:
-                    n = 0.0
+                n = max(n, 0.0)
                 N[i] = n
                 dl[i] = n - S[i]
-            a = 0.0
-            b = 0.0
-            status = -max_iter
-            for it in range(max_iter):
-                ga = 0.0
-                gb = 0.0
-                haa = 0.0
-                hbb = 0.0
-                hab = 0.0
-                for i in range(nb_):
-                    T = (1.0 + a) * N[i] + (1.0 + b) * B[i]
-                    u = (dl[i] + a * N[i] + b * B[i]) / T
-                    w = 2.0 * (D[i] / T) / T
-                    ga += N[i] * u
-                    gb += B[i] * u
-                    haa += N[i] * N[i] * w
-                    hab += N[i] * B[i] * w
-                    hbb += B[i] * B[i] * w
-                ga = 2.0 * ga + 2.0 * a * isa2
-                gb = 2.0 * gb + 2.0 * b * isb2
-                haa += 2.0 * isa2
-                hbb += 2.0 * isb2
-                det = haa * hbb - hab * hab
-                da = -(hbb * ga - hab * gb) / det
-                db = -(haa * gb - hab * ga) / det
-                lam2 = max(-(ga * da + gb * db), 0.0)
-                t = 1.0
-                for i in range(nb_):
-                    dT = da * N[i] + db * B[i]
-                    if dT < 0.0:
-                        lim = -0.9 * ((1.0 + a) * N[i] + (1.0 + b) * B[i]) / dT
-                        if lim < t:
-                            t = lim
-                if lam2 > 0.0625:
-                    f0 = _chi2_at(N, dl, B, D, a, b, isa2, isb2)
-                    for _ in range(60):
-                        f1 = _chi2_at(N, dl, B, D, a + t * da, b + t * db, isa2, isb2)
-                        if f1 <= f0 - armijo * t * lam2:
-                            break
-                        t *= 0.5
-                sa = t * da
-                sb = t * db
-                a += sa
-                b += sb
-                if max(abs(sa), abs(sb)) < tol:
-                    status = it + 1
-                    break
-            out_chi2[p] = _chi2_at(N, dl, B, D, a, b, isa2, isb2)
+            chi, a, b, status = _profile(N, dl, B, D, 0.0, 0.0, 0, isa2, isb2, tol, max_iter, armijo)
+            out_chi2[p] = chi
             out_a[p] = a
             out_b[p] = b
             out_it[p] = status
 
 
+def _chi2_rows(S, B, D, E0, cx1, cx2, cy1, cy2, xs, ys, y0, cnt, o0, lanes,
+               isa2, isb2, tol, max_iter, armijo, umax, dev_coef, max_model_step, accumulate,
+               out_chi2, out_a, out_b, out_ok, out_stats):
+    """Profiled chi2 along rows.  Row r has the charge x = xs[r] and the points
+    y = ys[y0[r] + c], c < cnt[r], written at flat index o0[r] + c, with counts
+
+        N_i = max(S_i + (E0_i + (x cx1_i + x^2 cx2_i)) + (y cy1_i + y^2 cy2_i), 0).
+
+    Blocks of ``lanes`` consecutive rows run in lockstep, one row per lane;
+    the pulls of a point start from an extrapolation of the converged pulls
+    of the previous points of its row.  ``accumulate``: add chi2 to out_chi2
+    and AND the convergence flag into out_ok instead of overwriting them.
+    out_stats[block] receives: Newton iterations, points sent to the scalar
+    path, chi2 recomputed with logarithms, unconverged points.
+    """
+    nb_ = S.shape[0]
+    nrows = xs.shape[0]
+    nblk = (nrows + lanes - 1) // lanes
+    for blk in nb.prange(nblk):
+        EX = np.empty((nb_, lanes))       # row part of the excess
+        tN = np.empty(nb_)
+        tD = np.empty(nb_)
+        Y = np.empty(lanes)
+        Y2 = np.empty(lanes)
+        A = np.zeros(lanes)
+        Bp = np.zeros(lanes)
+        HA = np.zeros((4, lanes))         # converged pulls of the previous points, newest first
+        HB = np.zeros((4, lanes))
+        NH = np.zeros(lanes, np.int64)
+        ACC = np.empty((7, lanes))        # per-lane sums of one pass over the bins
+        ACT = np.empty(lanes, np.int64)   # 1 active, 0 done, 2 scalar path
+        IT = np.empty(lanes, np.int64)
+        CHI = np.empty(lanes)
+        EXACT = np.empty(lanes, np.int64)
+        ROW = np.empty(lanes, np.int64)
+        CNT = np.empty(lanes, np.int64)
+        st_it = 0
+        st_slow = 0
+        st_exact = 0
+        st_fail = 0
+        ncols = 0
+        for l in range(lanes):
+            # lanes past the last row repeat it and store nothing
+            ROW[l] = min(blk * lanes + l, nrows - 1)
+            CNT[l] = cnt[ROW[l]] if blk * lanes + l < nrows else 0
+            ncols = max(ncols, CNT[l])
+        for i in range(nb_):
+            for l in range(lanes):
+                x = xs[ROW[l]]
+                EX[i, l] = E0[i] + (x * cx1[i] + x * x * cx2[i])
+        for c in range(ncols):
+            for l in range(lanes):
+                y = ys[y0[ROW[l]] + min(c, cnt[ROW[l]] - 1)]
+                Y[l] = y
+                Y2[l] = y * y
+            # warm start: extrapolate the pulls of the previous points of the row
+            for l in range(lanes):
+                h = NH[l]
+                if h >= 4:
+                    a = 4.0 * HA[0, l] - 6.0 * HA[1, l] + 4.0 * HA[2, l] - HA[3, l]
+                    b = 4.0 * HB[0, l] - 6.0 * HB[1, l] + 4.0 * HB[2, l] - HB[3, l]
+                elif h == 3:
+                    a = 3.0 * HA[0, l] - 3.0 * HA[1, l] + HA[2, l]
+                    b = 3.0 * HB[0, l] - 3.0 * HB[1, l] + HB[2, l]
+                elif h == 2:
+                    a = 2.0 * HA[0, l] - HA[1, l]
+                    b = 2.0 * HB[0, l] - HB[1, l]
+                elif h == 1:
+                    a = HA[0, l]
+                    b = HB[0, l]
+                else:
+                    a = 0.0
+                    b = 0.0
+                IT[l] = 0
+                EXACT[l] = 0
+                ACT[l] = 1
+                if not (1.0 + a > 0.0 and 1.0 + b > 0.0):
+                    # some T_i could be <= 0: restart from the previous point, scalar
+                    ACT[l] = 2
+                    if h > 0:
+                        a = HA[0, l]
+                        b = HB[0, l]
+                A[l] = a
+                Bp[l] = b
+            for it in range(max_iter):
+                nact = 0
+                for l in range(lanes):
+                    nact += ACT[l] == 1
+                if nact == 0:
+                    break
+                for k in range(7):
+                    for l in range(lanes):
+                        ACC[k, l] = 0.0
+                # one pass over the bins: gradient, Hessian and chi2 at the current pulls;
+                # with 1 + a > 0 and 1 + b > 0 every T_i > 0 (N_i >= 0, B_i > 0)
+                for i in range(nb_):
+                    s = S[i]
+                    c3 = cy1[i]
+                    c4 = cy2[i]
+                    bi = B[i]
+                    di = D[i]
+                    bb = bi * bi
+                    if not di > 0.0:
+                        # empty bin (D = 0): u = 1, w = 0, chi2 term T
+                        for l in range(lanes):
+                            n = max(s + (EX[i, l] + (Y[l] * c3 + Y2[l] * c4)), 0.0)
+                            ACC[0, l] += n
+                            ACC[1, l] += bi
+                            ACC[5, l] += (1.0 + A[l]) * n + (1.0 + Bp[l]) * bi
+                        continue
+                    for l in range(lanes):
+                        a = A[l]
+                        b = Bp[l]
+                        n = s + (EX[i, l] + (Y[l] * c3 + Y2[l] * c4))
+                        n = max(n, 0.0)
+                        df = (n - s) + a * n + b * bi          # T - D
+                        T = (1.0 + a) * n + (1.0 + b) * bi
+                        r = 1.0 / T
+                        u = df * r
+                        w = di * r * r
+                        ACC[0, l] += n * u
+                        ACC[1, l] += bi * u
+                        nw = n * w
+                        ACC[2, l] += nw * n
+                        ACC[3, l] += nw * bi
+                        ACC[4, l] += bb * w
+                        ACC[5, l] += df * u * _dev_series(u, dev_coef)
+                        ACC[6, l] = max(ACC[6, l], abs(u))
+                # per lane: the Newton step, or hand the point to the scalar path
+                for l in range(lanes):
+                    if ACT[l] != 1:
+                        continue
+                    a = A[l]
+                    b = Bp[l]
+                    ga = 2.0 * ACC[0, l] + 2.0 * a * isa2
+                    gb = 2.0 * ACC[1, l] + 2.0 * b * isb2
+                    haa = 2.0 * ACC[2, l] + 2.0 * isa2
+                    hab = 2.0 * ACC[3, l]
+                    hbb = 2.0 * ACC[4, l] + 2.0 * isb2
+                    det = haa * hbb - hab * hab
+                    da = -(hbb * ga - hab * gb) / det
+                    db = -(haa * gb - hab * ga) / det
+                    lam2 = max(-(ga * da + gb * db), 0.0)
+                    # a full step keeps every T > 0.1 T_old if |da| <= 0.9 (1 + a) and
+                    # |db| <= 0.9 (1 + b); otherwise (or for a line search) go scalar
+                    if not (lam2 <= 0.0625 and abs(da) <= 0.9 * (1.0 + a)
+                            and abs(db) <= 0.9 * (1.0 + b)):
+                        ACT[l] = 2
+                        IT[l] = it
+                        continue
+                    A[l] = a + da
+                    Bp[l] = b + db
+                    if max(abs(da), abs(db)) < tol:
+                        # chi2 after the step from the quadratic model: error O(step^3)
+                        CHI[l] = 2.0 * ACC[5, l] + a * a * isa2 + b * b * isb2 - 0.5 * lam2
+                        EXACT[l] = not (ACC[6, l] <= umax and max(abs(da), abs(db)) <= max_model_step)
+                        IT[l] = it + 1
+                        ACT[l] = 0
+            for l in range(lanes):
+                store = c < CNT[l]
+                if ACT[l] != 0 or EXACT[l] != 0:
+                    y = Y[l]
+                    for i in range(nb_):
+                        n = S[i] + (EX[i, l] + (y * cy1[i] + Y2[l] * cy2[i]))
+                        n = max(n, 0.0)
+                        tN[i] = n
+                        tD[i] = n - S[i]
+                    if ACT[l] == 2:
+                        CHI[l], A[l], Bp[l], IT[l] = _profile(tN, tD, B, D, A[l], Bp[l], IT[l], isa2,
+                                                             isb2, tol, max_iter, armijo)
+                    else:
+                        # unconverged in the vector loop, or |u| beyond the series
+                        CHI[l] = _chi2_at(tN, tD, B, D, A[l], Bp[l], isa2, isb2)
+                        if ACT[l] == 1:
+                            IT[l] = -max_iter
+                    if store:
+                        st_slow += ACT[l] == 2
+                        st_exact += ACT[l] != 2
+                if IT[l] > 0:
+                    for k in range(3, 0, -1):
+                        HA[k, l] = HA[k - 1, l]
+                        HB[k, l] = HB[k - 1, l]
+                    HA[0, l] = A[l]
+                    HB[0, l] = Bp[l]
+                    NH[l] = min(NH[l] + 1, 4)
+                else:
+                    NH[l] = 0
+                if store:
+                    p = o0[ROW[l]] + c
+                    if accumulate:
+                        out_chi2[p] += CHI[l]
+                        out_ok[p] &= IT[l] > 0
+                    else:
+                        out_chi2[p] = CHI[l]
+                        out_ok[p] = IT[l] > 0
+                    out_a[p] = A[l]
+                    out_b[p] = Bp[l]
+                    st_it += abs(IT[l])
+                    st_fail += IT[l] <= 0
+        out_stats[blk, 0] = st_it
+        out_stats[blk, 1] = st_slow
+        out_stats[blk, 2] = st_exact
+        out_stats[blk, 3] = st_fail
+
+
 _serial, _parallel = kernel(_chi2_points)
+_rows_serial, _rows_parallel = kernel(_chi2_rows)
 
 
 def chi2_points(coef, theta, *, signal_pull=0.10, background_pull=0.01, tol=1e-10,
@@ -135,6 +464,91 @@ def chi2_points(coef, theta, *, signal_pull=0.10, background_pull=0.01, tol=1e-1
     return out
 
 
+def row_lanes(nrows, threads=None):
+    """Rows per block for ``nrows`` rows, small enough to give every thread a
+    block: below 8 rows per thread one lane per row (scalar code), else a
+    multiple of 16 up to :data:`LANES` (the loop over lanes compiles to a
+    vector loop that LLVM enters only from 16 lanes on; 64 runs best on
+    AVX-512).  Results do not depend on it."""
+    threads = nb.get_num_threads() if threads is None else int(threads)
+    per = max(1, -(-int(nrows) // max(threads, 1)))
+    if per < 8:
+        return int(per)
+    return int(min(LANES, -(-per // 16) * 16))
+
+
+def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
+              signal_pull=0.10, background_pull=0.01, tol=1e-10, max_iter=60, parallel=True,
+              lanes=None):
+    """Profiled chi2 along rows of a grid (numba); see the module docstring.
+
+    Parameters
+    ----------
+    coef : :class:`mcscan.model.Coefficients`
+    base : (6,) finite charges in e; entries ``ix`` and ``iy`` are replaced per point
+    ix, iy : indices (into :data:`mcscan.config.PARAMS`) of the row charge x and
+        the column charge y; ``ix=None`` for a 1D scan
+    xs : (nrows,) x of every row, e (ignored with ``ix=None``)
+    ys : (ny,) y values, e
+    y0, cnt, o0 : (nrows,) int: row r holds the points ys[y0[r] : y0[r] + cnt[r]]
+        (cnt >= 1), written to out[.][o0[r] : o0[r] + cnt[r]]
+    out : (chi2, a, b, ok) flat float, float, float, bool arrays
+    accumulate : add chi2 to out[0] and AND convergence into out[3]
+
+    Returns
+    -------
+    stats : {"iterations", "scalar_path", "log_chi2", "unconverged"} summed over the points
+    """
+    from .model import check_charges
+
+    base = check_charges(base)
+    xs = np.ascontiguousarray(xs, dtype=np.float64)
+    ys = np.ascontiguousarray(ys, dtype=np.float64)
+    if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
+        raise ValueError("xs and ys must be finite charges in e")
+    y0, cnt, o0 = (np.ascontiguousarray(v, dtype=np.int64) for v in (y0, cnt, o0))
+    nrows = xs.size
+    if not (y0.size == cnt.size == o0.size == nrows):
+        raise ValueError("xs, y0, cnt and o0 need one entry per row")
+    if nrows and (cnt.min() < 1 or y0.min() < 0 or (y0 + cnt).max() > ys.size):
+        raise ValueError("rows must hold 1 or more points of ys")
+    n_out = out[0].size
+    if (len(out) != 4 or any(o.shape != (n_out,) or not o.flags.c_contiguous for o in out)
+            or any(o.dtype != np.float64 for o in out[:3]) or out[3].dtype != np.bool_):
+        raise ValueError("out must be four contiguous flat arrays of one size: "
+                         "float64 chi2, a, b and bool ok")
+    if nrows:
+        order = np.argsort(o0, kind="stable")
+        lo, hi = o0[order], (o0 + cnt)[order]
+        if lo[0] < 0 or hi[-1] > n_out or np.any(lo[1:] < hi[:-1]):
+            raise ValueError("rows must write to separate ranges inside the output arrays")
+    fixed = np.array(base, dtype=np.float64)
+    if ix is not None:
+        fixed[ix] = 0.0
+    fixed[iy] = 0.0
+    E0 = fixed @ coef.L + (fixed * fixed) @ coef.Q
+    zero = np.zeros_like(coef.S)
+    cx1, cx2 = (coef.L[ix], coef.Q[ix]) if ix is not None else (zero, zero)
+    lanes = row_lanes(nrows) if lanes is None else int(lanes)
+    nblk = (nrows + lanes - 1) // lanes
+    stats = np.zeros((nblk, 4), dtype=np.int64)
+    if nrows:
+        c = np.ascontiguousarray
+        args = (coef.S, coef.B, coef.D, c(E0), c(cx1), c(cx2), c(coef.L[iy]), c(coef.Q[iy]),
+                xs, ys, y0, cnt, o0, lanes, 1.0 / signal_pull**2, 1.0 / background_pull**2,
+                float(tol), int(max_iter), ARMIJO, SERIES_UMAX, deviance_polynomial()[0],
+                MODEL_STEP, bool(accumulate), *out, stats)
+        if parallel:
+            # hand out blocks one at a time: a thread on a busy core takes fewer
+            with nb.parallel_chunksize(1):
+                _rows_parallel(*args)
+        else:
+            _rows_serial(*args)
+    s = stats.sum(0)
+    return dict(iterations=int(s[0]), scalar_path=int(s[1]), log_chi2=int(s[2]),
+                unconverged=int(s[3]))
+
+
 def warm_up(parallel=True):
     """Compile (or load from cache) the kernels on a tiny problem."""
     nb_ = 2
@@ -143,3 +557,9 @@ def warm_up(parallel=True):
     out = np.empty(1), np.empty(1), np.empty(1), np.empty(1, dtype=np.int64)
     f = _parallel if parallel else _serial
     f(S, z, z, S, 2 * S, np.zeros((1, 6)), 100.0, 1e4, 1e-10, 60, ARMIJO, *out)
+    g = _rows_parallel if parallel else _rows_serial
+    o = np.empty(1), np.empty(1), np.empty(1), np.empty(1, dtype=np.bool_)
+    i1 = np.zeros(1, dtype=np.int64)
+    g(S, S, 2 * S, S * 0, S * 0, S * 0, S * 0, S * 0, np.zeros(1), np.zeros(1), i1, i1 + 1, i1,
+      16, 100.0, 1e4, 1e-10, 60, ARMIJO, SERIES_UMAX, deviance_polynomial()[0], MODEL_STEP, False, *o,
+      np.zeros((1, 4), dtype=np.int64))

@@ -1,8 +1,18 @@
 """Grid scans of the profiled chi2 over one or two charges.
 
 A scan evaluates, for every detector, the chi2 profiled over that
-detector's two pulls, and sums the detectors (independent pulls).  Points
-go to the numba kernels in chunks, with a progress bar per scan.
+detector's two pulls, and sums the detectors (independent pulls).  The grid
+goes to the row kernel :func:`mcscan.kernels.chi2_rows` in chunks of whole
+rows, with a progress bar per scan.
+
+Rows and blocks: a 2D grid (x along axis 0, y along axis 1) is cut into
+rows of fixed x; every row is cut into segments of at most :data:`SEGMENT`
+points (a 1D scan is a single row of y).  A segment is the unit of work:
+its points are profiled in order, each warm-started from the previous ones,
+and nothing else influences them.  The results therefore do not depend on
+the number of threads, on ``chunk`` or on serial versus parallel builds, and
+any set of segments can be computed elsewhere (another process, another
+machine) and give the same bits.
 """
 from __future__ import annotations
 
@@ -14,14 +24,25 @@ from tqdm.auto import tqdm
 
 from .config import PARAMS
 from .errors import InputError
-from .kernels import chi2_points
+from .kernels import chi2_points, chi2_rows
 from .model import chi2 as chi2_numpy
 
-__all__ = ["Scan", "ScanSettings", "check_param", "base_point", "grid_scan", "chi2_function",
-           "MAX_POINTS"]
+__all__ = [
+    "MAX_POINTS",
+    "SEGMENT",
+    "Scan",
+    "ScanSettings",
+    "base_point",
+    "check_param",
+    "chi2_function",
+    "grid_scan",
+    "row_segments",
+]
 
 #: Largest number of grid points one scan accepts.
 MAX_POINTS = 200_000_000
+#: Most points per row segment (the unit of work, see the module docstring).
+SEGMENT = 4096
 
 
 @dataclass(frozen=True)
@@ -110,8 +131,25 @@ def _check_axis(name, axis) -> np.ndarray:
     return axis
 
 
+def row_segments(nx: int, ny: int, segment: int = SEGMENT):
+    """Row segments of an (nx, ny) grid (nx = 1 for a 1D scan), in flat C order.
+
+    Returns
+    -------
+    ix, y0, cnt, o0 : (nseg,) int arrays: segment k covers the points
+    (ix[k], y0[k] .. y0[k] + cnt[k] - 1), at flat indices o0[k] .. o0[k] + cnt[k] - 1.
+    """
+    per_row = -(-ny // segment)
+    k = np.arange(nx * per_row, dtype=np.int64)
+    ix, s = np.divmod(k, per_row)
+    y0 = s * segment
+    cnt = np.minimum(segment, ny - y0)
+    return ix, y0, cnt, ix * ny + y0
+
+
 def grid_scan(coefs, params, axes, *, fixed=None, settings: ScanSettings | None = None,
-              chunk: int = 65536, progress: bool = False, parallel: bool = True) -> Scan:
+              chunk: int = 65536, progress: bool = False, parallel: bool = True,
+              kernel: str = "rows", stats: dict | None = None) -> Scan:
     """Profiled chi2 on the grid spanned by ``axes`` over ``params``.
 
     Parameters
@@ -120,7 +158,16 @@ def grid_scan(coefs, params, axes, *, fixed=None, settings: ScanSettings | None 
     params : one or two parameter names
     axes : one increasing array of charges (e) per parameter
     fixed : {param: value} for the other charges (default 0)
-    chunk : points per kernel call
+    chunk : points per kernel call, rounded up to whole row segments and to at
+        least four blocks of rows per thread; sets the progress-bar steps and
+        nothing else
+    kernel : "rows" (default: :func:`mcscan.kernels.chi2_rows`, warm-started
+        along row segments) or "points" (:func:`mcscan.kernels.chi2_points`,
+        every point from zero pulls; much slower, kept for comparison)
+    stats : optional dict, filled with {"points", "iterations" (Newton
+        iterations summed over points and detectors), "unconverged"
+        (point-detector pairs), "scalar_path", "log_chi2" (points that left
+        the vector loop, or needed logarithms for their chi2: kernel "rows" only)}
     """
     settings = settings or ScanSettings()
     params = tuple(params)
@@ -128,6 +175,8 @@ def grid_scan(coefs, params, axes, *, fixed=None, settings: ScanSettings | None 
         raise InputError("a grid scan takes one or two parameters, each with one axis")
     if len(set(params)) != len(params):
         raise InputError(f"parameters must differ, got {params}")
+    if kernel not in ("rows", "points"):
+        raise InputError(f"kernel {kernel!r}: expected 'rows' or 'points'")
     idx = [check_param(p) for p in params]
     axes = tuple(_check_axis(p, a) for p, a in zip(params, axes))
     base = base_point(fixed)
@@ -137,29 +186,21 @@ def grid_scan(coefs, params, axes, *, fixed=None, settings: ScanSettings | None 
         raise InputError(f"{n} grid points requested: at most {MAX_POINTS} per scan")
     if not coefs:
         raise InputError("a scan needs at least one detector")
-    total = np.zeros(n)
-    ok = np.ones(n, dtype=bool)
+    total = np.empty(n)
+    ok = np.empty(n, dtype=bool)
     pulls = {c.detector: (np.empty(n), np.empty(n)) for c in coefs}
+    count = dict(points=n, iterations=0, scalar_path=0, log_chi2=0, unconverged=0)
     bar = tqdm(total=n * len(coefs), desc="scan " + " x ".join(params), unit="pt",
                unit_scale=True, disable=not progress, leave=False)
     with bar:
-        for lo in range(0, n, chunk):
-            hi = min(n, lo + chunk)
-            theta = np.repeat(base[None, :], hi - lo, axis=0)
-            flat = np.arange(lo, hi)
-            if len(idx) == 1:
-                theta[:, idx[0]] = axes[0][flat]
-            else:
-                i, j = np.divmod(flat, shape[1])
-                theta[:, idx[0]] = axes[0][i]
-                theta[:, idx[1]] = axes[1][j]
-            for c in coefs:
-                x, a, b, it = chi2_points(c, theta, parallel=parallel, **settings.kwargs())
-                total[lo:hi] += x
-                pulls[c.detector][0][lo:hi] = a
-                pulls[c.detector][1][lo:hi] = b
-                ok[lo:hi] &= it > 0
-                bar.update(hi - lo)
+        if kernel == "rows":
+            _scan_rows(coefs, idx, axes, base, settings, chunk, parallel, total, ok, pulls, count,
+                       bar)
+        else:
+            _scan_points(coefs, idx, axes, base, shape, settings, chunk, parallel, total, ok, pulls,
+                         count, bar)
+    if stats is not None:
+        stats.update(count)
     return Scan(
         params=params, axes=axes, base=base,
         detectors=tuple(c.detector for c in coefs),
@@ -170,6 +211,65 @@ def grid_scan(coefs, params, axes, *, fixed=None, settings: ScanSettings | None 
         table_hashes=tuple(c.table_hash for c in coefs),
         settings=settings,
     )
+
+
+def _scan_rows(coefs, idx, axes, base, settings, chunk, parallel, total, ok, pulls, count, bar):
+    from .kernels import row_lanes
+
+    if len(idx) == 1:
+        nx, ny, ix, iy, xs_axis = 1, axes[0].size, None, idx[0], np.zeros(1)
+    else:
+        nx, ny, ix, iy, xs_axis = axes[0].size, axes[1].size, idx[0], idx[1], axes[0]
+    ys = axes[-1]
+    row, y0, cnt, o0 = row_segments(nx, ny)
+    nseg = row.size
+    # segments per call: about ``chunk`` points, at least 4 blocks per thread
+    lanes = row_lanes(nseg)
+    step = max(-(-int(chunk) // int(cnt[0])), 4 * lanes * _threads())
+    step = -(-step // lanes) * lanes
+    for lo in range(0, nseg, step):
+        sl = slice(lo, min(nseg, lo + step))
+        npts = int(cnt[sl].sum())
+        for k, c in enumerate(coefs):
+            out = (total, pulls[c.detector][0], pulls[c.detector][1], ok)
+            st = chi2_rows(c, base, ix, iy, xs_axis[row[sl]], ys, y0[sl], cnt[sl], o0[sl], out=out,
+                           accumulate=k > 0, parallel=parallel, lanes=lanes, **settings.kwargs())
+            for key, v in st.items():
+                count[key] += v
+            bar.update(npts)
+
+
+def _threads() -> int:
+    """Threads numba runs parallel kernels on."""
+    import numba
+
+    return numba.get_num_threads()
+
+
+def _scan_points(coefs, idx, axes, base, shape, settings, chunk, parallel, total, ok, pulls, count,
+                 bar):
+    n = total.size
+    total[:] = 0.0
+    ok[:] = True
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        theta = np.repeat(base[None, :], hi - lo, axis=0)
+        flat = np.arange(lo, hi)
+        if len(idx) == 1:
+            theta[:, idx[0]] = axes[0][flat]
+        else:
+            i, j = np.divmod(flat, shape[1])
+            theta[:, idx[0]] = axes[0][i]
+            theta[:, idx[1]] = axes[1][j]
+        for c in coefs:
+            x, a, b, it = chi2_points(c, theta, parallel=parallel, **settings.kwargs())
+            total[lo:hi] += x
+            pulls[c.detector][0][lo:hi] = a
+            pulls[c.detector][1][lo:hi] = b
+            ok[lo:hi] &= it > 0
+            count["iterations"] += int(np.abs(it).sum())
+            count["unconverged"] += int((it <= 0).sum())
+            bar.update(hi - lo)
 
 
 def chi2_function(coefs, param, *, fixed=None, settings: ScanSettings | None = None):
