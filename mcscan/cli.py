@@ -10,6 +10,7 @@ import json
 import math
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -111,6 +112,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="value of an unscanned charge (default 0)")
     s.add_argument("--channels", default="nuclear", help="comma-separated channels (default nuclear)")
     s.add_argument("--out", metavar="FILE", help="results file (default results/scan_<params>.h5)")
+    s.add_argument("--resume", action="store_true",
+                   help="finish an interrupted scan of the same command from its stored chunks")
+    s.add_argument("--chunk-points", type=int, default=None, metavar="N",
+                   help="points per stored chunk (default about 1 million, whole rows)")
     s.add_argument("--json", action="store_true", help="print a JSON summary")
 
     li = sub.add_parser("limits", help="allowed intervals of one charge at a C.L.")
@@ -298,12 +303,13 @@ def _cmd_scan(args, cfg):
     import numpy as np
 
     from .pipeline import load_coefficients, parse_channels
-    from .scan import ScanSettings, grid_scan
-    from .tables import save_scan
+    from .scan import ScanSettings, scan_to_file
 
     params = args.param
     if len(params) > 2:
         raise InputError(f"--param given {len(params)} times: a scan takes one or two parameters")
+    if len(set(params)) != len(params):
+        raise InputError(f"--param {params[0]} given twice: scan two different charges")
     ranges = args.range or [cfg.analysis.ranges[p] for p in params]
     if len(ranges) != len(params):
         raise InputError(f"{len(params)} parameter(s) but {len(ranges)} --range: give one per parameter")
@@ -319,22 +325,41 @@ def _cmd_scan(args, cfg):
     for p in params:
         if p in fixed:
             raise InputError(f"{p} is both scanned and fixed")
+    if args.chunk_points is not None and not 1 <= args.chunk_points <= 100_000_000:
+        raise InputError(f"--chunk-points {args.chunk_points}: expected 1 to 100000000")
     channels = parse_channels(args.channels)
     coefs = load_coefficients(cfg, args.detector, args.tables, channels)
     axes = [np.linspace(lo, hi, n) for (lo, hi), n in zip(ranges, pts)]
-    sc = grid_scan(coefs, params, axes, fixed=fixed, settings=ScanSettings.from_config(cfg),
-                   progress=not args.quiet)
     out = Path(args.out or f"results/scan_{'_'.join(params)}.h5")
-    save_scan(out, sc, config=cfg.to_dict())
-    k = np.unravel_index(int(np.argmin(sc.chi2)), sc.chi2.shape)
-    summary = {"detectors": list(sc.detectors), "params": list(params), "points": list(map(int, sc.chi2.shape)),
-               "chi2_min": sc.chi2_min, "at": [float(a[i]) for a, i in zip(sc.axes, k)],
-               "unconverged": int((~sc.converged).sum()), "unit": "e", "out": str(out)}
+    _INTERRUPT_HINT[0] = (f"finished chunks are kept in {out}.partial; repeat the same command "
+                          "with --resume to finish the scan")
+    t0 = time.perf_counter()
+    res = scan_to_file(coefs, params, axes, out, fixed=fixed, settings=ScanSettings.from_config(cfg),
+                       resume=args.resume, chunk_points=args.chunk_points,
+                       progress=not (args.quiet or args.json), config=cfg.to_dict())
+    _INTERRUPT_HINT[0] = None
+    res.update({"detectors": [c.detector for c in coefs], "params": list(params), "unit": "e",
+                "points": res["shape"], "at": res["argmin"], "out": res["path"],
+                "wall_time_s": time.perf_counter() - t0})
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(res))
     else:
-        print(f"scanned {' x '.join(params)} on {' x '.join(map(str, sc.chi2.shape))} points for "
-              f"{', '.join(sc.detectors)}; min chi2 = {sc.chi2_min:.4g}; saved to {out}")
+        print(f"scanned {' x '.join(params)} on {' x '.join(map(str, res['shape']))} points for "
+              f"{', '.join(res['detectors'])}: min chi2 = {res['chi2_min']:.4g} at "
+              f"{', '.join(f'{p} = {v:.4g} e' for p, v in zip(params, res['argmin']))}; "
+              f"saved to {out}" + (f" ({res['resumed_chunks']} of {res['chunks']} chunks resumed)"
+                                   if res["resumed_chunks"] else ""))
+    if res["unconverged"]:
+        _err(f"warning: the pull profile did not converge at {res['unconverged']} points "
+             "(flagged in the 'converged' dataset)")
+
+
+#: What to tell the user when a long command is interrupted (set while it runs).
+_INTERRUPT_HINT = [None]
+
+
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _fmt_regions(regions, scale):
@@ -408,7 +433,11 @@ _COMMANDS = {"build": _cmd_build, "scan": _cmd_scan, "limits": _cmd_limits,
 
 
 def main(argv=None) -> int:
+    import signal
+
     args = _parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm)   # SIGTERM stops as cleanly as Ctrl-C
     try:
         cfg = load_config(getattr(args, "config", None))
         _COMMANDS[args.command](args, cfg)
@@ -416,7 +445,7 @@ def main(argv=None) -> int:
         _err(f"error: {exc}")
         return 2
     except KeyboardInterrupt:
-        _err("interrupted; nothing was written for the unfinished step")
+        _err(f"interrupted: {_INTERRUPT_HINT[0] or 'nothing was written for the unfinished step'}")
         return 130
     return 0
 

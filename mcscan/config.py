@@ -49,7 +49,7 @@ PARAMS = ("q_ee", "q_mumu", "q_tautau", "q_emu", "q_etau", "q_mutau")
 #: Detection channels a detector may enable.
 CHANNELS = ("nuclear", "electron")
 #: Table schema version; bump on any change of what a table holds.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)

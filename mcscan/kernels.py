@@ -424,11 +424,13 @@ def _chi2_rows(S, B, D, E0, cx1, cx2, cy1, cy2, xs, ys, y0, cnt, o0, lanes,
                     NH[l] = 0
                 if store:
                     p = o0[ROW[l]] + c
+                    # the quadratic-model chi2 may round below zero near the minimum
+                    chi = max(CHI[l], 0.0)
                     if accumulate:
-                        out_chi2[p] += CHI[l]
+                        out_chi2[p] += chi
                         out_ok[p] &= IT[l] > 0
                     else:
-                        out_chi2[p] = CHI[l]
+                        out_chi2[p] = chi
                         out_ok[p] = IT[l] > 0
                     out_a[p] = A[l]
                     out_b[p] = Bp[l]

@@ -61,7 +61,7 @@ def build_tables(config: Config, detectors=None, tables_dir=DEFAULT_TABLES, *, f
     for name in _detectors(config, detectors):
         path = table_path(tables_dir, name)
         want = config_hash(table_config(config, name))
-        if not force and read_table_hash(path) == want:
+        if not force and read_table_hash(path) == want and _loads(path, want, config.detector(name)):
             out[name] = (path, "up to date")
         else:
             save_table(build_table(config, name, progress=progress), path)
@@ -69,6 +69,15 @@ def build_tables(config: Config, detectors=None, tables_dir=DEFAULT_TABLES, *, f
         if log:
             log(f"{name}: {out[name][1]} -> {path}")
     return out
+
+
+def _loads(path, want, det) -> bool:
+    """The table at ``path`` is whole, current and has every channel ``det`` enables."""
+    try:
+        load_table(path, expected_hash=want, channels=det.channels)
+        return True
+    except TableError:
+        return False
 
 
 def load_coefficients(config: Config, detectors, tables_dir=DEFAULT_TABLES,

@@ -37,6 +37,8 @@ __all__ = [
     "chi2_function",
     "grid_scan",
     "row_segments",
+    "scan_spec",
+    "scan_to_file",
 ]
 
 #: Largest number of grid points one scan accepts.
@@ -284,3 +286,102 @@ def chi2_function(coefs, param, *, fixed=None, settings: ScanSettings | None = N
         return float(sum(chi2_numpy(c, theta, **settings.kwargs())[0][0] for c in coefs))
 
     return f
+
+
+def scan_spec(coefs, params, axes, base, settings, chunk_points) -> dict:
+    """What identifies a scan for ``--resume``: everything its numbers depend on."""
+    import hashlib
+
+    from . import __version__
+
+    h = hashlib.sha256()
+    for a in axes:
+        h.update(np.ascontiguousarray(a, dtype=float).tobytes())
+    return {
+        "params": list(params), "shape": [int(a.size) for a in axes], "axes_sha256": h.hexdigest(),
+        "fixed": [float(v) for v in base], "detectors": [c.detector for c in coefs],
+        "channels": list(coefs[0].channels), "table_hashes": [c.table_hash for c in coefs],
+        "settings": {"signal_pull": settings.signal_pull, "background_pull": settings.background_pull,
+                     "tol": settings.tol, "max_iter": settings.max_iter},
+        "chunk_points": int(chunk_points), "segment": SEGMENT, "mcscan_version": __version__,
+    }
+
+
+def scan_to_file(coefs, params, axes, path, *, fixed=None, settings: ScanSettings | None = None,
+                 resume: bool = False, chunk_points: int | None = None, progress: bool = False,
+                 config: dict | None = None) -> dict:
+    """A grid scan streamed to a results file in chunks, resumable after any interruption.
+
+    Finished chunks are stored as they complete (``<path>.partial/``, see
+    :class:`mcscan.tables.ChunkStore`); the results file is assembled from
+    them chunk by chunk and renamed into place at the end, so memory stays
+    bounded by one chunk and an interrupted scan (Ctrl-C, SIGTERM, a killed
+    process) continues with ``resume=True``.  Chunks are whole row segments
+    (2D: whole rows), so the numbers are bit-identical to an uninterrupted
+    run and to :func:`grid_scan`.
+
+    Returns
+    -------
+    dict with "path", "shape", "chi2_min", "argmin" (charges, e), "unconverged",
+    "chunks", "resumed_chunks"
+    """
+    from .tables import ChunkStore, save_scan_chunks
+
+    settings = settings or ScanSettings()
+    params = tuple(params)
+    if len(params) not in (1, 2) or len(params) != len(axes):
+        raise InputError("a grid scan takes one or two parameters, each with one axis")
+    [check_param(p) for p in params]
+    axes = tuple(_check_axis(p, a) for p, a in zip(params, axes))
+    base = base_point(fixed)
+    shape = tuple(a.size for a in axes)
+    n = int(np.prod(shape))
+    if n > MAX_POINTS:
+        raise InputError(f"{n} grid points requested: at most {MAX_POINTS} per scan")
+    if not coefs:
+        raise InputError("a scan needs at least one detector")
+    row = shape[1] if len(shape) == 2 else SEGMENT
+    want = int(chunk_points or (1 << 20))
+    if want < 1:
+        raise InputError(f"chunk size {want}: expected a positive number of points")
+    chunk_points = max(1, want // row) * row          # whole rows (2D) or segments (1D)
+    nchunks = -(-n // chunk_points)
+    spec = scan_spec(coefs, params, axes, base, settings, chunk_points)
+    store = ChunkStore(f"{path}.partial", spec, resume=resume)
+    done = store.done()
+    bar = tqdm(total=n, desc="scan " + " x ".join(params), unit="pt", unit_scale=True,
+               disable=not progress, initial=0)
+    with bar:
+        for k in range(nchunks):
+            lo, hi = k * chunk_points, min(n, (k + 1) * chunk_points)
+            if k in done:
+                bar.update(hi - lo)
+                continue
+            if len(shape) == 2:
+                sub = (axes[0][lo // row:hi // row], axes[1])
+            else:
+                sub = (axes[0][lo:hi],)
+            sc = grid_scan(coefs, params, sub, fixed=fixed, settings=settings)
+            arrays = {"chi2": sc.chi2.ravel(), "converged": sc.converged.ravel().astype(np.int8)}
+            for d, (a, b) in sc.pulls.items():
+                arrays[f"pull_signal_{d}"] = a.ravel()
+                arrays[f"pull_background_{d}"] = b.ravel()
+            store.write(k, arrays)
+            bar.update(hi - lo)
+    meta = {"axes": axes, "params": list(params), "channels": list(coefs[0].channels),
+            "table_hashes": [c.table_hash for c in coefs], "fixed": [float(v) for v in base],
+            "signal_pull": settings.signal_pull, "background_pull": settings.background_pull}
+    dets = [c.detector for c in coefs]
+    best, where, bad = np.inf, 0, 0
+    for k in range(nchunks):
+        c = store.read(k)
+        j = int(np.argmin(c["chi2"]))
+        if c["chi2"][j] < best:
+            best, where = float(c["chi2"][j]), k * chunk_points + j
+        bad += int((c["converged"] == 0).sum())
+    out = save_scan_chunks(path, meta, shape, dets, store, nchunks, chunk_points, config=config)
+    store.remove()
+    at = np.unravel_index(where, shape)
+    return {"path": str(out), "shape": list(shape), "chi2_min": best,
+            "argmin": [float(a[i]) for a, i in zip(axes, at)], "unconverged": bad,
+            "chunks": nchunks, "resumed_chunks": len(done)}
