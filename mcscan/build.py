@@ -19,8 +19,9 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .config import SCHEMA_VERSION, Config, config_hash, table_config
-from . import atomic, eves
-from .flux import COMPONENTS, fluence_per_flavour, live_days, spectrum
+from . import eves
+from . import flux
+from .flux import fluence_per_flavour, live_days, spectrum
 from .nuclei import nuclides, targets_per_kg
 from .response import background_counts, bin_probability, true_grid
 from .xsec import folded_components, t_max
@@ -77,14 +78,14 @@ def _nuclear(config: Config, det, progress: bool) -> ChannelTable:
     phys, num = config.physics, config.numerics
     nucs = nuclides(det.composition, det.rms_radius_fm)
     # kinematic end points of every component on every nuclide (keV)
-    ends = [float(t_max(c.e_max, n.mass)) / _KEV for n in nucs for c in COMPONENTS]
+    ends = [float(t_max(c.e_max, n.mass)) / _KEV for n in nucs for c in flux.COMPONENTS]
     T, w = true_grid(det.edges_kev, det.sigma0, det.threshold_kev,
                      step_sigma=num.grid_step_sigma, order=num.gauss_order,
                      n_sigma=num.n_sigma, t_cap=max(ends), breakpoints=ends)
     eff = det.efficiency["nuclear"]
     scale = eff * det.mass_kg * targets_per_kg(det.composition) * fluence_per_flavour(config.source) * _KEV
-    density = np.zeros((len(COMPONENTS), 3, T.size))
-    todo = [(n, ic, c) for n in nucs for ic, c in enumerate(COMPONENTS)]
+    density = np.zeros((len(flux.COMPONENTS), 3, T.size))
+    todo = [(n, ic, c) for n in nucs for ic, c in enumerate(flux.COMPONENTS)]
     for n, ic, c in tqdm(todo, desc=f"{det.name} nuclear", disable=not progress, leave=False):
         pieces = folded_components(T * _KEV, n, c, phys.sin2_theta_w, phys.helm_skin_fm)
         density[ic] += n.per_unit * np.stack(pieces)
@@ -120,10 +121,12 @@ def _electron(config: Config, det, progress: bool) -> ChannelTable:
     scale, where smearing and bins act); Z_eff(T_e) counts the electrons
     bound by less than T_e, so every atomic edge is a panel edge.
     """
+    from . import atomic   # atomic data are needed for this channel only
+
     qf = det.quenching_factor
     num = config.numerics
     comp = dict(det.composition)
-    kin_ends = [float(eves.t_max(c.e_max)) / _KEV / qf for c in COMPONENTS]
+    kin_ends = [float(eves.t_max(c.e_max)) / _KEV / qf for c in flux.COMPONENTS]
     atomic_edges = list(atomic.edges(comp) / _KEV / qf)
     T, w = true_grid(det.edges_kev, det.sigma0, det.threshold_kev,
                      step_sigma=num.grid_step_sigma, order=num.gauss_order,
@@ -135,8 +138,8 @@ def _electron(config: Config, det, progress: bool) -> ChannelTable:
     # counts per keV on the nuclear-recoil scale: dT_e/dT = QF
     scale = (eff * det.mass_kg * targets_per_kg(det.composition) * fluence_per_flavour(config.source)
              * _KEV * qf)
-    density = np.zeros((len(COMPONENTS), 3, T.size))
-    for ic, c in enumerate(tqdm(COMPONENTS, desc=f"{det.name} electron", disable=not progress,
+    density = np.zeros((len(flux.COMPONENTS), 3, T.size))
+    for ic, c in enumerate(tqdm(flux.COMPONENTS, desc=f"{det.name} electron", disable=not progress,
                                 leave=False)):
         density[ic] = _electron_folded(Te, c, config.physics.sin2_theta_w, _E_ORDER) * zeff
     density *= scale
@@ -177,9 +180,9 @@ def build_table(config: Config, detector: str, *, progress: bool = False) -> Res
         background=background_counts(det.edges_kev, det.background_ckkd, det.mass_kg,
                                      live_days(config.source)),
         channels=channels,
-        components=tuple(c.name for c in COMPONENTS),
-        flavours=tuple(c.flavour for c in COMPONENTS),
-        antineutrino=tuple(c.antineutrino for c in COMPONENTS),
+        components=tuple(c.name for c in flux.COMPONENTS),
+        flavours=tuple(c.flavour for c in flux.COMPONENTS),
+        antineutrino=tuple(c.antineutrino for c in flux.COMPONENTS),
         config=tc,
         config_hash=config_hash(tc),
     )

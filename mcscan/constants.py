@@ -9,7 +9,6 @@ Units: energies and masses in MeV, G_F in MeV^-2, hbar*c in MeV cm.
 from __future__ import annotations
 
 import scipy.constants as _sc
-from particle import Particle as _Particle
 
 __all__ = [
     "ALPHA",
@@ -44,5 +43,15 @@ M_MU = _pc("muon mass energy equivalent in MeV")
 AMU_MEV = _pc("atomic mass constant energy equivalent in MeV")
 #: Avogadro constant, mol^-1.
 AVOGADRO = _sc.Avogadro
-#: Charged-pion mass, MeV (PDG, via the ``particle`` package).
-M_PI = float(_Particle.from_pdgid(211).mass)
+
+
+def __getattr__(name: str):
+    # M_PI, the charged-pion mass in MeV (PDG, via the ``particle`` package), is
+    # looked up on first use: loading the particle table costs ~0.1 s.
+    if name == "M_PI":
+        from particle import Particle
+
+        value = float(Particle.from_pdgid(211).mass)
+        globals()["M_PI"] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .constants import M_MU, M_PI
+from . import constants
+from .constants import M_MU
 
 __all__ = ["Component", "COMPONENTS", "prompt_energy", "fluence_per_flavour",
            "live_days", "spectrum"]
@@ -56,8 +57,10 @@ class Component:
         return out
 
 
-def prompt_energy(m_pi: float = M_PI, m_mu: float = M_MU) -> float:
-    """Energy of the prompt nu_mu line, (m_pi^2 - m_mu^2) / (2 m_pi), MeV."""
+def prompt_energy(m_pi: float | None = None, m_mu: float = M_MU) -> float:
+    """Energy of the prompt nu_mu line, (m_pi^2 - m_mu^2) / (2 m_pi), MeV
+    (default pion mass: :data:`mcscan.constants.M_PI`)."""
+    m_pi = constants.M_PI if m_pi is None else m_pi
     return (m_pi**2 - m_mu**2) / (2.0 * m_pi)
 
 
@@ -73,8 +76,14 @@ def _components() -> tuple[Component, ...]:
     )
 
 
-#: The three ESS components, in the order used by every table.
-COMPONENTS = _components()
+def __getattr__(name: str):
+    # COMPONENTS, the three ESS components in the order used by every table, is
+    # built on first use (it needs the pion mass from the particle table).
+    if name == "COMPONENTS":
+        value = _components()
+        globals()["COMPONENTS"] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def spectrum(component: Component, E) -> np.ndarray:

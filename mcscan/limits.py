@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
-from scipy.stats import chi2 as _chi2_dist
+from scipy.special import chdtri
 
 from .errors import InputError
 from .scan import Scan, ScanSettings, chi2_function, grid_scan
@@ -27,7 +27,7 @@ def delta_chi2_level(cl: float, dof: int = 1) -> float:
     cl = float(cl)
     if not 0.0 < cl < 1.0:
         raise InputError(f"confidence level {cl!r}: expected a number strictly between 0 and 1")
-    return float(_chi2_dist.ppf(cl, dof))
+    return float(chdtri(dof, 1.0 - cl))          # inverse chi2 CDF
 
 
 @dataclass(frozen=True)

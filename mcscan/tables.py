@@ -342,7 +342,7 @@ def save_scan(path: str | Path, scan, *, config: dict | None = None) -> Path:
     e), ``chi2_min``, ``cl_levels`` ({"0.68": ..., "0.9": ..., "0.95": ...}
     Delta chi2 for this scan's dimension), pull widths.
     """
-    from scipy.stats import chi2 as dist
+    from scipy.special import chdtri
 
     dof = len(scan.params)
     data = {f"axis_{i}": (a, "e") for i, a in enumerate(scan.axes)}
@@ -356,7 +356,7 @@ def save_scan(path: str | Path, scan, *, config: dict | None = None) -> Path:
         "params": list(scan.params), "detectors": list(scan.detectors),
         "channels": list(scan.channels), "table_hashes": list(scan.table_hashes),
         "fixed": [float(v) for v in scan.base], "chi2_min": scan.chi2_min,
-        "cl_levels": {str(cl): float(dist.ppf(cl, dof)) for cl in (0.68, 0.90, 0.95)},
+        "cl_levels": {str(cl): float(chdtri(dof, 1.0 - cl)) for cl in (0.68, 0.90, 0.95)},
         "signal_pull": scan.settings.signal_pull, "background_pull": scan.settings.background_pull,
     }
     fattrs = {"kind_detail": "scan"}
@@ -457,7 +457,7 @@ def save_scan_chunks(path: str | Path, meta: dict, shape: tuple, detectors, stor
 
     Same layout as :func:`save_scan`; written atomically.
     """
-    from scipy.stats import chi2 as dist
+    from scipy.special import chdtri
 
     shape = tuple(int(v) for v in shape)
     n = int(np.prod(shape))
@@ -505,7 +505,7 @@ def save_scan_chunks(path: str | Path, meta: dict, shape: tuple, detectors, stor
         for k, v in {"params": meta["params"], "detectors": list(detectors),
                      "channels": meta["channels"], "table_hashes": meta["table_hashes"],
                      "fixed": meta["fixed"], "chi2_min": cmin,
-                     "cl_levels": {str(cl): float(dist.ppf(cl, dof)) for cl in (0.68, 0.90, 0.95)},
+                     "cl_levels": {str(cl): float(chdtri(dof, 1.0 - cl)) for cl in (0.68, 0.90, 0.95)},
                      "signal_pull": meta["signal_pull"],
                      "background_pull": meta["background_pull"]}.items():
             g.attrs[k] = _attr(v)
