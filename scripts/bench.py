@@ -118,12 +118,60 @@ def compile_times():
                     "(serial, parallel) of both kernels"}
 
 
+def _child(cmd, cwd):
+    """Run a command; return (wall s, CPU s of the child, peak RSS MB of the child)."""
+    import shlex
+
+    wrapper = ("import resource, subprocess, sys, time, json; t = time.perf_counter(); "
+               f"r = subprocess.run({shlex.split(cmd)!r}, capture_output=True, text=True); "
+               "w = time.perf_counter() - t; u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+               "print(r.stderr[-2000:], file=sys.stderr) if r.returncode else None; "
+               "print(json.dumps([r.returncode, w, u.ru_utime + u.ru_stime, u.ru_maxrss / 1024]))")
+    rc, wall, cpu, rss = _subprocess_in(wrapper, cwd)
+    if rc:
+        raise SystemExit(f"benchmark command failed: {cmd}")
+    return wall, cpu, rss
+
+
+def _subprocess_in(code, cwd):
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=cwd)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def limits_cli(d):
+    """`mcscan limits` on warm tables: process (CPU) time of a second call."""
+    exe = f"{sys.executable} -m mcscan"
+    _child(f"{exe} build --quiet --tables {d}", d)
+    first = _child(f"{exe} limits --detector Xe --param q_ee --quiet --tables {d}", d)
+    again = [_child(f"{exe} limits --detector Xe --param q_ee --quiet --tables {d}", d) for _ in range(3)]
+    return {"first_call_wall_s": first[0], "first_call_cpu_s": first[1],
+            "later_calls_cpu_s": [a[1] for a in again], "later_calls_wall_s": [a[0] for a in again],
+            "note": "whole process (interpreter start, imports, numba cache load, scan of 2001 "
+                    "points, root refinement), Xe, q_ee"}
+
+
+def streamed_scan(d, n):
+    """An n x n scan through `mcscan scan`: chunks streamed to disk, peak memory of the process."""
+    exe = f"{sys.executable} -m mcscan"
+    out = os.path.join(d, "big.h5")
+    wall, cpu, rss = _child(f"{exe} scan --detector Xe --param q_ee --param q_mumu --points {n} "
+                            f"--range -2e-8 2e-8 --range -1e-8 1e-8 --quiet --tables {d} --out {out}", d)
+    size = os.path.getsize(out)
+    os.unlink(out)
+    return {"grid": [n, n], "wall_s": wall, "cpu_s": cpu, "points_per_s_wall": n * n / wall,
+            "peak_rss_mb": rss, "results_file_bytes": size,
+            "note": "end to end through the CLI: scan, chunk store, assembly of the HDF5 "
+                    "results file (chi2, delta_chi2, pulls, converged) and its rename"}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--points", type=int, default=2001, help="grid points per axis of the 2D scan")
     ap.add_argument("--repeat", type=int, default=3, help="repetitions of the 2D scan")
     ap.add_argument("--numpy-points", type=int, default=200_000, help="points for the NumPy twin")
     ap.add_argument("--scipy-points", type=int, default=200, help="points for the SciPy fit")
+    ap.add_argument("--big-points", type=int, default=10001,
+                    help="points per axis of the streamed 2D scan through the CLI (0: skip)")
     args = ap.parse_args()
 
     import numba
@@ -258,6 +306,10 @@ def main():
     }
 
     out["kernel_compile"] = compile_times()
+    with tempfile.TemporaryDirectory() as d:
+        out["limits_cli"] = limits_cli(d)
+        if args.big_points:
+            out["streamed_scan"] = streamed_scan(d, args.big_points)
     ru = resource.getrusage(resource.RUSAGE_SELF)
     out["peak_rss_mb"] = ru.ru_maxrss / 1024
     out["peak_rss_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
