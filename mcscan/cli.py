@@ -391,6 +391,11 @@ def _cmd_limits(args, cfg):
              "that end is not a limit: widen --range")
 
 
+def _num3(v: float) -> str:
+    """Two decimals, or three significant digits for values below 1."""
+    return f"{v:.2f}" if abs(v) >= 1 else f"{v:.3g}"
+
+
 def _cmd_sensitivities(args, cfg):
     from .pipeline import parse_channels, save_sensitivities, sensitivities
 
@@ -422,7 +427,7 @@ def _cmd_sensitivities(args, cfg):
         for p in sens.params:
             scale = 1e-9 if p in ("q_ee", "q_mumu") else 1e-8
             regs = sens.limits[(r, p)].regions
-            cells.append(" U ".join(f"[{lo / scale:.2f}, {hi / scale:.2f}]" for lo, hi in regs))
+            cells.append(" U ".join(f"[{_num3(lo / scale)}, {_num3(hi / scale)}]" for lo, hi in regs))
         print(f"{r:<10}" + "".join(f"{c:>{w}}" for c in cells))
     print(f"profiles saved to {path} ({elapsed:.1f} s)")
 

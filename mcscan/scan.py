@@ -149,6 +149,25 @@ def row_segments(nx: int, ny: int, segment: int = SEGMENT):
     return ix, y0, cnt, ix * ny + y0
 
 
+def _grid(coefs, params, axes, fixed):
+    """Checked scan definition: (params, indices, axes, base point, shape, points)."""
+    params = tuple(params)
+    if len(params) not in (1, 2) or len(params) != len(axes):
+        raise InputError("a grid scan takes one or two parameters, each with one axis")
+    if len(set(params)) != len(params):
+        raise InputError(f"parameters must differ, got {params}")
+    idx = [check_param(p) for p in params]
+    axes = tuple(_check_axis(p, a) for p, a in zip(params, axes))
+    base = base_point(fixed)
+    shape = tuple(a.size for a in axes)
+    n = int(np.prod(shape))
+    if n > MAX_POINTS:
+        raise InputError(f"{n} grid points requested: at most {MAX_POINTS} per scan")
+    if not coefs:
+        raise InputError("a scan needs at least one detector")
+    return params, idx, axes, base, shape, n
+
+
 def grid_scan(coefs, params, axes, *, fixed=None, settings: ScanSettings | None = None,
               chunk: int = 65536, progress: bool = False, parallel: bool = True,
               kernel: str = "rows", stats: dict | None = None) -> Scan:
@@ -172,22 +191,9 @@ def grid_scan(coefs, params, axes, *, fixed=None, settings: ScanSettings | None 
         the vector loop, or needed logarithms for their chi2: kernel "rows" only)}
     """
     settings = settings or ScanSettings()
-    params = tuple(params)
-    if len(params) not in (1, 2) or len(params) != len(axes):
-        raise InputError("a grid scan takes one or two parameters, each with one axis")
-    if len(set(params)) != len(params):
-        raise InputError(f"parameters must differ, got {params}")
     if kernel not in ("rows", "points"):
         raise InputError(f"kernel {kernel!r}: expected 'rows' or 'points'")
-    idx = [check_param(p) for p in params]
-    axes = tuple(_check_axis(p, a) for p, a in zip(params, axes))
-    base = base_point(fixed)
-    shape = tuple(a.size for a in axes)
-    n = int(np.prod(shape))
-    if n > MAX_POINTS:
-        raise InputError(f"{n} grid points requested: at most {MAX_POINTS} per scan")
-    if not coefs:
-        raise InputError("a scan needs at least one detector")
+    params, idx, axes, base, shape, n = _grid(coefs, params, axes, fixed)
     total = np.empty(n)
     ok = np.empty(n, dtype=bool)
     pulls = {c.detector: (np.empty(n), np.empty(n)) for c in coefs}
@@ -328,18 +334,7 @@ def scan_to_file(coefs, params, axes, path, *, fixed=None, settings: ScanSetting
     from .tables import ChunkStore, save_scan_chunks
 
     settings = settings or ScanSettings()
-    params = tuple(params)
-    if len(params) not in (1, 2) or len(params) != len(axes):
-        raise InputError("a grid scan takes one or two parameters, each with one axis")
-    [check_param(p) for p in params]
-    axes = tuple(_check_axis(p, a) for p, a in zip(params, axes))
-    base = base_point(fixed)
-    shape = tuple(a.size for a in axes)
-    n = int(np.prod(shape))
-    if n > MAX_POINTS:
-        raise InputError(f"{n} grid points requested: at most {MAX_POINTS} per scan")
-    if not coefs:
-        raise InputError("a scan needs at least one detector")
+    params, _, axes, base, shape, n = _grid(coefs, params, axes, fixed)
     row = shape[1] if len(shape) == 2 else SEGMENT
     want = int(chunk_points or (1 << 20))
     if want < 1:

@@ -92,11 +92,15 @@ def atomic_h5(path: str | Path):
             yield f
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _unlink_quietly(tmp)
         raise
+
+
+def _unlink_quietly(path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _dataset(group, name, data, units):
@@ -423,10 +427,7 @@ class ChunkStore:
                 os.fsync(fh.fileno())
             os.replace(tmp, self._path(k))
         except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+            _unlink_quietly(tmp)
             raise
 
     def read(self, k: int) -> dict:

@@ -67,14 +67,18 @@ def cevns_components(E, T, nuc: Nuclide, sin2w: float, skin_fm: float):
     dsigma/dT = s + 2 q_aa i + (q_aa^2 + sum_{b != a} q_ab^2) e.
     Zero where T > 2 E^2 / M or T <= 0.
     """
+    base, qw, k = _kinematics(E, T, nuc, sin2w, skin_fm)
+    return base * qw**2, base * qw * k, base * k**2
+
+
+def _kinematics(E, T, nuc: Nuclide, sin2w: float, skin_fm: float):
+    """(G_F^2 M/pi)(1 - M T/(2E^2)) F^2 (zero outside kinematics), Q_W and k(T)."""
     E = np.asarray(E, dtype=float)
     T = np.asarray(T, dtype=float)
     Tpos = np.where(T > 0, T, 1.0)
     kin = 1.0 - nuc.mass * Tpos / (2.0 * E**2)
     base = np.where((T > 0) & (kin > 0), _prefactor(Tpos, nuc, skin_fm) * kin, 0.0)
-    qw = weak_charge(nuc.Z, nuc.N, sin2w)
-    k = k_factor(Tpos, nuc.Z, nuc.mass)
-    return base * qw**2, base * qw * k, base * k**2
+    return base, weak_charge(nuc.Z, nuc.N, sin2w), k_factor(Tpos, nuc.Z, nuc.mass)
 
 
 def flavour_charges(charges, flavour: str) -> tuple[float, float]:
@@ -102,13 +106,7 @@ def cevns_dsigma(E, T, nuc: Nuclide, flavour: str, sin2w: float, skin_fm: float,
     Computed directly as F^2 [(Q_W + k q_aa)^2 + k^2 sum q_ab^2], not from the pieces.
     """
     diag, trans = flavour_charges(charges, flavour)
-    E = np.asarray(E, dtype=float)
-    T = np.asarray(T, dtype=float)
-    Tpos = np.where(T > 0, T, 1.0)
-    kin = 1.0 - nuc.mass * Tpos / (2.0 * E**2)
-    base = np.where((T > 0) & (kin > 0), _prefactor(Tpos, nuc, skin_fm) * kin, 0.0)
-    qw = weak_charge(nuc.Z, nuc.N, sin2w)
-    k = k_factor(Tpos, nuc.Z, nuc.mass)
+    base, qw, k = _kinematics(E, T, nuc, sin2w, skin_fm)
     return base * ((qw + k * diag) ** 2 + k**2 * trans)
 
 
