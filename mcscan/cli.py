@@ -185,6 +185,10 @@ def _parser() -> argparse.ArgumentParser:
     g = x.add_mutually_exclusive_group()
     g.add_argument("--json", action="store_true", help="print one JSON object")
     g.add_argument("--out", metavar="FILE.png", help="plot to a PNG or PDF file")
+
+    from .cli_scale import add_commands   # ndscan, sweep (local or Dask backends)
+
+    _COMMANDS.update(add_commands(sub))
     return p
 
 

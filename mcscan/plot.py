@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["plot_xsec", "plot_profiles", "plot_regions", "plot_electron", "plot_xsec_file",
-           "plot_all"]
+           "plot_all", "plot_sweep"]
 
 _DIAG = ("q_ee", "q_mumu")
 _TRANS = ("q_emu", "q_etau", "q_mutau")
@@ -269,4 +269,54 @@ def plot_all(folder, outdir=None):
                                  load_results(folder / "csi_electron_regions.h5"), outdir)
     if (folder / "xsec.h5").is_file():
         written += plot_xsec_file(load_results(folder / "xsec.h5"), outdir)
+    return written
+
+
+def plot_sweep(results, outdir):
+    """Allowed interval of each charge against the first varied value of a sweep
+    (``load_results()`` of a file of :func:`mcscan.sweep.save_sweep`): the lower and
+    upper ends of the allowed set, the band between them shaded; one curve per
+    combination of the other varied values.  One figure ``sweep_<param>`` per charge
+    (PNG and PDF, imports matplotlib).  Returns the written paths."""
+    import json
+
+    plt = _pyplot()
+
+    def load(v):
+        return json.loads(v) if isinstance(v, str) else list(v)
+
+    written = []
+    for name, g in sorted(results["groups"].items()):
+        if not name.startswith("sweep/") or "lower" not in g["data"]:
+            continue
+        a, d = g["attrs"], g["data"]
+        p = str(a["param"])
+        labels, units = load(a["vary_labels"]), load(a["vary_units"])
+        values = np.asarray(d["values"], dtype=float).reshape(len(d["lower"]), -1)
+        # x: the first varied value that takes more than one value
+        ix = next((i for i in range(values.shape[1]) if np.unique(values[:, i]).size > 1), 0)
+        rest = [i for i in range(values.shape[1]) if i != ix]
+        combos = sorted({tuple(row[rest]) for row in values})
+        s = _scale(p)
+        fig, ax = plt.subplots(figsize=(6, 4.2))
+        for c, combo in enumerate(combos):
+            sel = np.all(values[:, rest] == np.array(combo), axis=1) if rest else np.ones(len(values), bool)
+            order = np.argsort(values[sel, ix])
+            x = values[sel, ix][order]
+            lo, hi = d["lower"][sel][order] / s, d["upper"][sel][order] / s
+            lab = ", ".join(f"{labels[i]} = {v:g}" for i, v in zip(rest, combo)) or None
+            ax.fill_between(x, lo, hi, color=f"C{c}", alpha=0.15, lw=0)
+            ax.plot(x, hi, color=f"C{c}", marker="o", ms=3, label=lab)
+            ax.plot(x, lo, color=f"C{c}", marker="o", ms=3)
+        ax.axhline(0.0, color="gray", lw=0.8)
+        unit = f" [{units[ix]}]" if units[ix] else ""
+        ax.set_xlabel(f"{labels[ix]}{unit}")
+        ax.set_ylabel(f"allowed {_label(p)}")
+        dets = " + ".join(load(a["detectors"]))
+        ax.set_title(f"{dets}: {float(a['cl']):.0%} C.L. allowed interval of ${_TEX[p]}$", fontsize=10)
+        ax.grid(alpha=0.3)
+        if len(combos) > 1:
+            ax.legend(fontsize=8)
+        written += _save(fig, Path(outdir) / f"sweep_{p}")
+        plt.close(fig)
     return written

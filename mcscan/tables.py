@@ -511,3 +511,48 @@ def save_scan_chunks(path: str | Path, meta: dict, shape: tuple, detectors, stor
                      "background_pull": meta["background_pull"]}.items():
             g.attrs[k] = _attr(v)
     return Path(path)
+
+
+class ResultsWriter:
+    """Writes a results file piece by piece (see :func:`results_writer`); callers
+    name groups and datasets, never touch h5py."""
+
+    def __init__(self, f):
+        self._f = f
+
+    def _group(self, group: str):
+        return self._f.require_group(group)
+
+    def array(self, group: str, name: str, data, units: str) -> None:
+        """A whole (small) dataset with its units."""
+        _dataset(self._group(group), name, data, units)
+
+    def empty(self, group: str, name: str, shape, dtype, units: str, chunks=None) -> None:
+        """A dataset to fill later with :meth:`write` (checksummed, chunked)."""
+        ds = self._group(group).create_dataset(name, shape=tuple(shape), dtype=dtype,
+                                               chunks=chunks or True, fletcher32=True)
+        ds.attrs["units"] = units
+
+    def write(self, group: str, name: str, index, values) -> None:
+        """Write ``values`` into the hyperslab ``index`` of a dataset."""
+        self._f[group][name][index] = values
+
+    def attrs(self, group: str, mapping: dict) -> None:
+        """Set attributes of a group (JSON for anything but str and numbers)."""
+        g = self._group(group)
+        for k, v in mapping.items():
+            g.attrs[k] = _attr(v)
+
+
+@contextmanager
+def results_writer(path: str | Path, kind_detail: str, *, config: dict | None = None):
+    """A results file written atomically, with the standard root attributes."""
+    with atomic_h5(path) as f:
+        f.attrs["kind"] = "mcscan-results"
+        f.attrs["schema_version"] = RESULTS_SCHEMA_VERSION
+        f.attrs["mcscan_version"] = __version__
+        f.attrs["created"] = _now()
+        f.attrs["kind_detail"] = kind_detail
+        if config is not None:
+            f.attrs["config"] = json.dumps(config)
+        yield ResultsWriter(f)

@@ -1,0 +1,255 @@
+"""The Dask backend: same bits as the local run, lost workers recomputed.
+
+One LocalCluster per module (2 worker processes, 1 thread each, numba on
+1 thread per task).  Every comparison with the local backend is
+bit-identical (np.array_equal): a chunk is a pure function of its index.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from mcscan import backends, cli, kernels
+from mcscan.backends import DaskBackend, LocalBackend, TableRef
+from mcscan.cli_scale import add_commands
+from mcscan.config import load_config
+from mcscan.errors import TableError
+from mcscan.ndscan import nd_scan
+from mcscan.pipeline import build_tables, load_coefficients
+from mcscan.sweep import plan_sweep, run_sweep
+from mcscan.tables import ChunkStore, load_results
+
+distributed = pytest.importorskip("distributed")
+
+A = np.linspace(-2e-8, 2e-8, 21)          # q_ee
+B = np.linspace(-1e-8, 1.2e-8, 25)        # q_mumu
+C = np.linspace(-6e-8, 6e-8, 12)          # q_emu
+PARAMS = ("q_emu", "q_ee", "q_mumu")
+
+
+@pytest.fixture(scope="module")
+def client():
+    kernels.warm_up(True)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address="127.0.0.1:0") as cluster, \
+            distributed.Client(cluster) as c:
+        c.wait_for_workers(2, timeout=60)
+        yield c
+
+
+@pytest.fixture
+def dask(client):
+    client.wait_for_workers(2, timeout=60)
+    return DaskBackend(client=client, numba_threads=1, window=6)
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dask_tables")
+    build_tables(load_config(), ["Xe", "Ge"], d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def refs(tables):
+    return [TableRef.from_config(load_config(), d, tables) for d in ("Xe", "Ge")]
+
+
+@pytest.fixture(scope="module")
+def reference(refs, tmp_path_factory):
+    """The local (numba) run every Dask run must reproduce."""
+    path = tmp_path_factory.mktemp("ref") / "local.h5"
+    nd_scan(refs, PARAMS, (C, A, B), path, chunk_points=75, projections=["q_ee", "q_ee,q_mumu"])
+    return _read(path)
+
+
+def _read(path):
+    return {name: g["data"] for name, g in load_results(path)["groups"].items()}
+
+
+def _assert_identical(ref, other):
+    assert ref.keys() == other.keys()
+    for name in ref:
+        assert ref[name].keys() == other[name].keys(), name
+        for k, v in ref[name].items():
+            w = other[name][k]
+            assert v.dtype == w.dtype and np.array_equal(v, w), (name, k)   # bit-identical
+
+
+def test_dask_is_bit_identical_to_local(dask, refs, reference, tmp_path):
+    res = nd_scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75, backend=dask,
+                  projections=["q_ee", "q_ee,q_mumu"])
+    assert res.backend["backend"] == "dask" and res.backend["workers"] == 2
+    assert res.chunks == 12 * 21 * 25 // 75
+    _assert_identical(reference, _read(tmp_path / "d.h5"))
+
+
+def test_workers_load_each_table_once(dask, client, refs, tmp_path):
+    before = client.run(lambda: backends._STATS["loads"])
+    res = nd_scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=25, backend=dask)
+    after = client.run(lambda: backends._STATS["loads"])
+    assert res.chunks == 252
+    # at most one load per table and worker, whatever the number of chunks
+    assert all(after[w] - before.get(w, 0) <= len(refs) for w in after)
+    cached = client.run(lambda: sorted(k[0] for k in backends._CACHE))
+    assert all({r.path for r in refs} <= set(v) for v in cached.values())
+
+
+def test_in_memory_coefficients_work_too(dask, tables, reference, tmp_path):
+    coefs = load_coefficients(load_config(), ["Xe", "Ge"], tables)
+    nd_scan(coefs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75, backend=dask,
+            projections=["q_ee", "q_ee,q_mumu"])
+    _assert_identical(reference, _read(tmp_path / "d.h5"))
+
+
+def test_resume_on_another_backend(dask, refs, reference, tmp_path, monkeypatch):
+    real = ChunkStore.write
+    calls = {"n": 0}
+
+    def flaky(self, k, arrays):
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        real(self, k, arrays)
+
+    monkeypatch.setattr(ChunkStore, "write", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        nd_scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75,
+                projections=["q_ee", "q_ee,q_mumu"])
+    monkeypatch.setattr(ChunkStore, "write", real)
+    res = nd_scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75, backend=dask,
+                  resume=True, projections=["q_ee", "q_ee,q_mumu"])
+    assert res.resumed_chunks == 5
+    _assert_identical(reference, _read(tmp_path / "d.h5"))
+
+
+def _square(i, offset):
+    return i * i + offset
+
+
+def test_map_yields_in_order_with_a_small_window(client):
+    be = DaskBackend(client=client, window=2)
+    got = list(be.map(_square, range(20), args=(3,)))
+    assert got == [(i, i * i + 3) for i in range(20)]
+    assert list(LocalBackend().map(_square, range(20), args=(3,))) == got
+
+
+def test_worker_errors_reach_the_caller(dask, tables, tmp_path):
+    bad = TableRef("Xe", str(tables / "Xe.h5"), "0" * 64)
+    with pytest.raises(TableError, match="another configuration"):
+        nd_scan([bad], PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75, backend=dask)
+
+
+def test_sweep_on_dask_equals_local(dask, tmp_path):
+    plan = plan_sweep(None, ["detector.Ge.threshold=0.4,0.6", "years=2,3"], ["q_ee"],
+                      tables_dir=tmp_path)
+    here = run_sweep(plan, backend=LocalBackend())
+    there = run_sweep(plan, backend=dask)
+    assert here.limits == there.limits                 # exact: the same floats
+
+
+def test_cli_dask_local(tables, tmp_path, capsys, monkeypatch):
+    orig = cli._parser
+
+    def parser():
+        p = orig()
+        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+        if "ndscan" not in sub.choices:
+            for name, handler in add_commands(sub).items():
+                monkeypatch.setitem(cli._COMMANDS, name, handler)
+        return p
+
+    monkeypatch.setattr(cli, "_parser", parser)
+    argv = ["ndscan", "--detector", "Ge", "--param", "q_ee", "--param", "q_mumu",
+            "--range", "-2e-8", "2e-8", "--range", "-1e-8", "1e-8", "--points", "15",
+            "--tables", str(tables), "--quiet", "--json"]
+    assert cli.main(argv + ["--out", str(tmp_path / "l.h5")]) == 0
+    capsys.readouterr()
+    assert cli.main(argv + ["--out", str(tmp_path / "d.h5"), "--backend", "dask-local",
+                            "--workers", "2"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["backend"]["backend"] == "dask-local" and d["backend"]["workers"] == 2
+    _assert_identical(_read(tmp_path / "l.h5"), _read(tmp_path / "d.h5"))
+
+
+def test_cli_sweep_on_a_running_scheduler(client, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    orig = cli._parser
+
+    def parser():
+        p = orig()
+        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+        if "sweep" not in sub.choices:
+            for name, handler in add_commands(sub).items():
+                monkeypatch.setitem(cli._COMMANDS, name, handler)
+        return p
+
+    monkeypatch.setattr(cli, "_parser", parser)
+    argv = ["sweep", "--vary", "detector.Ge.mass=5,10", "--param", "q_mumu", "--tables", "t",
+            "--json", "--no-plot"]
+    assert cli.main(argv + ["--out", "l.h5"]) == 0
+    here = json.loads(capsys.readouterr().out)
+    address = client.scheduler.address
+    assert cli.main(argv + ["--out", "d.h5", "--backend", "dask", "--scheduler", address]) == 0
+    there = json.loads(capsys.readouterr().out)
+    assert there["backend"]["backend"] == "dask" and there["backend"]["scheduler"] == address
+    assert here["configurations"] == there["configurations"]       # exact: the same floats
+    assert all(c["table_dir"].startswith(str(tmp_path / "t" / "sweep")) for c in there["configurations"])
+
+
+def test_unreachable_scheduler_is_one_error():
+    from mcscan.errors import McscanError
+
+    with pytest.raises(McscanError, match="cannot connect to the Dask scheduler"):
+        DaskBackend(scheduler="tcp://127.0.0.1:9", connect_timeout=1)
+
+
+def _memory_transitions(dask_scheduler, prefix):
+    """How often each task whose key starts with ``prefix`` reached memory (scheduler log)."""
+    counts = {}
+    for t in dask_scheduler.transition_log:
+        if str(t[0]).startswith(prefix) and t[2] == "memory":
+            counts[t[0]] = counts.get(t[0], 0) + 1
+    return counts
+
+
+def test_killed_worker_mid_scan(client, refs, reference, tmp_path, monkeypatch):
+    """SIGKILL a worker process after the second stored chunk, the one holding the most
+    results and running tasks: the scheduler recomputes what it held or ran, the nanny
+    starts a new worker, and the file is the same bit for bit."""
+    client.wait_for_workers(2, timeout=60)
+    be = DaskBackend(client=client, numba_threads=1, window=8)
+    real = ChunkStore.write
+    killed = {}
+
+    def write_and_kill(self, k, arrays):
+        real(self, k, arrays)
+        if not killed and len(self.done()) == 2:
+            held, busy = client.has_what(), client.processing()
+            victim = max(held, key=lambda w: len(held[w]) + len(busy.get(w, ())))
+            killed.update(worker=victim, held=len(held[victim]), running=len(busy.get(victim, ())))
+            pid = client.run(os.getpid, workers=[victim])[victim]
+            os.kill(pid, signal.SIGKILL)
+
+    monkeypatch.setattr(ChunkStore, "write", write_and_kill)
+    before = client.run_on_scheduler(_memory_transitions, prefix="mcscan-compute_chunk-")
+    # 150 points per chunk: keys of their own (projections do not depend on the chunking)
+    res = nd_scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=150, backend=be,
+                  projections=["q_ee", "q_ee,q_mumu"])
+    assert 2 < res.chunks and killed["held"] + killed["running"] > 0   # killed mid-scan, with work
+    _assert_identical(reference, _read(tmp_path / "d.h5"))
+    counts = client.run_on_scheduler(_memory_transitions, prefix="mcscan-compute_chunk-")
+    ours = {k: n for k, n in counts.items() if k not in before}       # this scan's chunks
+    assert len(ours) == res.chunks and max(ours.values()) >= 2          # one was computed again
+    # the victim is gone (its nanny starts a new worker process under a new address)
+    deadline = time.monotonic() + 30
+    while killed["worker"] in client.scheduler_info()["workers"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert killed["worker"] not in client.scheduler_info()["workers"]
+    client.wait_for_workers(2, timeout=60)

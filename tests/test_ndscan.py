@@ -1,0 +1,310 @@
+"""N-D scans: chunks are grid_scan calls, projections are exact reductions, files stream.
+
+Bit-identical comparisons use np.array_equal (no tolerance): an N-D scan
+evaluates every 2D plane of its last two charges with grid_scan, the outer
+charges fixed, so each plane must equal that grid_scan bit for bit, for any
+chunk size.  Projections are minima and slices of those numbers, so they
+are compared exactly with NumPy reductions of the full grid.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from mcscan import cli, kernels
+from mcscan.cli_scale import add_commands
+from mcscan.config import load_config
+from mcscan.errors import InputError, TableError
+from mcscan.ndscan import (
+    Grid,
+    _box_shape,
+    _boxes,
+    compute_chunk,
+    default_chunk_points,
+    make_grid,
+    nd_scan,
+    parse_projections,
+)
+from mcscan.pipeline import build_tables, load_coefficients
+from mcscan.scan import SEGMENT, grid_scan
+from mcscan.tables import ChunkStore, load_results
+
+A = np.linspace(-2e-8, 2e-8, 13)          # q_ee
+B = np.linspace(-1e-8, 1.2e-8, 11)        # q_mumu (0 is not a grid point)
+C = np.linspace(-6e-8, 6e-8, 5)           # q_emu
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm():
+    kernels.warm_up(True)
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    d = tmp_path_factory.mktemp("nd_tables")
+    build_tables(load_config(), ["Xe", "Ge"], d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def coefs(tables):
+    return load_coefficients(load_config(), ["Xe", "Ge"], tables)
+
+
+def _groups(path):
+    return load_results(path)["groups"]
+
+
+def _same_files(a, b):
+    ga, gb = _groups(a), _groups(b)
+    assert ga.keys() == gb.keys()
+    for name in ga:
+        assert ga[name]["data"].keys() == gb[name]["data"].keys(), name
+        for k, v in ga[name]["data"].items():
+            w = gb[name]["data"][k]
+            assert v.dtype == w.dtype and np.array_equal(v, w), (name, k)   # bit-identical
+
+
+@pytest.mark.parametrize("chunk", [11, 33, 77, 10_000])
+def test_2d_equals_grid_scan_for_any_chunking(coefs, tmp_path, chunk):
+    ref = grid_scan(coefs, ("q_ee", "q_mumu"), (A, B))
+    res = nd_scan(coefs, ("q_ee", "q_mumu"), (A, B), tmp_path / "s.h5", chunk_points=chunk)
+    g = _groups(tmp_path / "s.h5")["ndscan"]["data"]
+    assert np.array_equal(g["chi2"], ref.chi2)
+    assert np.array_equal(g["converged"], ref.converged.astype(np.int8))
+    assert res.chunks == -(-A.size * B.size // default_chunk_points((A.size, B.size), chunk))
+    assert res.chi2_min == float(ref.chi2.min())
+
+
+def test_1d_chunks_are_whole_segments(coefs, tmp_path):
+    x = np.linspace(-3e-8, 3e-8, 2 * SEGMENT + 100)
+    ref = grid_scan(coefs, ("q_mumu",), (x,), fixed={"q_ee": 1e-9})
+    res = nd_scan(coefs, ("q_mumu",), (x,), tmp_path / "s.h5", fixed={"q_ee": 1e-9},
+                  chunk_points=5000)
+    assert res.chunks == 3                               # 5000 -> 4096 per chunk
+    g = _groups(tmp_path / "s.h5")
+    assert np.array_equal(g["ndscan"]["data"]["chi2"], ref.chi2)
+    assert np.array_equal(g["ndscan/profiled/q_mumu"]["data"]["chi2"], ref.chi2)
+    assert np.array_equal(g["ndscan/fixed/q_mumu"]["data"]["chi2"], ref.chi2)
+
+
+def test_3d_planes_and_projections(coefs, tmp_path):
+    params = ("q_emu", "q_ee", "q_mumu")
+    at = {"q_emu": 2.9e-8, "q_mumu": 0.0}
+    res = nd_scan(coefs, params, (C, A, B), tmp_path / "s.h5", fixed={"q_mutau": 1e-9}, at=at,
+                  projections=["q_ee", "q_mumu", "q_mumu,q_emu", ("q_emu", "q_ee")], chunk_points=55)
+    g = _groups(tmp_path / "s.h5")
+    full = g["ndscan"]["data"]["chi2"]
+    assert full.shape == (C.size, A.size, B.size)
+    for i, c in enumerate(C):
+        plane = grid_scan(coefs, ("q_ee", "q_mumu"), (A, B), fixed={"q_emu": c, "q_mutau": 1e-9})
+        assert np.array_equal(full[i], plane.chi2)
+        assert np.array_equal(g["ndscan"]["data"]["converged"][i], plane.converged.astype(np.int8))
+    # profiled: minimum over the other charges, exactly
+    prof = g["ndscan/profiled/q_ee"]["data"]
+    assert np.array_equal(prof["chi2"], full.min(axis=(0, 2)))
+    assert np.array_equal(prof["delta_chi2"], full.min(axis=(0, 2)) - full.min())
+    assert np.array_equal(full.ravel()[prof["argmin"]], prof["chi2"])
+    i0, _, i2 = np.unravel_index(prof["argmin"], full.shape)
+    assert np.array_equal(prof["best_q_emu"], C[i0]) and np.array_equal(prof["best_q_mumu"], B[i2])
+    assert np.array_equal(g["ndscan/profiled/q_mumu"]["data"]["chi2"], full.min(axis=(0, 1)))
+    assert np.array_equal(g["ndscan/profiled/q_mumu-q_emu"]["data"]["chi2"], full.min(axis=1).T)
+    assert np.array_equal(g["ndscan/profiled/q_emu-q_ee"]["data"]["chi2"], full.min(axis=2))
+    # fixed: the slice through the grid point nearest ``at``
+    ie, im = int(np.argmin(abs(C - 2.9e-8))), int(np.argmin(abs(B)))
+    fx = g["ndscan/fixed/q_ee"]
+    assert np.array_equal(fx["data"]["chi2"], full[ie, :, im])
+    assert np.array_equal(fx["data"]["delta_chi2"], full[ie, :, im] - full[ie, :, im].min())
+    assert json.loads(fx["attrs"]["at"]) == {"q_emu": float(C[ie]), "q_mumu": float(B[im])}
+    assert np.array_equal(g["ndscan/fixed/q_mumu-q_emu"]["data"]["chi2"], full[:, 6, :].T)
+    assert np.array_equal(g["ndscan/fixed/q_emu-q_ee"]["data"]["chi2"], full[:, :, im])
+    # attributes and the in-memory summary agree with the file
+    attrs = g["ndscan"]["attrs"]
+    assert json.loads(attrs["params"]) == list(params)
+    assert json.loads(attrs["shape"]) == [C.size, A.size, B.size]
+    assert float(attrs["chi2_min"]) == float(full.min()) == res.chi2_min
+    k = np.unravel_index(np.argmin(full), full.shape)
+    assert res.argmin == {p: float(ax[i]) for p, ax, i in zip(params, (C, A, B), k)}
+    assert np.array_equal(res.projections[("profiled", "q_ee")].chi2, prof["chi2"])
+    assert not (tmp_path / "s.h5.partial").exists()
+
+
+def test_fixed_row_equals_1d_scan(coefs, tmp_path):
+    # the slice q_ee = 0 of a (q_ee, q_mumu) scan is a row: the same bits as a 1D scan
+    a = np.linspace(-2e-8, 2e-8, 9)
+    nd_scan(coefs, ("q_ee", "q_mumu"), (a, B), tmp_path / "s.h5")
+    ref = grid_scan(coefs, ("q_mumu",), (B,))
+    assert np.array_equal(_groups(tmp_path / "s.h5")["ndscan/fixed/q_mumu"]["data"]["chi2"], ref.chi2)
+
+
+def test_projections_do_not_depend_on_chunking(coefs, tmp_path):
+    args = (coefs, ("q_emu", "q_ee", "q_mumu"), (C, A, B))
+    kw = {"projections": ["q_ee", "q_ee,q_emu"]}
+    nd_scan(*args, tmp_path / "a.h5", chunk_points=11, **kw)
+    nd_scan(*args, tmp_path / "b.h5", chunk_points=10_000, **kw)
+    ga, gb = _groups(tmp_path / "a.h5"), _groups(tmp_path / "b.h5")
+    for name in ga:
+        if name != "ndscan":
+            for k, v in ga[name]["data"].items():
+                assert np.array_equal(v, gb[name]["data"][k]), (name, k)
+
+
+def test_chunk_function_is_pure(coefs):
+    from mcscan.ndscan import ChunkTask
+
+    task = ChunkTask(tuple(coefs), make_grid(("q_emu", "q_ee", "q_mumu"), (C, A, B)), 33)
+    first = [compute_chunk(k, task) for k in range(task.n_chunks)]
+    again = [compute_chunk(k, task) for k in reversed(range(task.n_chunks))][::-1]
+    for x, y in zip(first, again):
+        assert np.array_equal(x["chi2"], y["chi2"]) and np.array_equal(x["converged"], y["converged"])
+
+
+def test_boxes_cover_ranges_exactly():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        shape = tuple(int(s) for s in rng.integers(1, 6, size=rng.integers(1, 6)))
+        n = int(np.prod(shape))
+        lo, hi = sorted(int(v) for v in rng.integers(0, n + 1, size=2))
+        mark = np.zeros(shape, dtype=int)
+        flat = np.arange(n).reshape(shape)
+        for index, f0, f1 in _boxes(lo, hi, shape):
+            mark[index] += 1
+            assert np.array_equal(flat[index].ravel(), np.arange(f0, f1))
+            assert flat[index].shape == _box_shape(index, shape)
+        expect = np.zeros(n, dtype=int)
+        expect[lo:hi] = 1
+        assert np.array_equal(mark.ravel(), expect)
+
+
+def test_default_chunks_are_whole_rows_and_planes():
+    assert default_chunk_points((21,) * 5) % (21 * 21) == 0
+    assert default_chunk_points((1000,)) == SEGMENT
+    assert default_chunk_points((5, 7), 20) == 14
+    assert default_chunk_points((5, 7), 3) == 7
+    with pytest.raises(InputError):
+        default_chunk_points((5, 7), 0)
+
+
+def test_resume_after_interrupt_is_bit_identical(coefs, tmp_path, monkeypatch):
+    args = (coefs, ("q_emu", "q_ee", "q_mumu"), (C, A, B))
+    nd_scan(*args, tmp_path / "ref.h5", chunk_points=22)
+    real = ChunkStore.write
+    calls = {"n": 0}
+
+    def flaky(self, k, arrays):
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        real(self, k, arrays)
+
+    monkeypatch.setattr(ChunkStore, "write", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        nd_scan(*args, tmp_path / "s.h5", chunk_points=22)
+    monkeypatch.setattr(ChunkStore, "write", real)
+    assert not (tmp_path / "s.h5").exists()
+    assert len(list((tmp_path / "s.h5.partial").glob("chunk_*.npz"))) == 4
+    with pytest.raises(TableError, match="--resume"):
+        nd_scan(*args, tmp_path / "s.h5", chunk_points=22)
+    with pytest.raises(TableError, match="differs"):
+        nd_scan(*args, tmp_path / "s.h5", chunk_points=44, resume=True)
+    res = nd_scan(*args, tmp_path / "s.h5", chunk_points=22, resume=True)
+    assert res.resumed_chunks == 4
+    _same_files(tmp_path / "ref.h5", tmp_path / "s.h5")
+
+
+def test_bad_grids_and_projections(coefs, tmp_path):
+    with pytest.raises(InputError, match="differ"):
+        make_grid(("q_ee", "q_ee"), (A, A))
+    with pytest.raises(InputError, match="both scanned and fixed"):
+        make_grid(("q_ee",), (A,), fixed={"q_ee": 1e-9})
+    with pytest.raises(InputError, match="increase"):
+        make_grid(("q_ee",), (A[::-1],))
+    with pytest.raises(InputError, match="unknown parameter"):
+        make_grid(("q_xx",), (A,))
+    with pytest.raises(InputError, match="1 to 6"):
+        make_grid((), ())
+    with pytest.raises(InputError, match="not a scanned charge"):
+        parse_projections(["q_emu"], ("q_ee", "q_mumu"))
+    with pytest.raises(InputError, match="one or two"):
+        parse_projections(["q_ee,q_mumu,q_emu"], ("q_ee", "q_mumu", "q_emu"))
+    with pytest.raises(InputError, match="--at q_emu"):
+        nd_scan(coefs, ("q_ee",), (A,), tmp_path / "s.h5", at={"q_emu": 0.0})
+    assert not list(tmp_path.iterdir())
+    assert isinstance(make_grid(("q_ee",), (A,)), Grid)
+
+
+# ------------------------------------------------------------------ command line
+
+def _main(argv, monkeypatch):
+    """cli.main with ndscan/sweep added (a no-op once cli.py registers them itself)."""
+    orig = cli._parser
+
+    def parser():
+        p = orig()
+        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+        if "ndscan" not in sub.choices:
+            for name, handler in add_commands(sub).items():
+                monkeypatch.setitem(cli._COMMANDS, name, handler)
+        return p
+
+    monkeypatch.setattr(cli, "_parser", parser)
+    try:
+        return cli.main([str(a) for a in argv])
+    except SystemExit as exc:
+        return exc.code
+
+
+ND = ["ndscan", "--detector", "Xe", "--param", "q_ee", "--param", "q_mumu", "--param", "q_emu",
+      "--range", "-2e-8", "2e-8", "--range", "-1e-8", "1e-8", "--range", "-6e-8", "6e-8",
+      "--quiet"]
+
+
+def test_cli_ndscan_json(tables, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "nd.h5"
+    code = _main(ND + ["--points", "9", "--tables", tables, "--out", out, "--json",
+                       "--project", "q_ee", "--project", "q_ee,q_mumu"], monkeypatch)
+    o, e = capsys.readouterr()
+    assert code == 0, e
+    d = json.loads(o)
+    assert d["shape"] == [9, 9, 9] and d["points"] == 729 and d["backend"]["backend"] == "local"
+    assert set(d["projections"]) == {"profiled/q_ee", "fixed/q_ee", "profiled/q_ee-q_mumu",
+                                     "fixed/q_ee-q_mumu"}
+    lo, hi = d["projections"]["fixed/q_ee"]["regions"][0]
+    assert lo < 0 < hi
+    assert _groups(out)["ndscan"]["data"]["chi2"].shape == (9, 9, 9)
+    assert json.loads(load_results(out)["attrs"]["config"])["detectors"]["Xe"]["mass_kg"] == 20.0
+
+
+def test_cli_ndscan_text(tables, tmp_path, capsys, monkeypatch):
+    code = _main(ND + ["--points", "9", "--tables", tables, "--out", tmp_path / "nd.h5"], monkeypatch)
+    o, e = capsys.readouterr()
+    assert code == 0, e
+    assert "scanned q_ee x q_mumu x q_emu on 9 x 9 x 9 = 729 points for Xe" in o
+    assert "profiled over the others" in o and "others at q_mumu = 0, q_emu = 0" in o
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--project", "q_etau"], "projection onto q_etau: not a scanned charge"),
+    (["--fix", "q_ee=1e-9"], "q_ee is both scanned and fixed"),
+    (["--points", "9"], "3 charge(s) but 2 --points"),
+    (["--range", "1", "0"], "3 charge(s) but 4 --range"),
+    (["--at", "q_etau=0"], "--at q_etau: not a scanned charge"),
+    (["--param", "q_mumu"], "--param: a charge is given twice"),
+    (["--backend", "dask"], "--backend dask needs --scheduler"),
+    (["--workers", "2"], "--workers is for --backend dask-local"),
+    (["--scheduler", "tcp://x:1"], "--scheduler is for --backend dask"),
+    (["--out", "x.txt"], "expected an .h5 file name"),
+    (["--cl", "1.5"], "confidence level strictly between 0 and 1"),
+    (["--workers", "0"], "expected a positive whole number"),
+])
+def test_cli_ndscan_errors(tables, tmp_path, capsys, monkeypatch, extra, message):
+    monkeypatch.chdir(tmp_path)
+    code = _main(ND + ["--points", "9", "--tables", tables] + extra, monkeypatch)
+    o, e = capsys.readouterr()
+    assert code == 2 and o == ""
+    lines = e.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mcscan: error:") and message in lines[0], e
+    assert not list(tmp_path.glob("**/*.h5")) and not list(tmp_path.glob("**/*.partial"))
