@@ -88,6 +88,15 @@ def _common(p, tables=True):
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _target_options(p, fix_help="value of an unscanned charge (default 0)"):
+    """--detector (repeatable, required), --channels and --fix, shared by the analysis commands."""
+    p.add_argument("--detector", action="append", metavar="NAME", required=True,
+                   help="detector (repeatable: combined chi2)")
+    p.add_argument("--channels", default="nuclear", help="comma-separated channels (default nuclear)")
+    p.add_argument("--fix", action="append", type=_assignment, default=[], metavar="P=VALUE",
+                   help=fix_help)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="mcscan", description="Neutrino millicharge sensitivity scans at spallation sources.")
     p.add_argument("--version", action="version", version=f"mcscan {__version__}")
@@ -100,17 +109,13 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("scan", help="1D or 2D profiled chi2 scan, saved to HDF5")
     _common(s)
-    s.add_argument("--detector", action="append", metavar="NAME", required=True,
-                   help="detector (repeatable: combined chi2)")
+    _target_options(s)
     s.add_argument("--param", action="append", type=_param, required=True, metavar="P",
                    help=f"scanned charge, once or twice ({', '.join(PARAMS)})")
     s.add_argument("--range", action="append", nargs=2, type=_float, metavar=("LO", "HI"),
                    help="range of each scanned charge in e (default from the configuration)")
     s.add_argument("--points", action="append", type=_points, metavar="N",
                    help="grid points of each scanned charge (default 2001 in 1D, 201 in 2D)")
-    s.add_argument("--fix", action="append", type=_assignment, default=[], metavar="P=VALUE",
-                   help="value of an unscanned charge (default 0)")
-    s.add_argument("--channels", default="nuclear", help="comma-separated channels (default nuclear)")
     s.add_argument("--out", metavar="FILE", help="results file (default results/scan_<params>.h5)")
     s.add_argument("--resume", action="store_true",
                    help="finish an interrupted scan of the same command from its stored chunks")
@@ -120,16 +125,12 @@ def _parser() -> argparse.ArgumentParser:
 
     li = sub.add_parser("limits", help="allowed intervals of one charge at a C.L.")
     _common(li)
-    li.add_argument("--detector", action="append", metavar="NAME", required=True,
-                    help="detector (repeatable: combined chi2)")
+    _target_options(li, "value of another charge (default 0)")
     li.add_argument("--param", type=_param, required=True, metavar="P", help=", ".join(PARAMS))
     li.add_argument("--cl", type=_cl, default=None, help="confidence level (default 0.90)")
-    li.add_argument("--channels", default="nuclear", help="comma-separated channels (default nuclear)")
     li.add_argument("--range", nargs=2, type=_float, metavar=("LO", "HI"),
                     help="scan range in e (default: configuration, widened while the set is open)")
     li.add_argument("--points", type=_points, default=None, help="grid points (default 2001)")
-    li.add_argument("--fix", action="append", type=_assignment, default=[], metavar="P=VALUE",
-                    help="value of another charge (default 0)")
     li.add_argument("--profile", action="append", type=_param, default=[], metavar="P",
                     help="charge minimised over at each point (repeatable), searched over its configured range")
     li.add_argument("--level", type=_float, default=None, metavar="DCHI2",
@@ -138,16 +139,12 @@ def _parser() -> argparse.ArgumentParser:
 
     rg = sub.add_parser("region", help="allowed region of two charges: polygons, extent, area")
     _common(rg)
-    rg.add_argument("--detector", action="append", metavar="NAME", required=True,
-                    help="detector (repeatable: combined chi2)")
+    _target_options(rg, "value of another charge (default 0)")
     rg.add_argument("--params", nargs=2, type=_param, required=True, metavar=("P0", "P1"))
     rg.add_argument("--cl", type=_cl, default=None, help="confidence level (default 0.90; 2 d.o.f.)")
-    rg.add_argument("--channels", default="nuclear", help="comma-separated channels (default nuclear)")
     rg.add_argument("--ranges", nargs=4, type=_float, metavar=("LO0", "HI0", "LO1", "HI1"),
                     help="scan ranges in e (default: configuration, zoomed onto the region)")
     rg.add_argument("--points", type=int, default=201, help="grid points per axis (default 201)")
-    rg.add_argument("--fix", action="append", type=_assignment, default=[], metavar="P=VALUE",
-                    help="value of another charge (default 0)")
     rg.add_argument("--out", metavar="FILE", help="results file (default results/region_<p0>_<p1>.h5)")
     rg.add_argument("--json", action="store_true", help="print one JSON object")
 

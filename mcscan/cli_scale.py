@@ -56,14 +56,13 @@ def backend_from_args(args):
 
 def add_commands(sub) -> dict:
     """Add ``ndscan`` and ``sweep`` to the subparsers ``sub``; returns {name: handler(args, cfg)}."""
-    from .cli import _assignment, _cl, _common, _float, _param, _points
+    from .cli import _assignment, _cl, _common, _float, _param, _points, _target_options
     from .config import PARAMS
 
     nd = sub.add_parser("ndscan", help="N-dimensional profiled chi2 scan (1 to 6 charges), "
                                        "streamed to HDF5, with projections")
     _common(nd)
-    nd.add_argument("--detector", action="append", metavar="NAME", required=True,
-                    help="detector (repeatable: combined chi2)")
+    _target_options(nd)
     nd.add_argument("--param", action="append", type=_param, required=True, metavar="P",
                     help=f"scanned charge, 1 to 6 times, the last varying fastest ({', '.join(PARAMS)})")
     nd.add_argument("--range", action="append", nargs=2, type=_float, metavar=("LO", "HI"),
@@ -71,15 +70,12 @@ def add_commands(sub) -> dict:
     nd.add_argument("--points", action="append", type=_points, metavar="N",
                     help="grid points per scanned charge, once for all or once each "
                          "(default 2001 in 1D, 201 in 2D, 51 in 3D, 21 in 4D and 5D, 11 in 6D)")
-    nd.add_argument("--fix", action="append", type=_assignment, default=[], metavar="P=VALUE",
-                    help="value of an unscanned charge (default 0)")
     nd.add_argument("--project", action="append", default=None, metavar="P[,P2]",
                     help="projection onto one or two scanned charges, profiled and fixed "
                          "(repeatable; default every scanned charge alone)")
     nd.add_argument("--at", action="append", type=_assignment, default=[], metavar="P=VALUE",
                     help="where fixed projections slice a scanned charge (nearest grid point; "
                          "default 0)")
-    nd.add_argument("--channels", default="nuclear", help="comma-separated channels (default nuclear)")
     nd.add_argument("--out", metavar="FILE", help="results file (default results/ndscan_<params>.h5)")
     nd.add_argument("--resume", action="store_true",
                     help="finish an interrupted scan of the same command from its stored chunks "

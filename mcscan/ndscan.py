@@ -43,7 +43,6 @@ Results file layout (group ``/ndscan``)::
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
