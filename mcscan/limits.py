@@ -16,7 +16,7 @@ from scipy.special import chdtri
 from .errors import InputError
 from .scan import Scan, ScanSettings, chi2_function, grid_scan
 
-__all__ = ["Limit", "delta_chi2_level", "allowed_intervals", "limit_1d", "VISIBLE_PARAMS"]
+__all__ = ["Limit", "cl_levels", "delta_chi2_level", "allowed_intervals", "limit_1d", "VISIBLE_PARAMS"]
 
 #: Charges an ESS beam (nu_e, nu_mu, anti-nu_mu) can see.
 VISIBLE_PARAMS = ("q_ee", "q_mumu", "q_emu", "q_etau", "q_mutau")
@@ -28,6 +28,11 @@ def delta_chi2_level(cl: float, dof: int = 1) -> float:
     if not 0.0 < cl < 1.0:
         raise InputError(f"confidence level {cl!r}: expected a number strictly between 0 and 1")
     return float(chdtri(dof, 1.0 - cl))          # inverse chi2 CDF
+
+
+def cl_levels(dof: int) -> dict:
+    """{"0.68": ..., "0.9": ..., "0.95": ...}: Delta chi2 levels stored in results files."""
+    return {str(cl): delta_chi2_level(cl, dof) for cl in (0.68, 0.90, 0.95)}
 
 
 @dataclass(frozen=True)

@@ -530,14 +530,10 @@ def _h5_chunks(shape, target=1 << 16):
 
 
 def _save_nd(path, grid: Grid, task: ChunkTask, store, projectors, meta, *, config=None) -> dict:
-    from scipy.special import chdtri
-
+    from .limits import cl_levels as levels
     from .tables import results_writer
 
     shape = grid.shape
-
-    def levels(dof):
-        return {str(cl): float(chdtri(dof, 1.0 - cl)) for cl in (0.68, 0.90, 0.95)}
 
     with results_writer(path, "ndscan", config=config) as w:
         for i, a in enumerate(grid.axes):

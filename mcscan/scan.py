@@ -367,16 +367,9 @@ def scan_to_file(coefs, params, axes, path, *, fixed=None, settings: ScanSetting
             "table_hashes": [c.table_hash for c in coefs], "fixed": [float(v) for v in base],
             "signal_pull": settings.signal_pull, "background_pull": settings.background_pull}
     dets = [c.detector for c in coefs]
-    best, where, bad = np.inf, 0, 0
-    for k in range(nchunks):
-        c = store.read(k)
-        j = int(np.argmin(c["chi2"]))
-        if c["chi2"][j] < best:
-            best, where = float(c["chi2"][j]), k * chunk_points + j
-        bad += int((c["converged"] == 0).sum())
-    out = save_scan_chunks(path, meta, shape, dets, store, nchunks, chunk_points, config=config)
+    summary = save_scan_chunks(path, meta, shape, dets, store, nchunks, chunk_points, config=config)
     store.remove()
-    at = np.unravel_index(where, shape)
-    return {"path": str(out), "shape": list(shape), "chi2_min": best,
-            "argmin": [float(a[i]) for a, i in zip(axes, at)], "unconverged": bad,
+    at = np.unravel_index(summary["argmin"], shape)
+    return {"path": str(path), "shape": list(shape), "chi2_min": summary["chi2_min"],
+            "argmin": [float(a[i]) for a, i in zip(axes, at)], "unconverged": summary["unconverged"],
             "chunks": nchunks, "resumed_chunks": len(done)}

@@ -286,19 +286,12 @@ def save_results(path: str | Path, groups: dict, attrs: dict) -> Path:
         strings when they are not str/number).
     """
     path = Path(path)
-    with atomic_h5(path) as f:
-        f.attrs["kind"] = "mcscan-results"
-        f.attrs["schema_version"] = RESULTS_SCHEMA_VERSION
-        f.attrs["mcscan_version"] = __version__
-        f.attrs["created"] = _now()
-        for k, v in attrs.items():
-            f.attrs[k] = _attr(v)
+    with results_writer(path, None) as w:
+        w.attrs("/", attrs)
         for name, spec in groups.items():
-            g = f.require_group(name)
-            for k, v in spec.get("attrs", {}).items():
-                g.attrs[k] = _attr(v)
+            w.attrs(name, spec.get("attrs", {}))
             for dname, (arr, units) in spec.get("data", {}).items():
-                _dataset(g, dname, arr, units)
+                w.array(name, dname, arr, units)
     return path
 
 
@@ -346,9 +339,8 @@ def save_scan(path: str | Path, scan, *, config: dict | None = None) -> Path:
     e), ``chi2_min``, ``cl_levels`` ({"0.68": ..., "0.9": ..., "0.95": ...}
     Delta chi2 for this scan's dimension), pull widths.
     """
-    from scipy.special import chdtri
+    from .limits import cl_levels
 
-    dof = len(scan.params)
     data = {f"axis_{i}": (a, "e") for i, a in enumerate(scan.axes)}
     data["chi2"] = (scan.chi2, "chi2")
     data["delta_chi2"] = (scan.delta_chi2, "chi2")
@@ -360,7 +352,7 @@ def save_scan(path: str | Path, scan, *, config: dict | None = None) -> Path:
         "params": list(scan.params), "detectors": list(scan.detectors),
         "channels": list(scan.channels), "table_hashes": list(scan.table_hashes),
         "fixed": [float(v) for v in scan.base], "chi2_min": scan.chi2_min,
-        "cl_levels": {str(cl): float(chdtri(dof, 1.0 - cl)) for cl in (0.68, 0.90, 0.95)},
+        "cl_levels": cl_levels(len(scan.params)),
         "signal_pull": scan.settings.signal_pull, "background_pull": scan.settings.background_pull,
     }
     fattrs = {"kind_detail": "scan"}
@@ -453,12 +445,16 @@ def _atomic_bytes(path: Path, data: bytes) -> None:
 
 
 def save_scan_chunks(path: str | Path, meta: dict, shape: tuple, detectors, store: ChunkStore,
-                     nchunks: int, chunk_points: int, *, config: dict | None = None) -> Path:
+                     nchunks: int, chunk_points: int, *, config: dict | None = None) -> dict:
     """Assemble a results file from stored chunks, chunk by chunk (bounded memory).
 
     Same layout as :func:`save_scan`; written atomically.
+
+    Returns
+    -------
+    {"chi2_min", "argmin" (flat index into the grid), "unconverged" (points)}
     """
-    from scipy.special import chdtri
+    from .limits import cl_levels
 
     shape = tuple(int(v) for v in shape)
     n = int(np.prod(shape))
@@ -466,51 +462,41 @@ def save_scan_chunks(path: str | Path, meta: dict, shape: tuple, detectors, stor
     if chunk_points % row:
         raise ValueError("chunks of a 2D scan must hold whole rows")
 
-    def put(ds, lo, hi, data):
-        if len(shape) == 2:
-            ds[lo // row:hi // row] = data.reshape(-1, row)
-        else:
-            ds[lo:hi] = data
+    def index(lo, hi):
+        return slice(lo // row, hi // row) if len(shape) == 2 else slice(lo, hi)
 
-    with atomic_h5(path) as f:
-        f.attrs["kind"] = "mcscan-results"
-        f.attrs["schema_version"] = RESULTS_SCHEMA_VERSION
-        f.attrs["mcscan_version"] = __version__
-        f.attrs["created"] = _now()
-        f.attrs["kind_detail"] = "scan"
-        if config is not None:
-            f.attrs["config"] = json.dumps(config)
-        g = f.create_group("scan")
+    names = ["chi2", "converged"] + [f"pull_signal_{d}" for d in detectors] + \
+            [f"pull_background_{d}" for d in detectors]
+    units = {"chi2": "chi2", "converged": "bool", "delta_chi2": "chi2"}
+    h5chunk = (max(1, min(shape[0], (1 << 16) // row)), row) if len(shape) == 2 else (min(n, 1 << 16),)
+    with results_writer(path, "scan", config=config) as w:
         for i, a in enumerate(meta["axes"]):
-            _dataset(g, f"axis_{i}", np.asarray(a), "e")
-        names = ["chi2", "converged"] + [f"pull_signal_{d}" for d in detectors] + \
-                [f"pull_background_{d}" for d in detectors]
-        units = {"chi2": "chi2", "converged": "bool"}
-        h5chunk = (max(1, min(shape[0], (1 << 16) // row)), row) if len(shape) == 2 else (min(n, 1 << 16),)
-        ds = {}
+            w.array("scan", f"axis_{i}", np.asarray(a), "e")
         for name in names + ["delta_chi2"]:
-            dt = np.int8 if name == "converged" else float
-            ds[name] = g.create_dataset(name, shape=shape, dtype=dt, fletcher32=True, chunks=h5chunk)
-            ds[name].attrs["units"] = units.get(name, "chi2" if name == "delta_chi2" else "fraction")
-        cmin = np.inf
+            w.empty("scan", name, shape, np.int8 if name == "converged" else float,
+                    units.get(name, "fraction"), chunks=h5chunk)
+        cmin, where, bad = np.inf, 0, 0
         for k in range(nchunks):
             lo, hi = k * chunk_points, min(n, (k + 1) * chunk_points)
             c = store.read(k)
             for name in names:
-                put(ds[name], lo, hi, c[name])
-            cmin = min(cmin, float(np.min(c["chi2"])))
+                w.write("scan", name, index(lo, hi), c[name].reshape(-1, row) if len(shape) == 2
+                        else c[name])
+            j = int(np.argmin(c["chi2"]))
+            if c["chi2"][j] < cmin:
+                cmin, where = float(c["chi2"][j]), lo + j
+            bad += int(np.count_nonzero(c["converged"] == 0))
         for k in range(nchunks):
             lo, hi = k * chunk_points, min(n, (k + 1) * chunk_points)
-            put(ds["delta_chi2"], lo, hi, store.read(k)["chi2"] - cmin)
-        dof = len(meta["params"])
-        for k, v in {"params": meta["params"], "detectors": list(detectors),
-                     "channels": meta["channels"], "table_hashes": meta["table_hashes"],
-                     "fixed": meta["fixed"], "chi2_min": cmin,
-                     "cl_levels": {str(cl): float(chdtri(dof, 1.0 - cl)) for cl in (0.68, 0.90, 0.95)},
-                     "signal_pull": meta["signal_pull"],
-                     "background_pull": meta["background_pull"]}.items():
-            g.attrs[k] = _attr(v)
-    return Path(path)
+            d = store.read(k)["chi2"] - cmin
+            w.write("scan", "delta_chi2", index(lo, hi), d.reshape(-1, row) if len(shape) == 2 else d)
+        w.attrs("scan", {"params": meta["params"], "detectors": list(detectors),
+                         "channels": meta["channels"], "table_hashes": meta["table_hashes"],
+                         "fixed": meta["fixed"], "chi2_min": cmin,
+                         "cl_levels": cl_levels(len(meta["params"])),
+                         "signal_pull": meta["signal_pull"],
+                         "background_pull": meta["background_pull"]})
+    return {"chi2_min": cmin, "argmin": where, "unconverged": bad}
 
 
 class ResultsWriter:
@@ -545,14 +531,15 @@ class ResultsWriter:
 
 
 @contextmanager
-def results_writer(path: str | Path, kind_detail: str, *, config: dict | None = None):
+def results_writer(path: str | Path, kind_detail: str | None, *, config: dict | None = None):
     """A results file written atomically, with the standard root attributes."""
     with atomic_h5(path) as f:
         f.attrs["kind"] = "mcscan-results"
         f.attrs["schema_version"] = RESULTS_SCHEMA_VERSION
         f.attrs["mcscan_version"] = __version__
         f.attrs["created"] = _now()
-        f.attrs["kind_detail"] = kind_detail
+        if kind_detail is not None:
+            f.attrs["kind_detail"] = kind_detail
         if config is not None:
             f.attrs["config"] = json.dumps(config)
         yield ResultsWriter(f)
