@@ -38,3 +38,29 @@ def tables(config):
 def csi_electron_table(electron_config):
     """CsI response table with both the nuclear and the electron channel."""
     return build_table(electron_config, "CsI")
+
+
+@pytest.fixture
+def chunk_interrupt(monkeypatch):
+    """Interrupt a streamed scan: ``arm(n)`` lets ChunkStore.write store n chunks,
+    then raise KeyboardInterrupt (as Ctrl-C would); ``disarm()`` restores it."""
+    from mcscan.tables import ChunkStore
+
+    real = ChunkStore.write
+
+    class Switch:
+        def arm(self, n):
+            calls = {"n": 0}
+
+            def flaky(store, k, arrays):
+                if calls["n"] == n:
+                    raise KeyboardInterrupt
+                calls["n"] += 1
+                real(store, k, arrays)
+
+            monkeypatch.setattr(ChunkStore, "write", flaky)
+
+        def disarm(self):
+            monkeypatch.setattr(ChunkStore, "write", real)
+
+    return Switch()

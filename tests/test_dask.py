@@ -6,7 +6,6 @@ bit-identical (np.array_equal): a chunk is a pure function of its index.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -17,7 +16,6 @@ import pytest
 
 from mcscan import backends, cli, kernels
 from mcscan.backends import DaskBackend, LocalBackend, TableRef
-from mcscan.cli_scale import add_commands
 from mcscan.config import load_config
 from mcscan.errors import TableError
 from mcscan.ndscan import nd_scan
@@ -108,21 +106,12 @@ def test_in_memory_coefficients_work_too(dask, tables, reference, tmp_path):
     _assert_identical(reference, _read(tmp_path / "d.h5"))
 
 
-def test_resume_on_another_backend(dask, refs, reference, tmp_path, monkeypatch):
-    real = ChunkStore.write
-    calls = {"n": 0}
-
-    def flaky(self, k, arrays):
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        calls["n"] += 1
-        real(self, k, arrays)
-
-    monkeypatch.setattr(ChunkStore, "write", flaky)
+def test_resume_on_another_backend(dask, refs, reference, tmp_path, chunk_interrupt):
+    chunk_interrupt.arm(5)
     with pytest.raises(KeyboardInterrupt):
         nd_scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75,
                 projections=["q_ee", "q_ee,q_mumu"])
-    monkeypatch.setattr(ChunkStore, "write", real)
+    chunk_interrupt.disarm()
     res = nd_scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75, backend=dask,
                   resume=True, projections=["q_ee", "q_ee,q_mumu"])
     assert res.resumed_chunks == 5
@@ -154,18 +143,7 @@ def test_sweep_on_dask_equals_local(dask, tmp_path):
     assert here.limits == there.limits                 # exact: the same floats
 
 
-def test_cli_dask_local(tables, tmp_path, capsys, monkeypatch):
-    orig = cli._parser
-
-    def parser():
-        p = orig()
-        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-        if "ndscan" not in sub.choices:
-            for name, handler in add_commands(sub).items():
-                monkeypatch.setitem(cli._COMMANDS, name, handler)
-        return p
-
-    monkeypatch.setattr(cli, "_parser", parser)
+def test_cli_dask_local(tables, tmp_path, capsys):
     argv = ["ndscan", "--detector", "Ge", "--param", "q_ee", "--param", "q_mumu",
             "--range", "-2e-8", "2e-8", "--range", "-1e-8", "1e-8", "--points", "15",
             "--tables", str(tables), "--quiet", "--json"]
@@ -180,17 +158,6 @@ def test_cli_dask_local(tables, tmp_path, capsys, monkeypatch):
 
 def test_cli_sweep_on_a_running_scheduler(client, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    orig = cli._parser
-
-    def parser():
-        p = orig()
-        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-        if "sweep" not in sub.choices:
-            for name, handler in add_commands(sub).items():
-                monkeypatch.setitem(cli._COMMANDS, name, handler)
-        return p
-
-    monkeypatch.setattr(cli, "_parser", parser)
     argv = ["sweep", "--vary", "detector.Ge.mass=5,10", "--param", "q_mumu", "--tables", "t",
             "--json", "--no-plot"]
     assert cli.main(argv + ["--out", "l.h5"]) == 0

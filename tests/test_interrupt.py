@@ -19,7 +19,7 @@ import pytest
 from mcscan.cli import main
 from mcscan.config import load_config
 from mcscan.pipeline import build_tables
-from mcscan.tables import ChunkStore, load_table
+from mcscan.tables import load_table
 
 ARGS = ["scan", "--detector", "Xe", "--detector", "Ge", "--param", "q_ee", "--param", "q_mumu",
         "--range", "-2e-8", "2e-8", "--range", "-1e-8", "1e-8", "--quiet"]
@@ -43,29 +43,20 @@ def _same(a, b):
         assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k   # bit-identical
 
 
-def test_keyboard_interrupt_then_resume(tables, tmp_path, capsys, monkeypatch):
+def test_keyboard_interrupt_then_resume(tables, tmp_path, capsys, monkeypatch, chunk_interrupt):
     monkeypatch.chdir(tmp_path)
     argv = ARGS + ["--tables", str(tables), "--points", "121", "--chunk-points", "500"]
     assert main(argv + ["--out", "ref.h5"]) == 0
     ref = _datasets("ref.h5")
     capsys.readouterr()
-    real_write = ChunkStore.write
-    calls = {"n": 0}
-
-    def flaky(self, k, arrays):
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        calls["n"] += 1
-        real_write(self, k, arrays)
-
-    monkeypatch.setattr(ChunkStore, "write", flaky)
+    chunk_interrupt.arm(3)
     assert main(argv + ["--out", "run.h5"]) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--resume" in err[0]
     assert not (tmp_path / "run.h5").exists()                    # no half-written result
     assert len(list((tmp_path / "run.h5.partial").glob("chunk_*.npz"))) == 3
     # running again without --resume refuses to overwrite the stored chunks
-    monkeypatch.setattr(ChunkStore, "write", real_write)
+    chunk_interrupt.disarm()
     assert main(argv + ["--out", "run.h5"]) == 2
     assert "--resume" in capsys.readouterr().err
     # a different scan cannot resume these chunks

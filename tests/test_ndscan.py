@@ -8,14 +8,12 @@ are compared exactly with NumPy reductions of the full grid.
 """
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 
 from mcscan import cli, kernels
-from mcscan.cli_scale import add_commands
 from mcscan.config import load_config
 from mcscan.errors import InputError, TableError
 from mcscan.ndscan import (
@@ -30,7 +28,7 @@ from mcscan.ndscan import (
 )
 from mcscan.pipeline import build_tables, load_coefficients
 from mcscan.scan import SEGMENT, grid_scan
-from mcscan.tables import ChunkStore, load_results
+from mcscan.tables import load_results
 
 A = np.linspace(-2e-8, 2e-8, 13)          # q_ee
 B = np.linspace(-1e-8, 1.2e-8, 11)        # q_mumu (0 is not a grid point)
@@ -188,22 +186,13 @@ def test_default_chunks_are_whole_rows_and_planes():
         default_chunk_points((5, 7), 0)
 
 
-def test_resume_after_interrupt_is_bit_identical(coefs, tmp_path, monkeypatch):
+def test_resume_after_interrupt_is_bit_identical(coefs, tmp_path, chunk_interrupt):
     args = (coefs, ("q_emu", "q_ee", "q_mumu"), (C, A, B))
     nd_scan(*args, tmp_path / "ref.h5", chunk_points=22)
-    real = ChunkStore.write
-    calls = {"n": 0}
-
-    def flaky(self, k, arrays):
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-        calls["n"] += 1
-        real(self, k, arrays)
-
-    monkeypatch.setattr(ChunkStore, "write", flaky)
+    chunk_interrupt.arm(4)
     with pytest.raises(KeyboardInterrupt):
         nd_scan(*args, tmp_path / "s.h5", chunk_points=22)
-    monkeypatch.setattr(ChunkStore, "write", real)
+    chunk_interrupt.disarm()
     assert not (tmp_path / "s.h5").exists()
     assert len(list((tmp_path / "s.h5.partial").glob("chunk_*.npz"))) == 4
     with pytest.raises(TableError, match="--resume"):
@@ -238,19 +227,8 @@ def test_bad_grids_and_projections(coefs, tmp_path):
 
 # ------------------------------------------------------------------ command line
 
-def _main(argv, monkeypatch):
-    """cli.main with ndscan/sweep added (a no-op once cli.py registers them itself)."""
-    orig = cli._parser
-
-    def parser():
-        p = orig()
-        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-        if "ndscan" not in sub.choices:
-            for name, handler in add_commands(sub).items():
-                monkeypatch.setitem(cli._COMMANDS, name, handler)
-        return p
-
-    monkeypatch.setattr(cli, "_parser", parser)
+def _main(argv):
+    """cli.main with every argument as a string; argparse errors give their exit code."""
     try:
         return cli.main([str(a) for a in argv])
     except SystemExit as exc:
@@ -265,7 +243,7 @@ ND = ["ndscan", "--detector", "Xe", "--param", "q_ee", "--param", "q_mumu", "--p
 def test_cli_ndscan_json(tables, tmp_path, capsys, monkeypatch):
     out = tmp_path / "nd.h5"
     code = _main(ND + ["--points", "9", "--tables", tables, "--out", out, "--json",
-                       "--project", "q_ee", "--project", "q_ee,q_mumu"], monkeypatch)
+                       "--project", "q_ee", "--project", "q_ee,q_mumu"])
     o, e = capsys.readouterr()
     assert code == 0, e
     d = json.loads(o)
@@ -279,7 +257,7 @@ def test_cli_ndscan_json(tables, tmp_path, capsys, monkeypatch):
 
 
 def test_cli_ndscan_text(tables, tmp_path, capsys, monkeypatch):
-    code = _main(ND + ["--points", "9", "--tables", tables, "--out", tmp_path / "nd.h5"], monkeypatch)
+    code = _main(ND + ["--points", "9", "--tables", tables, "--out", tmp_path / "nd.h5"])
     o, e = capsys.readouterr()
     assert code == 0, e
     assert "scanned q_ee x q_mumu x q_emu on 9 x 9 x 9 = 729 points for Xe" in o
@@ -302,7 +280,7 @@ def test_cli_ndscan_text(tables, tmp_path, capsys, monkeypatch):
 ])
 def test_cli_ndscan_errors(tables, tmp_path, capsys, monkeypatch, extra, message):
     monkeypatch.chdir(tmp_path)
-    code = _main(ND + ["--points", "9", "--tables", tables] + extra, monkeypatch)
+    code = _main(ND + ["--points", "9", "--tables", tables] + extra)
     o, e = capsys.readouterr()
     assert code == 2 and o == ""
     lines = e.strip().splitlines()

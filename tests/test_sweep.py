@@ -2,7 +2,6 @@
 limits equal to single runs, the results file, the figure and the command line."""
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import numpy as np
 import pytest
 
 from mcscan import cli, kernels
-from mcscan.cli_scale import add_commands
 from mcscan.config import config_hash, load_config, table_config
 from mcscan.errors import ConfigError, InputError
 from mcscan.pipeline import build_tables, limits
@@ -185,18 +183,8 @@ def test_analysis_only_sweeps_share_tables(tmp_path):
 
 # ------------------------------------------------------------------ command line
 
-def _main(argv, monkeypatch):
-    orig = cli._parser
-
-    def parser():
-        p = orig()
-        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-        if "sweep" not in sub.choices:
-            for name, handler in add_commands(sub).items():
-                monkeypatch.setitem(cli._COMMANDS, name, handler)
-        return p
-
-    monkeypatch.setattr(cli, "_parser", parser)
+def _main(argv):
+    """cli.main with every argument as a string; argparse errors give their exit code."""
     try:
         return cli.main([str(a) for a in argv])
     except SystemExit as exc:
@@ -206,14 +194,14 @@ def _main(argv, monkeypatch):
 def test_cli_sweep(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = _main(["sweep", "--vary", "detector.Ge.threshold=0.3:0.9:3", "--param", "q_ee",
-                  "--tables", "t", "--quiet"], monkeypatch)
+                  "--tables", "t", "--quiet"])
     o, e = capsys.readouterr()
     assert code == 0, e
     assert "Ge: 90% C.L. allowed intervals" in o and "results saved to results/sweep.h5" in o
     assert (tmp_path / "results" / "sweep_q_ee.png").is_file()
     assert len(list((tmp_path / "t" / "sweep").iterdir())) == 3
     code = _main(["sweep", "--vary", "detector.Ge.threshold=0.3:0.9:3", "--param", "q_ee",
-                  "--tables", "t", "--json", "--no-plot", "--out", "j.h5"], monkeypatch)
+                  "--tables", "t", "--json", "--no-plot", "--out", "j.h5"])
     o, e = capsys.readouterr()
     assert code == 0, e
     d = json.loads(o)
@@ -234,7 +222,7 @@ def test_cli_sweep(tmp_path, capsys, monkeypatch):
 ])
 def test_cli_sweep_errors(tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
-    code = _main(["sweep", "--quiet"] + argv, monkeypatch)
+    code = _main(["sweep", "--quiet"] + argv)
     o, e = capsys.readouterr()
     assert code == 2 and o == ""
     lines = e.strip().splitlines()
