@@ -20,10 +20,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .pipeline import (Sensitivities, build_tables, limits, region, save_region,
+from .api import (Sensitivities, build_tables, limits, region, save_region,
                        save_sensitivities, sensitivities)
-from .spectra import xsec_view
-from .tables import save_results
+from .physics.spectra import xsec_view
+from .io.tables import save_results
 
 __all__ = ["compute_figure_data", "REGION_PAIRS", "XSEC_CHARGES"]
 

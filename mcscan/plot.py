@@ -2,7 +2,7 @@
 
 Every function draws from data already computed: a results file written by
 ``mcscan sensitivities``/``scan``/``region``/``figures`` (read with
-:func:`mcscan.tables.load_results`) or a view object.  Each figure is saved
+:func:`mcscan.io.tables.load_results`) or a view object.  Each figure is saved
 as PNG and PDF.  Install with the ``plots`` extra.
 """
 from __future__ import annotations
@@ -255,7 +255,7 @@ def plot_xsec_file(results, outdir):
 
 def plot_all(folder, outdir=None):
     """Draw every figure whose results file is in ``folder``."""
-    from .tables import load_results
+    from .io.tables import load_results
 
     folder = Path(folder)
     outdir = Path(outdir or folder)
@@ -274,7 +274,7 @@ def plot_all(folder, outdir=None):
 
 def plot_sweep(results, outdir):
     """Allowed interval of each charge against the first varied value of a sweep
-    (``load_results()`` of a file of :func:`mcscan.sweep.save_sweep`): the lower and
+    (``load_results()`` of a file of :func:`mcscan.scans.sweep.save_sweep`): the lower and
     upper ends of the allowed set, the band between them shaded; one curve per
     combination of the other varied values.  One figure ``sweep_<param>`` per charge
     (PNG and PDF, imports matplotlib).  Returns the written paths."""

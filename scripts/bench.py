@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 #: Floating-point operations per bin and Newton pass of the row kernel's vector loop
-#: (mcscan.kernels._chi2_rows; add, mul and div count 1 each, abs/max/compare are not
+#: (mcscan.stats.kernels._chi2_rows; add, mul and div count 1 each, abs/max/compare are not
 #: counted): counts 5, T - D 5, T 5, 1/T 1, u and w 3, gradient and Hessian 11,
 #: deviance polynomial (degree 12, Estrin) 27, its sum 3.  The compiled loop
 #: (znver5, AVX-512) has exactly these 60: 32 vmulpd, 27 vaddpd/vsubpd, 1 vdivpd.
@@ -76,7 +76,7 @@ def scipy_chi2(coef, theta, sa=0.10, sb=0.01):
 _COMPILE = r"""
 import json, time
 t0 = time.perf_counter()
-from mcscan import kernels
+from mcscan.stats import kernels
 t1 = time.perf_counter()
 kernels.warm_up(True)
 kernels.warm_up(False)
@@ -86,8 +86,8 @@ print(json.dumps({"import_s": t1 - t0, "compile_or_load_s": t2 - t1}))
 
 _BUILD = r"""
 import json, time
-from mcscan.build import build_table
-from mcscan.config import load_config
+from mcscan.tables.build import build_table
+from mcscan.config.load import load_config
 cfg = load_config()
 t0 = time.perf_counter()
 out = {}
@@ -176,13 +176,13 @@ def main():
 
     import numba
 
-    from mcscan.build import build_table
-    from mcscan.config import PARAMS, load_config
-    from mcscan.kernels import warm_up
-    from mcscan.model import chi2 as chi2_numpy
-    from mcscan.model import coefficients
-    from mcscan.scan import ScanSettings, grid_scan
-    from mcscan.tables import save_scan
+    from mcscan.tables.build import build_table
+    from mcscan.config.load import PARAMS, load_config
+    from mcscan.stats.kernels import warm_up
+    from mcscan.stats.reference import chi2 as chi2_numpy
+    from mcscan.stats.reference import coefficients
+    from mcscan.scans.grid import ScanSettings, grid_scan
+    from mcscan.io.tables import save_scan
 
     name, mhz, avx512, fma = _cpu()
     out = {"machine": {"cpu": name, "cores": os.cpu_count(), "numba_threads": numba.get_num_threads(),
@@ -286,7 +286,7 @@ def main():
     }
 
     # the previous kernel (every point from zero pulls) on the same points
-    from mcscan.kernels import chi2_points
+    from mcscan.stats.kernels import chi2_points
 
     t0 = time.perf_counter()
     chi2_points(coef, theta, **settings.kwargs())

@@ -37,7 +37,7 @@ PARAMS = ("q_ee", "q_mumu", "q_emu", "q_etau", "q_mutau")
 
 
 def _same(a, b) -> bool:
-    from mcscan.tables import load_results
+    from mcscan.io.tables import load_results
 
     ga, gb = load_results(a)["groups"], load_results(b)["groups"]
     return ga.keys() == gb.keys() and all(
@@ -45,7 +45,7 @@ def _same(a, b) -> bool:
 
 
 def _scan(coefs, axes, path, backend):
-    from mcscan.ndscan import nd_scan
+    from mcscan.scans.engine import nd_scan
 
     res = nd_scan(coefs, PARAMS, axes, path, backend=backend,
                   projections=list(PARAMS) + ["q_ee,q_mumu"])
@@ -65,10 +65,12 @@ def main(argv=None) -> int:
     ap.add_argument("--no-sweep", action="store_true")
     args = ap.parse_args(argv)
 
-    from mcscan import __version__, kernels
-    from mcscan.backends import DaskBackend, LocalBackend, TableRef
-    from mcscan.config import load_config
-    from mcscan.pipeline import build_tables
+    from mcscan import __version__
+
+    from mcscan.stats import kernels
+    from mcscan.scans.backends import DaskBackend, LocalBackend, TableRef
+    from mcscan.config.load import load_config
+    from mcscan.api import build_tables
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,8 +106,8 @@ def main(argv=None) -> int:
 
     if not args.no_sweep:
         from mcscan.plot import plot_sweep
-        from mcscan.sweep import plan_sweep, run_sweep, save_sweep
-        from mcscan.tables import load_results
+        from mcscan.scans.sweep import plan_sweep, run_sweep, save_sweep
+        from mcscan.io.tables import load_results
 
         plan = plan_sweep(None, ["detector.Ge.threshold=0.3:1.0:8"], ["q_ee"], tables_dir=tables)
         res = run_sweep(plan, backend=LocalBackend())       # builds the 8 table sets

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from mcscan.build import build_table
-from mcscan.config import load_config
+from mcscan.tables.build import build_table
+from mcscan.config.load import load_config
 
 #: The three reference detectors of PHYSICS.md section 5.
 DETECTORS = ("CsI", "Xe", "Ge")
@@ -44,7 +44,7 @@ def csi_electron_table(electron_config):
 def chunk_interrupt(monkeypatch):
     """Interrupt a streamed scan: ``arm(n)`` lets ChunkStore.write store n chunks,
     then raise KeyboardInterrupt (as Ctrl-C would); ``disarm()`` restores it."""
-    from mcscan.tables import ChunkStore
+    from mcscan.io.tables import ChunkStore
 
     real = ChunkStore.write
 

@@ -1,4 +1,4 @@
-"""Tests of mcscan.atomic: subshells, Z_eff(T) steps and edges.
+"""Tests of mcscan.physics.atomic: subshells, Z_eff(T) steps and edges.
 
 Reference values come from independent sources (xraydb edge tables,
 periodictable atomic numbers, subshell capacities 2j + 1 read off the edge
@@ -12,7 +12,7 @@ import periodictable
 import pytest
 import xraydb
 
-from mcscan import atomic
+from mcscan.physics import atomic
 
 ELEMENTS = ["Cs", "I", "Xe", "Ge", "Ar", "Na"]
 CSI = {"Cs": 1, "I": 1}

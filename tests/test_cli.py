@@ -1,4 +1,4 @@
-"""The mcscan command, in-process (``mcscan.cli.main``) and end to end.
+"""The mcscan command, in-process (``mcscan.cli.commands.main``) and end to end.
 
 Success: the documented outputs (JSON objects, results files).  Bad input:
 exit status 2, exactly one line ``mcscan: error: ...`` on stderr naming the
@@ -16,11 +16,13 @@ import sys
 import numpy as np
 import pytest
 
-from mcscan import cli, kernels
-from mcscan.config import config_hash, load_config, table_config
-from mcscan.pipeline import build_tables, limits, load_coefficients
-from mcscan.scan import grid_scan
-from mcscan.tables import load_results, read_table_hash, table_path
+from mcscan.cli import commands as cli
+
+from mcscan.stats import kernels
+from mcscan.config.load import config_hash, load_config, table_config
+from mcscan.api import build_tables, limits, load_coefficients
+from mcscan.scans.grid import grid_scan
+from mcscan.io.tables import load_results, read_table_hash, table_path
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -291,7 +293,7 @@ def test_bad_input(cwd, tables, other_tables, capsys, build, pattern):
 
 
 def test_interrupt_writes_nothing(cwd, tables, capsys, monkeypatch):
-    import mcscan.pipeline as mp
+    import mcscan.api as mp
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt

@@ -1,4 +1,4 @@
-"""Tests of mcscan.config: the built-in ESS configuration, TOML overrides, errors.
+"""Tests of mcscan.config.load: the built-in ESS configuration, TOML overrides, errors.
 
 Reference values are PHYSICS.md sections 1-6 (the detector table of section 5
 and the statistics of section 6), not mcscan's own output.
@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from mcscan.config import (
+from mcscan.config.load import (
     CHANNELS,
     PARAMS,
     config_hash,

@@ -14,14 +14,18 @@ import time
 import numpy as np
 import pytest
 
-from mcscan import backends, cli, kernels
-from mcscan.backends import DaskBackend, LocalBackend, TableRef
-from mcscan.config import load_config
+from mcscan.scans import backends
+
+from mcscan.cli import commands as cli
+
+from mcscan.stats import kernels
+from mcscan.scans.backends import DaskBackend, LocalBackend, TableRef
+from mcscan.config.load import load_config
 from mcscan.errors import TableError
-from mcscan.ndscan import nd_scan
-from mcscan.pipeline import build_tables, load_coefficients
-from mcscan.sweep import plan_sweep, run_sweep
-from mcscan.tables import ChunkStore, load_results
+from mcscan.scans.engine import nd_scan
+from mcscan.api import build_tables, load_coefficients
+from mcscan.scans.sweep import plan_sweep, run_sweep
+from mcscan.io.tables import ChunkStore, load_results
 
 distributed = pytest.importorskip("distributed")
 

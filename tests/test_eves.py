@@ -1,4 +1,4 @@
-"""Tests of mcscan.eves: couplings, kinematics, SM and millicharge cross sections.
+"""Tests of mcscan.physics.eves: couplings, kinematics, SM and millicharge cross sections.
 
 Expected values are derived here from the couplings and the constants module
 (textbook formulas written out independently), never copied from mcscan output.
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 
-from mcscan import eves
-from mcscan.constants import ALPHA, G_FERMI, HBARC2_MEV2_CM2, M_E
+from mcscan.physics import eves
+from mcscan.physics.constants import ALPHA, G_FERMI, HBARC2_MEV2_CM2, M_E
 
 SIN2W = 0.23857  # PHYSICS.md section 2 low-energy value
 E_PROMPT = 29.79  # MeV, a typical ESS neutrino energy

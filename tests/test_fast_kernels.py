@@ -1,6 +1,6 @@
-"""The row kernel behind grid_scan (mcscan.kernels.chi2_rows) against its twin.
+"""The row kernel behind grid_scan (mcscan.stats.kernels.chi2_rows) against its twin.
 
-The twin of the row kernel is the NumPy reference :func:`mcscan.model.chi2`
+The twin of the row kernel is the NumPy reference :func:`mcscan.stats.reference.chi2`
 evaluated at the grid points.  The row kernel warm-starts every point from
 the previous points of its row and takes the chi2 of the last Newton step
 from a series instead of logarithms, so it agrees with the twin to the
@@ -15,10 +15,12 @@ import numba
 import numpy as np
 import pytest
 
-from mcscan import kernels, model
-from mcscan.config import PARAMS
-from mcscan.model import Coefficients, coefficients
-from mcscan.scan import ScanSettings, grid_scan, row_segments
+from mcscan.stats import kernels
+
+from mcscan.stats import reference as model
+from mcscan.config.load import PARAMS
+from mcscan.stats.reference import Coefficients, coefficients
+from mcscan.scans.grid import ScanSettings, grid_scan, row_segments
 
 #: chi2 agreement with the twin, relative (issue 7).
 RTOL = 1e-9

@@ -16,10 +16,10 @@ import h5py
 import numpy as np
 import pytest
 
-from mcscan.cli import main
-from mcscan.config import load_config
-from mcscan.pipeline import build_tables
-from mcscan.tables import load_table
+from mcscan.cli.commands import main
+from mcscan.config.load import load_config
+from mcscan.api import build_tables
+from mcscan.io.tables import load_table
 
 ARGS = ["scan", "--detector", "Xe", "--detector", "Ge", "--param", "q_ee", "--param", "q_mumu",
         "--range", "-2e-8", "2e-8", "--range", "-1e-8", "1e-8", "--quiet"]

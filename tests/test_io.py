@@ -15,14 +15,14 @@ import h5py
 import numpy as np
 import pytest
 
-from mcscan import tables as tio
-from mcscan.build import build_table
-from mcscan.config import SCHEMA_VERSION, config_hash, load_config, table_config
+from mcscan.io import tables as tio
+from mcscan.tables.build import build_table
+from mcscan.config.load import SCHEMA_VERSION, config_hash, load_config, table_config
 from mcscan.errors import TableError
-from mcscan.model import coefficients
-from mcscan.pipeline import build_tables
-from mcscan.scan import grid_scan
-from mcscan.tables import (
+from mcscan.stats.reference import coefficients
+from mcscan.api import build_tables
+from mcscan.scans.grid import grid_scan
+from mcscan.io.tables import (
     RESULTS_SCHEMA_VERSION,
     atomic_h5,
     load_results,

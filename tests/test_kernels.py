@@ -1,6 +1,6 @@
 """numba kernels against their NumPy twin; grid scans and limits built on them.
 
-The reference for every kernel number is :func:`mcscan.model.chi2` (the
+The reference for every kernel number is :func:`mcscan.stats.reference.chi2` (the
 NumPy twin, same iteration); the reference for the limits is a root of the
 twin's chi2 found here with scipy, and scipy's chi2 quantiles.
 """
@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from mcscan import kernels, model
-from mcscan.config import PARAMS, load_config
+from mcscan.stats import kernels
+
+from mcscan.stats import reference as model
+from mcscan.config.load import PARAMS, load_config
 from mcscan.errors import InputError
-from mcscan.limits import allowed_intervals, delta_chi2_level, limit_1d
-from mcscan.model import Coefficients
-from mcscan.pipeline import build_tables, load_coefficients
-from mcscan.scan import chi2_function, grid_scan
+from mcscan.scans.limits import allowed_intervals, delta_chi2_level, limit_1d
+from mcscan.stats.reference import Coefficients
+from mcscan.api import build_tables, load_coefficients
+from mcscan.scans.grid import chi2_function, grid_scan
 
 CASES = ("CsI", "Xe", "Ge", "CsI+electron")
 TRANSITIONS = [PARAMS.index(p) for p in ("q_emu", "q_etau", "q_mutau")]

@@ -13,10 +13,12 @@ import json
 import numpy as np
 import pytest
 
-from mcscan import cli, kernels
-from mcscan.config import load_config
+from mcscan.cli import commands as cli
+
+from mcscan.stats import kernels
+from mcscan.config.load import load_config
 from mcscan.errors import InputError, TableError
-from mcscan.ndscan import (
+from mcscan.scans.engine import (
     Grid,
     _box_shape,
     _boxes,
@@ -26,9 +28,9 @@ from mcscan.ndscan import (
     nd_scan,
     parse_projections,
 )
-from mcscan.pipeline import build_tables, load_coefficients
-from mcscan.scan import SEGMENT, grid_scan
-from mcscan.tables import load_results
+from mcscan.api import build_tables, load_coefficients
+from mcscan.scans.grid import SEGMENT, grid_scan
+from mcscan.io.tables import load_results
 
 A = np.linspace(-2e-8, 2e-8, 13)          # q_ee
 B = np.linspace(-1e-8, 1.2e-8, 11)        # q_mumu (0 is not a grid point)
@@ -151,7 +153,7 @@ def test_projections_do_not_depend_on_chunking(coefs, tmp_path):
 
 
 def test_chunk_function_is_pure(coefs):
-    from mcscan.ndscan import ChunkTask
+    from mcscan.scans.engine import ChunkTask
 
     task = ChunkTask(tuple(coefs), make_grid(("q_emu", "q_ee", "q_mumu"), (C, A, B)), 33)
     first = [compute_chunk(k, task) for k in range(task.n_chunks)]

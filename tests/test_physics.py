@@ -18,17 +18,17 @@ from particle import Particle
 from scipy.integrate import quad
 from scipy.special import erf, erfc
 
-from mcscan.config import PARAMS
-from mcscan.flux import COMPONENTS, fluence_per_flavour, live_days, prompt_energy, spectrum
-from mcscan.limits import limit_1d
-from mcscan.model import chi2, coefficients
-from mcscan.nuclei import helm, nuclides
-from mcscan.response import bin_probability
-from mcscan.scan import ScanSettings
-from mcscan.xsec import cevns_components, cevns_dsigma, k_factor, weak_charge
+from mcscan.config.load import PARAMS
+from mcscan.physics.flux import COMPONENTS, fluence_per_flavour, live_days, prompt_energy, spectrum
+from mcscan.scans.limits import limit_1d
+from mcscan.stats.reference import chi2, coefficients
+from mcscan.physics.nuclei import helm, nuclides
+from mcscan.physics.response import bin_probability
+from mcscan.scans.grid import ScanSettings
+from mcscan.physics.cevns import cevns_components, cevns_dsigma, k_factor, weak_charge
 
 # ---------------------------------------------------------------- independent constants
-# Read here from scipy.constants (CODATA) and particle (PDG), not from mcscan.constants.
+# Read here from scipy.constants (CODATA) and particle (PDG), not from mcscan.physics.constants.
 M_MU = sc.physical_constants["muon mass energy equivalent in MeV"][0]          # MeV
 M_PI = float(Particle.from_pdgid(211).mass)                                     # MeV
 G_F = sc.physical_constants["Fermi coupling constant"][0] * 1e-6                 # MeV^-2

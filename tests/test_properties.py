@@ -5,10 +5,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import test_recombination as brute   # the independent brute-force integration
-from mcscan.build import build_table
-from mcscan.config import PARAMS, load_config
-from mcscan.kernels import chi2_points
-from mcscan.model import Coefficients, chi2, coefficients, predict
+from mcscan.tables.build import build_table
+from mcscan.config.load import PARAMS, load_config
+from mcscan.stats.kernels import chi2_points
+from mcscan.stats.reference import Coefficients, chi2, coefficients, predict
 
 _SETTINGS = settings(max_examples=8, deadline=None,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -1,7 +1,7 @@
 """Response tables vs brute force, and grid convergence of the tables.
 
 The tables store, per component and bin, the S, I, E pieces of the rate
-(PHYSICS.md section 7); :func:`mcscan.model.predict` recombines them at a
+(PHYSICS.md section 7); :func:`mcscan.stats.reference.predict` recombines them at a
 charge point.  Here the same counts are computed directly (PHYSICS.md
 section 5) with the *full* cross section at each charge point,
 
@@ -33,13 +33,15 @@ import scipy.constants as sc
 from scipy.integrate import quad, quad_vec
 from scipy.special import erf, roots_legendre
 
-from mcscan import atomic, eves
-from mcscan.build import build_table
-from mcscan.config import PARAMS, load_config
-from mcscan.flux import COMPONENTS, spectrum
-from mcscan.model import coefficients, predict
-from mcscan.nuclei import nuclides
-from mcscan.xsec import cevns_dsigma
+from mcscan.physics import atomic
+
+from mcscan.physics import eves
+from mcscan.tables.build import build_table
+from mcscan.config.load import PARAMS, load_config
+from mcscan.physics.flux import COMPONENTS, spectrum
+from mcscan.stats.reference import coefficients, predict
+from mcscan.physics.nuclei import nuclides
+from mcscan.physics.cevns import cevns_dsigma
 
 DETECTORS = ("CsI", "Xe", "Ge")
 #: Same overrides as the ``electron_config`` fixture (conftest.py): CsI with EvES.

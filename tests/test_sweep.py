@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcscan import cli, kernels
-from mcscan.config import config_hash, load_config, table_config
+from mcscan.cli import commands as cli
+
+from mcscan.stats import kernels
+from mcscan.config.load import config_hash, load_config, table_config
 from mcscan.errors import ConfigError, InputError
-from mcscan.pipeline import build_tables, limits
-from mcscan.sweep import canonical_key, parse_vary, plan_sweep, run_sweep, save_sweep
-from mcscan.tables import load_results, read_table_hash, table_path
+from mcscan.api import build_tables, limits
+from mcscan.scans.sweep import canonical_key, parse_vary, plan_sweep, run_sweep, save_sweep
+from mcscan.io.tables import load_results, read_table_hash, table_path
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -4,10 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from mcscan.cli import main
-from mcscan.config import load_config
-from mcscan.constants import ALPHA, HBARC2_MEV2_CM2, M_E
-from mcscan.spectra import xsec_view
+from mcscan.cli.commands import main
+from mcscan.config.load import load_config
+from mcscan.physics.constants import ALPHA, HBARC2_MEV2_CM2, M_E
+from mcscan.physics.spectra import xsec_view
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def test_nuclear_view_cancellation_point(cfg):
     assert ratio[k] < 1e-2          # deep cancellation (exact zero falls between grid points)
     assert ratio[0] > 10.0          # the 1/T^2 charge term overtakes at low T
     # the end point 2E^2/M of Cs-133 (the only Cs isotope), keV
-    from mcscan.nuclei import nuclides
+    from mcscan.physics.nuclei import nuclides
 
     M = nuclides({"Cs": 1}, {"Cs": 4.83})[0].mass
     assert v.t_end_kev == pytest.approx(2 * 40.0**2 / M * 1e3, rel=1e-12)  # closed form
@@ -35,7 +35,7 @@ def test_electron_view_low_energy_limit(cfg):
     q = 1e-9
     v = xsec_view(cfg, "CsI", 30.0, "mu", charges={"q_mumu": q}, channel="electron",
                   tmin_kev=2.0, tmax_kev=2.4, points=5)
-    from mcscan.atomic import z_eff
+    from mcscan.physics.atomic import z_eff
 
     T = v.T_kev * 1e-3
     em = 2 * np.pi * ALPHA**2 * q**2 * z_eff(T, {"Cs": 1, "I": 1}) / (M_E * T**2) * HBARC2_MEV2_CM2

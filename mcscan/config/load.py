@@ -28,7 +28,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = [
     "CHANNELS",
@@ -258,7 +258,7 @@ def _detector(name: str, raw: Mapping) -> Detector:
     missing = [k for k in _DETECTOR_KEYS if k not in raw and k not in ("bins", "edges_kev")]
     if missing:
         raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}")
-    from .nuclei import check_element  # physics lookup of element symbols
+    from ..physics.nuclei import check_element  # physics lookup of element symbols
 
     comp = raw["composition"]
     if not isinstance(comp, Mapping) or not comp:
@@ -349,7 +349,7 @@ def _merge(base: dict, over: Mapping, where: str = "") -> dict:
 
 def builtin_raw() -> dict:
     """The built-in ESS configuration as a raw TOML dictionary."""
-    text = resources.files("mcscan").joinpath("data/ess.toml").read_text()
+    text = resources.files("mcscan.config").joinpath("ess.toml").read_text()
     return tomllib.loads(text)
 
 

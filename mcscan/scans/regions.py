@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from contourpy import FillType, contour_generator
 
-from .errors import InputError
+from ..errors import InputError
 from .limits import delta_chi2_level
-from .scan import Scan, ScanSettings, grid_scan
+from .grid import Scan, ScanSettings, grid_scan
 
 __all__ = ["Region", "region_2d", "polygons", "polygon_area"]
 
@@ -102,8 +102,8 @@ def _refined_min(coefs, sc, fixed, settings):
     """Minimum of the chi2 near the grid's best point (Nelder-Mead on the NumPy twin)."""
     from scipy.optimize import minimize
 
-    from .model import chi2 as chi2_numpy
-    from .scan import base_point, check_param
+    from ..stats.reference import chi2 as chi2_numpy
+    from .grid import base_point, check_param
 
     i, j = np.unravel_index(int(np.argmin(sc.chi2)), sc.chi2.shape)
     k0, k1 = (check_param(p) for p in sc.params)

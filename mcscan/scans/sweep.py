@@ -6,15 +6,15 @@ product.  For every configuration it
 
 1. builds the response tables of the chosen detectors once, into
    ``<tables>/sweep/<hash12>/`` where ``hash12`` is the first 12 hex digits of
-   the table's configuration hash (:func:`mcscan.config.config_hash` of
-   :func:`mcscan.config.table_config`; for several detectors, of their hashes):
+   the table's configuration hash (:func:`mcscan.config.load.config_hash` of
+   :func:`mcscan.config.load.table_config`; for several detectors, of their hashes):
    configurations that only differ in the analysis share tables, and a
-   repeated sweep reuses them (:func:`mcscan.pipeline.build_tables` keeps an
+   repeated sweep reuses them (:func:`mcscan.api.build_tables` keeps an
    up-to-date table);
-2. computes the limit of each ``--param`` with :func:`mcscan.pipeline.limits`
+2. computes the limit of each ``--param`` with :func:`mcscan.api.limits`
    (the detectors combined, as ``mcscan limits``).
 
-Both stages run as independent tasks on a backend (:mod:`mcscan.backends`).
+Both stages run as independent tasks on a backend (:mod:`mcscan.scans.backends`).
 
 Keys are dotted paths of the configuration as written in TOML
 (``detectors.Ge.threshold_kev``, ``detectors.Ge.bins.start_kev``,
@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, InputError
+from ..errors import ConfigError, InputError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -188,7 +188,7 @@ def parse_vary(text: str, config, detectors=()) -> Vary:
 
 def _binning(config_path, detector) -> str:
     """'bins' or 'edges': how ``detector``'s bins are written (user file over built-in)."""
-    from .config import builtin_raw
+    from ..config.load import builtin_raw
 
     for raw in ((tomllib.loads(Path(config_path).read_text()) if config_path else {}), builtin_raw()):
         d = raw.get("detectors", {}).get(detector, {})
@@ -247,8 +247,8 @@ def plan_sweep(config_path, varies, params, *, detectors=None, tables_dir="table
     params : charges whose limits are computed
     detectors : detectors combined in the limits; default those the --vary keys name
     """
-    from .config import config_hash, load_config, table_config
-    from .scan import check_param
+    from ..config.load import config_hash, load_config, table_config
+    from .grid import check_param
 
     base = load_config(config_path)
     params = tuple(params)
@@ -331,7 +331,7 @@ def plan_sweep(config_path, varies, params, *, detectors=None, tables_dir="table
 
 def _build_task(i: int, jobs) -> dict:
     """Build (or keep) the tables of job ``i``: (configuration, detectors, folder)."""
-    from .pipeline import build_tables
+    from ..api import build_tables
 
     cfg, dets, folder = jobs[i]
     return {d: status for d, (_, status) in build_tables(cfg, dets, folder).items()}
@@ -339,7 +339,7 @@ def _build_task(i: int, jobs) -> dict:
 
 def _limit_task(j: int, jobs) -> dict:
     """Limit of job ``j``: (configuration, detectors, folder, param, cl, channels)."""
-    from .pipeline import limits
+    from ..api import limits
 
     cfg, dets, folder, param, cl, channels = jobs[j]
     lim = limits(cfg, dets, param, tables_dir=folder, cl=cl, channels=channels)
@@ -426,7 +426,7 @@ def save_sweep(result: SweepResult, path) -> Path:
     ``regions`` (JSON: per configuration a list of [lo, hi]), ``table_dirs``,
     ``table_hashes``.
     """
-    from .tables import save_results
+    from ..io.tables import save_results
 
     sw = result.sweep
     values = np.array([pt.values for pt in sw.points], dtype=float).reshape(len(sw.points), -1)

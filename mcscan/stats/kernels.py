@@ -1,10 +1,10 @@
 """numba kernels: the profiled chi2 over batches of points and over grids.
 
 No I/O, no globals, no progress bars.  The NumPy twin of every kernel is
-:func:`mcscan.model.chi2` (for the row kernel: evaluated at the grid
+:func:`mcscan.stats.reference.chi2` (for the row kernel: evaluated at the grid
 points); they run the same damped Newton iteration and agree to the
 convergence tolerance (1e-13 relative in chi2 in practice).  Each kernel
-exists in a serial and a parallel build (see :mod:`mcscan._jit`); the
+exists in a serial and a parallel build (see :mod:`mcscan.stats._jit`); the
 public wrappers choose.
 
 Two kernels:
@@ -14,7 +14,7 @@ Two kernels:
 * :func:`chi2_rows` -- grids, given as rows.  Along a row only one charge
   pair (x, y) varies, so every bin's count is one quadratic polynomial
   N_i = S_i + E_i + c1_i x + c2_i x^2 + c3_i y + c4_i y^2 (no cross terms,
-  see :mod:`mcscan.model`); no theta array is built.  Blocks of ``lanes``
+  see :mod:`mcscan.stats.reference`); no theta array is built.  Blocks of ``lanes``
   rows run in lockstep, one vector lane per row, so the loop over bins has
   no reductions across lanes and vectorises without reordering any sum.
   The pulls of a point start from a cubic extrapolation of the converged
@@ -43,7 +43,7 @@ import numba as nb
 import numpy as np
 
 from ._jit import helper, kernel
-from .model import ARMIJO
+from .reference import ARMIJO
 
 __all__ = [
     "LANES",
@@ -116,7 +116,7 @@ def deviance_polynomial(umax=SERIES_UMAX, degree=SERIES_DEGREE, terms=40):
 
 @helper(inline=True)
 def _deviance(eps):
-    """eps - log1p(eps) as :func:`mcscan.model.deviance` (+inf for eps <= -1)."""
+    """eps - log1p(eps) as :func:`mcscan.stats.reference.deviance` (+inf for eps <= -1)."""
     if abs(eps) < 1e-3:
         return eps * eps * (1 / 2 - eps * (1 / 3 - eps * (1 / 4 - eps * (1 / 5 - eps * (1 / 6 - eps / 7)))))
     eps = max(eps, -1.0)
@@ -450,12 +450,12 @@ def chi2_points(coef, theta, *, signal_pull=0.10, background_pull=0.01, tol=1e-1
                 max_iter=60, parallel=True):
     """Profiled chi2 at a batch of charge points (numba).
 
-    Same contract as :func:`mcscan.model.chi2`: ``theta`` (npts, 6) finite
+    Same contract as :func:`mcscan.stats.reference.chi2`: ``theta`` (npts, 6) finite
     charges in e; returns chi2, a, b (npts,) and iterations (negative where
     the profile did not converge).  Inputs are validated here, never inside
     the kernel.
     """
-    from .model import check_charges
+    from .reference import check_charges
 
     theta = np.ascontiguousarray(np.atleast_2d(check_charges(theta)))
     n = theta.shape[0]
@@ -486,9 +486,9 @@ def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
 
     Parameters
     ----------
-    coef : :class:`mcscan.model.Coefficients`
+    coef : :class:`mcscan.stats.reference.Coefficients`
     base : (6,) finite charges in e; entries ``ix`` and ``iy`` are replaced per point
-    ix, iy : indices (into :data:`mcscan.config.PARAMS`) of the row charge x and
+    ix, iy : indices (into :data:`mcscan.config.load.PARAMS`) of the row charge x and
         the column charge y; ``ix=None`` for a 1D scan
     xs : (nrows,) x of every row, e (ignored with ``ix=None``)
     ys : (ny,) y values, e
@@ -501,7 +501,7 @@ def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
     -------
     stats : {"iterations", "scalar_path", "log_chi2", "unconverged"} summed over the points
     """
-    from .model import check_charges
+    from .reference import check_charges
 
     base = check_charges(base)
     xs = np.ascontiguousarray(xs, dtype=np.float64)

@@ -1,7 +1,7 @@
 """The user-level pipeline: configuration -> tables -> scans -> limits.
 
 Each function here is what one CLI command calls; they also form the
-Python API (``import mcscan.pipeline as mp``).
+Python API (``import mcscan.api as mp``).
 """
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .build import build_table
-from .config import PARAMS, Config, config_hash, table_config
+from .tables.build import build_table
+from .config.load import PARAMS, Config, config_hash, table_config
 from .errors import InputError, TableError
-from .limits import VISIBLE_PARAMS, Limit, limit_1d
-from .model import coefficients
-from .scan import ScanSettings
-from .tables import load_table, save_results, save_table, table_path
+from .scans.limits import VISIBLE_PARAMS, Limit, limit_1d
+from .stats.reference import coefficients
+from .scans.grid import ScanSettings
+from .io.tables import load_table, save_results, save_table, table_path
 
 __all__ = ["build_tables", "load_coefficients", "parse_channels", "limits", "region",
            "save_region", "sensitivities", "Sensitivities", "save_sensitivities", "DEFAULT_TABLES"]
@@ -27,7 +27,7 @@ DEFAULT_TABLES = Path("tables")
 
 def parse_channels(text) -> tuple:
     """'nuclear,electron' (or a sequence) -> ('nuclear', 'electron'), checked."""
-    from .config import CHANNELS
+    from .config.load import CHANNELS
 
     items = text.split(",") if isinstance(text, str) else list(text)
     items = [s.strip() for s in items if s.strip()]
@@ -110,7 +110,7 @@ def limits(config: Config, detectors, param, *, tables_dir=DEFAULT_TABLES, cl=No
     ``profile`` names charges minimised over at each point (searched over
     their configured ranges); ``level`` overrides the Delta chi2 threshold.
     """
-    from .scan import check_param
+    from .scans.grid import check_param
 
     check_param(param)
     for p in profile:
@@ -132,8 +132,8 @@ def limits(config: Config, detectors, param, *, tables_dir=DEFAULT_TABLES, cl=No
 def region(config: Config, detectors, params, *, tables_dir=DEFAULT_TABLES, cl=None,
            channels=("nuclear",), ranges=None, points=201, fixed=None, progress=False):
     """Allowed region of two charges (closed polygons, extent, area)."""
-    from .regions import region_2d
-    from .scan import check_param
+    from .scans.regions import region_2d
+    from .scans.grid import check_param
 
     params = tuple(params)
     for p in params:

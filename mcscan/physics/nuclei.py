@@ -14,7 +14,7 @@ import periodictable
 from scipy.special import spherical_jn
 
 from .constants import AMU_MEV, AVOGADRO, HBARC_MEV_CM, M_E
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["Nuclide", "check_element", "nuclides", "molar_mass", "helm", "targets_per_kg"]
 

@@ -12,9 +12,9 @@ import itertools
 
 import numpy as np
 
-from .errors import InputError
-from .kernels import chi2_points
-from .scan import ScanSettings, check_param
+from ..errors import InputError
+from ..stats.kernels import chi2_points
+from .grid import ScanSettings, check_param
 
 __all__ = ["profiled_chi2"]
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import PARAMS
+from ..config.load import PARAMS
 from .constants import ALPHA, G_FERMI, HBARC2_MEV2_CM2
-from .errors import InputError
+from ..errors import InputError
 from .nuclei import Nuclide, helm
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 A scan evaluates, for every detector, the chi2 profiled over that
 detector's two pulls, and sums the detectors (independent pulls).  The grid
-goes to the row kernel :func:`mcscan.kernels.chi2_rows` in chunks of whole
+goes to the row kernel :func:`mcscan.stats.kernels.chi2_rows` in chunks of whole
 rows, with a progress bar per scan.
 
 Rows and blocks: a 2D grid (x along axis 0, y along axis 1) is cut into
@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from .config import PARAMS
-from .errors import InputError
-from .kernels import chi2_points, chi2_rows
-from .model import chi2 as chi2_numpy
+from ..config.load import PARAMS
+from ..errors import InputError
+from ..stats.kernels import chi2_points, chi2_rows
+from ..stats.reference import chi2 as chi2_numpy
 
 __all__ = [
     "MAX_POINTS",
@@ -175,15 +175,15 @@ def grid_scan(coefs, params, axes, *, fixed=None, settings: ScanSettings | None 
 
     Parameters
     ----------
-    coefs : sequence of :class:`mcscan.model.Coefficients`, one per detector
+    coefs : sequence of :class:`mcscan.stats.reference.Coefficients`, one per detector
     params : one or two parameter names
     axes : one increasing array of charges (e) per parameter
     fixed : {param: value} for the other charges (default 0)
     chunk : points per kernel call, rounded up to whole row segments and to at
         least four blocks of rows per thread; sets the progress-bar steps and
         nothing else
-    kernel : "rows" (default: :func:`mcscan.kernels.chi2_rows`, warm-started
-        along row segments) or "points" (:func:`mcscan.kernels.chi2_points`,
+    kernel : "rows" (default: :func:`mcscan.stats.kernels.chi2_rows`, warm-started
+        along row segments) or "points" (:func:`mcscan.stats.kernels.chi2_points`,
         every point from zero pulls; much slower, kept for comparison)
     stats : optional dict, filled with {"points", "iterations" (Newton
         iterations summed over points and detectors), "unconverged"
@@ -222,7 +222,7 @@ def grid_scan(coefs, params, axes, *, fixed=None, settings: ScanSettings | None 
 
 
 def _scan_rows(coefs, idx, axes, base, settings, chunk, parallel, total, ok, pulls, count, bar):
-    from .kernels import row_lanes
+    from ..stats.kernels import row_lanes
 
     if len(idx) == 1:
         nx, ny, ix, iy, xs_axis = 1, axes[0].size, None, idx[0], np.zeros(1)
@@ -298,7 +298,7 @@ def scan_spec(coefs, params, axes, base, settings, chunk_points) -> dict:
     """What identifies a scan for ``--resume``: everything its numbers depend on."""
     import hashlib
 
-    from . import __version__
+    from .. import __version__
 
     h = hashlib.sha256()
     for a in axes:
@@ -319,7 +319,7 @@ def scan_to_file(coefs, params, axes, path, *, fixed=None, settings: ScanSetting
     """A grid scan streamed to a results file in chunks, resumable after any interruption.
 
     Finished chunks are stored as they complete (``<path>.partial/``, see
-    :class:`mcscan.tables.ChunkStore`); the results file is assembled from
+    :class:`mcscan.io.tables.ChunkStore`); the results file is assembled from
     them chunk by chunk and renamed into place at the end, so memory stays
     bounded by one chunk and an interrupted scan (Ctrl-C, SIGTERM, a killed
     process) continues with ``resume=True``.  Chunks are whole row segments
@@ -331,7 +331,7 @@ def scan_to_file(coefs, params, axes, path, *, fixed=None, settings: ScanSetting
     dict with "path", "shape", "chi2_min", "argmin" (charges, e), "unconverged",
     "chunks", "resumed_chunks"
     """
-    from .tables import ChunkStore, save_scan_chunks
+    from ..io.tables import ChunkStore, save_scan_chunks
 
     settings = settings or ScanSettings()
     params, _, axes, base, shape, n = _grid(coefs, params, axes, fixed)

@@ -59,7 +59,7 @@ class Component:
 
 def prompt_energy(m_pi: float | None = None, m_mu: float = M_MU) -> float:
     """Energy of the prompt nu_mu line, (m_pi^2 - m_mu^2) / (2 m_pi), MeV
-    (default pion mass: :data:`mcscan.constants.M_PI`)."""
+    (default pion mass: :data:`mcscan.physics.constants.M_PI`)."""
     m_pi = constants.M_PI if m_pi is None else m_pi
     return (m_pi**2 - m_mu**2) / (2.0 * m_pi)
 

@@ -1,18 +1,18 @@
 """N-dimensional grid scans, streamed to HDF5 chunk by chunk, with projections.
 
 The grid is the product of one increasing axis per scanned charge (any 1 to
-6 of :data:`mcscan.config.PARAMS`), in C order: the last charge varies
+6 of :data:`mcscan.config.load.PARAMS`), in C order: the last charge varies
 fastest.  Its points are cut into **rows** of the last axis (a 1D scan is
 one row), and a **chunk** is a run of ``chunk_points`` consecutive points
-made of whole rows (1D: whole row segments of :data:`mcscan.scan.SEGMENT`).
-A chunk is evaluated as one :func:`mcscan.scan.grid_scan` over the last two
+made of whole rows (1D: whole row segments of :data:`mcscan.scans.grid.SEGMENT`).
+A chunk is evaluated as one :func:`mcscan.scans.grid.grid_scan` over the last two
 charges per combination of the outer charges it touches, the outer charges
 passed as ``fixed``.  Since a point of ``grid_scan`` depends only on its row
 segment, :func:`compute_chunk` is a pure function of the chunk index: the
 same bits in any process, on any backend, in any order, after any resume.
 
-:func:`nd_scan` sends the chunks to a backend (:mod:`mcscan.backends`),
-stores each finished chunk (:class:`mcscan.tables.ChunkStore`, so an
+:func:`nd_scan` sends the chunks to a backend (:mod:`mcscan.scans.backends`),
+stores each finished chunk (:class:`mcscan.io.tables.ChunkStore`, so an
 interrupted scan resumes with ``resume=True``), then assembles the results
 file chunk by chunk (memory bounded by one chunk): the full N-D chi2 and,
 for each requested projection onto one or two charges,
@@ -39,7 +39,7 @@ Results file layout (group ``/ndscan``)::
                              cl_levels
 
 ``<name>`` is ``q_ee`` or ``q_ee-q_mumu``.  Read it with
-:func:`mcscan.tables.load_results`.
+:func:`mcscan.io.tables.load_results`.
 """
 from __future__ import annotations
 
@@ -50,9 +50,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PARAMS
-from .errors import InputError
-from .scan import SEGMENT, ScanSettings, _check_axis, base_point, check_param, grid_scan, scan_spec
+from ..config.load import PARAMS
+from ..errors import InputError
+from .grid import SEGMENT, ScanSettings, _check_axis, base_point, check_param, grid_scan, scan_spec
 
 __all__ = [
     "MAX_POINTS",
@@ -138,8 +138,8 @@ def default_chunk_points(shape, want=None) -> int:
 class ChunkTask:
     """Everything a chunk depends on (picklable; sent to Dask workers as is).
 
-    ``coefs``: per detector a :class:`mcscan.model.Coefficients` or a
-    :class:`mcscan.backends.TableRef` (loaded once per worker process).
+    ``coefs``: per detector a :class:`mcscan.stats.reference.Coefficients` or a
+    :class:`mcscan.scans.backends.TableRef` (loaded once per worker process).
     """
 
     coefs: tuple
@@ -412,8 +412,8 @@ def nd_scan(coefs, params, axes, path, *, fixed=None, at=None, projections=None,
 
     Parameters
     ----------
-    coefs : per detector a :class:`mcscan.model.Coefficients` or a
-        :class:`mcscan.backends.TableRef` (what workers load; the table folder
+    coefs : per detector a :class:`mcscan.stats.reference.Coefficients` or a
+        :class:`mcscan.scans.backends.TableRef` (what workers load; the table folder
         must be visible to them)
     params, axes : 1 to 6 charges and one increasing grid (e) each; the last
         charge varies fastest
@@ -422,14 +422,14 @@ def nd_scan(coefs, params, axes, path, *, fixed=None, at=None, projections=None,
         nearest grid point; default 0)
     projections : one or two charges each ('q_ee', 'q_ee,q_mumu' or tuples);
         default every scanned charge alone
-    backend : :class:`mcscan.backends.Backend` (default local); not closed here
+    backend : :class:`mcscan.scans.backends.Backend` (default local); not closed here
     resume : continue an interrupted scan from ``<path>.partial/`` (any backend)
     chunk_points : points per chunk (rounded to whole rows); see
         :func:`default_chunk_points`
     config : configuration dictionary stored in the file
     """
     from .backends import LocalBackend, resolve_coefficients
-    from .tables import ChunkStore
+    from ..io.tables import ChunkStore
 
     t0 = time.perf_counter()
     settings = settings or ScanSettings()
@@ -479,7 +479,7 @@ def nd_scan(coefs, params, axes, path, *, fixed=None, at=None, projections=None,
 
 
 # ------------------------------------------------------ results file (HDF5)
-# Written through mcscan.tables.results_writer: no h5py here.
+# Written through mcscan.io.tables.results_writer: no h5py here.
 
 def _boxes(lo: int, hi: int, shape: tuple):
     """Hyperslabs covering the flat C-order range [lo, hi) of ``shape``:
@@ -531,7 +531,7 @@ def _h5_chunks(shape, target=1 << 16):
 
 def _save_nd(path, grid: Grid, task: ChunkTask, store, projectors, meta, *, config=None) -> dict:
     from .limits import cl_levels as levels
-    from .tables import results_writer
+    from ..io.tables import results_writer
 
     shape = grid.shape
 
@@ -547,7 +547,7 @@ def _save_nd(path, grid: Grid, task: ChunkTask, store, projectors, meta, *, conf
             c = store.read(k)
             v, ok = c["chi2"], c["converged"]
             if v.shape != (hi - lo,) or ok.shape != (hi - lo,):
-                from .errors import TableError
+                from ..errors import TableError
 
                 raise TableError(f"stored chunk {k} of {str(store.folder)!r} has the wrong size: "
                                  "delete the folder and run the scan again")

@@ -14,9 +14,9 @@ import threading
 import time
 from pathlib import Path
 
-from . import __version__
-from .config import PARAMS, load_config
-from .errors import InputError, McscanError
+from .. import __version__
+from ..config.load import PARAMS, load_config
+from ..errors import InputError, McscanError
 
 __all__ = ["main"]
 
@@ -183,14 +183,14 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="print one JSON object")
     g.add_argument("--out", metavar="FILE.png", help="plot to a PNG or PDF file")
 
-    from .cli_scale import add_commands   # ndscan, sweep (local or Dask backends)
+    from .scale import add_commands   # ndscan, sweep (local or Dask backends)
 
     _COMMANDS.update(add_commands(sub))
     return p
 
 
 def _cmd_region(args, cfg):
-    from .pipeline import parse_channels, region, save_region
+    from ..api import parse_channels, region, save_region
 
     ranges = None
     if args.ranges:
@@ -229,8 +229,8 @@ def _cmd_region(args, cfg):
 
 
 def _cmd_figures(args, cfg):
-    from .figures import compute_figure_data
-    from .plot import plot_all
+    from ..figures import compute_figure_data
+    from ..plot import plot_all
 
     t0 = time.perf_counter()
     log = None if args.quiet else (lambda m: print(m, file=sys.stderr))
@@ -242,8 +242,8 @@ def _cmd_figures(args, cfg):
 
 
 def _cmd_plot(args, cfg):
-    from . import plot
-    from .tables import load_results
+    from .. import plot
+    from ..io.tables import load_results
 
     src = Path(args.path)
     if args.kind == "all":
@@ -261,7 +261,7 @@ def _cmd_plot(args, cfg):
 
 
 def _cmd_xsec(args, cfg):
-    from .spectra import xsec_view
+    from ..physics.spectra import xsec_view
 
     if args.out and Path(args.out).suffix.lower() not in (".png", ".pdf", ".svg"):
         raise InputError(f"--out {args.out!r}: expected a .png, .pdf or .svg file name")
@@ -273,7 +273,7 @@ def _cmd_xsec(args, cfg):
         print(json.dumps(v.to_json()))
         return
     if args.out:
-        from .plot import plot_xsec
+        from ..plot import plot_xsec
 
         print(f"saved {plot_xsec(v, args.out)}")
         return
@@ -292,7 +292,7 @@ def _err(msg: str) -> None:
 
 
 def _cmd_build(args, cfg):
-    from .pipeline import build_tables
+    from ..api import build_tables
 
     t0 = time.perf_counter()
     res = build_tables(cfg, args.detector, args.tables, force=args.force, progress=not args.quiet,
@@ -303,8 +303,8 @@ def _cmd_build(args, cfg):
 def _cmd_scan(args, cfg):
     import numpy as np
 
-    from .pipeline import load_coefficients, parse_channels
-    from .scan import ScanSettings, scan_to_file
+    from ..api import load_coefficients, parse_channels
+    from ..scans.grid import ScanSettings, scan_to_file
 
     params = args.param
     if len(params) > 2:
@@ -368,7 +368,7 @@ def _fmt_regions(regions, scale):
 
 
 def _cmd_limits(args, cfg):
-    from .pipeline import limits, parse_channels
+    from ..api import limits, parse_channels
 
     if args.level is not None and not args.level > 0:
         raise InputError(f"--level {args.level:g}: expected a positive Delta chi2")
@@ -398,7 +398,7 @@ def _num3(v: float) -> str:
 
 
 def _cmd_sensitivities(args, cfg):
-    from .pipeline import parse_channels, save_sensitivities, sensitivities
+    from ..api import parse_channels, save_sensitivities, sensitivities
 
     t0 = time.perf_counter()
     channels = parse_channels(args.channels)

@@ -13,8 +13,8 @@ import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 from scipy.special import chdtri
 
-from .errors import InputError
-from .scan import Scan, ScanSettings, chi2_function, grid_scan
+from ..errors import InputError
+from .grid import Scan, ScanSettings, chi2_function, grid_scan
 
 __all__ = ["Limit", "cl_levels", "delta_chi2_level", "allowed_intervals", "limit_1d", "VISIBLE_PARAMS"]
 
@@ -224,7 +224,7 @@ def _merge(sc: Scan, other: Scan, order) -> Scan:
 
 def _profiled_curve(coefs, param, fixed, settings, profile, profile_ranges):
     from .profile import profiled_chi2
-    from .scan import base_point, check_param
+    from .grid import base_point, check_param
 
     k = check_param(param)
     base = base_point(fixed)
@@ -234,7 +234,7 @@ def _profiled_curve(coefs, param, fixed, settings, profile, profile_ranges):
         rows[:, k] = x
         chi, best, at_edge, ok = profiled_chi2(coefs, rows, profile, profile_ranges, settings=settings)
         pulls = {}
-        from .kernels import chi2_points
+        from ..stats.kernels import chi2_points
 
         for c in coefs:
             _, a, b, _ = chi2_points(c, best, **settings.kwargs())

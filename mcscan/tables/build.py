@@ -1,14 +1,14 @@
 """Response-table builder: configuration -> per-bin rate components.
 
-Pure computation, no file I/O (see :mod:`mcscan.tables` for that).  For each
+Pure computation, no file I/O (see :mod:`mcscan.io.tables` for that).  For each
 channel, beam component c and reco bin i it integrates
 
     N_ci = eps * n_targets * Phi * Int dT P_i(T) Int dE f_c(E) dsigma/dT(E, T)
 
 for the three pieces of dsigma/dT (SM, interference, pure EM; PHYSICS.md
-section 7).  The E integral is closed-form (:func:`mcscan.xsec.folded_components`);
+section 7).  The E integral is closed-form (:func:`mcscan.physics.cevns.folded_components`);
 the T integral is a Gauss-Legendre rule on a grid uniform in sqrt(T) with
-panel edges at every kinematic end point (:func:`mcscan.response.true_grid`).
+panel edges at every kinematic end point (:func:`mcscan.physics.response.true_grid`).
 """
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import __version__
-from .config import SCHEMA_VERSION, Config, config_hash, table_config
-from . import eves
-from . import flux
-from .flux import fluence_per_flavour, live_days, spectrum
-from .nuclei import nuclides, targets_per_kg
-from .response import background_counts, bin_probability, true_grid
-from .xsec import folded_components, t_max
+from .. import __version__
+from ..config.load import SCHEMA_VERSION, Config, config_hash, table_config
+from ..physics import eves
+from ..physics import flux
+from ..physics.flux import fluence_per_flavour, live_days, spectrum
+from ..physics.nuclei import nuclides, targets_per_kg
+from ..physics.response import background_counts, bin_probability, true_grid
+from ..physics.cevns import folded_components, t_max
 
 __all__ = ["ChannelTable", "ResponseTable", "build_table", "PIECES"]
 
@@ -121,7 +121,7 @@ def _electron(config: Config, det, progress: bool) -> ChannelTable:
     scale, where smearing and bins act); Z_eff(T_e) counts the electrons
     bound by less than T_e, so every atomic edge is a panel edge.
     """
-    from . import atomic   # atomic data are needed for this channel only
+    from ..physics import atomic   # atomic data are needed for this channel only
 
     qf = det.quenching_factor
     num = config.numerics

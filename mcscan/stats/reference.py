@@ -1,9 +1,9 @@
 """NumPy reference model: predictions and the profiled chi2 (PHYSICS.md 6, 7).
 
-This is the plain twin of :mod:`mcscan.kernels`; tests compare the two.
+This is the plain twin of :mod:`mcscan.stats.kernels`; tests compare the two.
 
 The counts per bin are written in terms of the six charges theta_k
-(order :data:`mcscan.config.PARAMS`) as
+(order :data:`mcscan.config.load.PARAMS`) as
 
     N_i(theta) = S_i + sum_k theta_k (L_ki + theta_k Q_ki),
 
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import PARAMS
-from .errors import InputError
+from ..config.load import PARAMS
+from ..errors import InputError
 
 __all__ = ["Coefficients", "coefficients", "predict", "chi2", "deviance", "check_charges"]
 
@@ -59,7 +59,7 @@ def coefficients(table, channels=("nuclear",)) -> Coefficients:
     Channels are summed bin by bin: a detector that cannot tell electron
     from nuclear recoils sees both in the same reco bins.
     """
-    from .errors import TableError
+    from ..errors import TableError
 
     channels = tuple(channels)
     nb = table.edges_kev.size - 1

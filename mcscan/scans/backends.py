@@ -4,7 +4,7 @@ A backend maps a pure function ``fn(item, *args)`` over a list of items
 (chunk indices, sweep points) and yields ``(item, result)`` **in the order of
 the items**, with a progress bar that follows completed work.  Because the
 function is pure and its result depends only on its arguments (see
-:mod:`mcscan.scan`: a grid point depends only on its row segment), every
+:mod:`mcscan.scans.grid`: a grid point depends only on its row segment), every
 backend returns the same bits.
 
 * :class:`LocalBackend` -- a plain loop in this process; the numba kernels use
@@ -34,7 +34,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .errors import InputError, McscanError
+from ..errors import InputError, McscanError
 
 __all__ = [
     "BACKENDS",
@@ -64,9 +64,9 @@ class TableRef:
     @classmethod
     def from_config(cls, config, detector: str, tables_dir, channels=("nuclear",)) -> TableRef:
         """The table ``detector`` of ``config`` in ``tables_dir``, as
-        :func:`mcscan.pipeline.load_coefficients` reads it."""
-        from .config import config_hash, table_config
-        from .tables import table_path
+        :func:`mcscan.api.load_coefficients` reads it."""
+        from ..config.load import config_hash, table_config
+        from ..io.tables import table_path
 
         return cls(detector, str(table_path(tables_dir, detector).resolve()),
                    config_hash(table_config(config, detector)), tuple(channels))
@@ -81,9 +81,9 @@ _STATS = {"loads": 0}
 
 def resolve_coefficients(items) -> list:
     """Coefficients for each item: a :class:`TableRef` is loaded (once per process,
-    checked against its hash), a :class:`mcscan.model.Coefficients` passes through."""
-    from .model import Coefficients, coefficients
-    from .tables import load_table
+    checked against its hash), a :class:`mcscan.stats.reference.Coefficients` passes through."""
+    from ..stats.reference import Coefficients, coefficients
+    from ..io.tables import load_table
 
     out = []
     for it in items:

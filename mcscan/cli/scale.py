@@ -13,7 +13,7 @@ import math
 import sys
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 __all__ = ["add_backend_options", "add_commands", "backend_from_args"]
 
@@ -23,7 +23,7 @@ _ND_POINTS = {2: 201, 3: 51, 4: 21, 5: 21, 6: 11}
 
 def add_backend_options(p) -> None:
     """``--backend {local,dask,dask-local}``, ``--scheduler ADDRESS``, ``--workers N``."""
-    from .backends import BACKENDS
+    from ..scans.backends import BACKENDS
 
     p.add_argument("--backend", choices=BACKENDS, default="local",
                    help="where chunks run: local (numba, default), dask (a running scheduler, "
@@ -49,15 +49,15 @@ def _positive_int(text: str) -> int:
 
 def backend_from_args(args):
     """The backend the options ask for (a context manager; closes what it started)."""
-    from .backends import make_backend
+    from ..scans.backends import make_backend
 
     return make_backend(args.backend, scheduler=args.scheduler, workers=args.workers)
 
 
 def add_commands(sub) -> dict:
     """Add ``ndscan`` and ``sweep`` to the subparsers ``sub``; returns {name: handler(args, cfg)}."""
-    from .cli import _assignment, _cl, _common, _float, _param, _points, _target_options
-    from .config import PARAMS
+    from .commands import _assignment, _cl, _common, _float, _param, _points, _target_options
+    from ..config.load import PARAMS
 
     nd = sub.add_parser("ndscan", help="N-dimensional profiled chi2 scan (1 to 6 charges), "
                                        "streamed to HDF5, with projections")
@@ -124,11 +124,11 @@ def _scale(p):
 def _cmd_ndscan(args, cfg):
     import numpy as np
 
-    from . import cli
-    from .backends import TableRef
-    from .ndscan import nd_scan, parse_projections
-    from .pipeline import load_coefficients, parse_channels
-    from .scan import ScanSettings
+    from . import commands as cli
+    from ..scans.backends import TableRef
+    from ..scans.engine import nd_scan, parse_projections
+    from ..api import load_coefficients, parse_channels
+    from ..scans.grid import ScanSettings
 
     params = list(args.param)
     n = len(params)
@@ -202,9 +202,9 @@ def _cmd_ndscan(args, cfg):
 
 
 def _cmd_sweep(args, cfg):
-    from .errors import McscanError
-    from .pipeline import parse_channels
-    from .sweep import plan_sweep, run_sweep, save_sweep
+    from ..errors import McscanError
+    from ..api import parse_channels
+    from ..scans.sweep import plan_sweep, run_sweep, save_sweep
 
     out = Path(args.out)
     if out.suffix.lower() not in (".h5", ".hdf5"):
@@ -217,8 +217,8 @@ def _cmd_sweep(args, cfg):
     path = save_sweep(res, out)
     figures = []
     if not args.no_plot:
-        from .plot import plot_sweep
-        from .tables import load_results
+        from ..plot import plot_sweep
+        from ..io.tables import load_results
 
         try:
             figures = [str(f) for f in plot_sweep(load_results(path), args.plot or out.parent)]

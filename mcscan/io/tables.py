@@ -34,10 +34,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import __version__
-from .build import ChannelTable, ResponseTable
-from .config import SCHEMA_VERSION
-from .errors import TableError
+from .. import __version__
+from ..tables.build import ChannelTable, ResponseTable
+from ..config.load import SCHEMA_VERSION
+from ..errors import TableError
 
 __all__ = [
     "RESULTS_SCHEMA_VERSION",
@@ -265,7 +265,7 @@ def load_table(path: str | Path, *, expected_hash: str | None = None,
         if _data_hash(_table_arrays(table)) != str(f.attrs["data_sha256"]):
             raise TableError(f"table {str(path)!r} does not match its data checksum "
                              f"(edited or corrupt): {hint}")
-        from .config import config_hash
+        from ..config.load import config_hash
 
         if config_hash(table.config) != chash:
             raise TableError(f"table {str(path)!r}: stored configuration does not match its hash "
@@ -330,7 +330,7 @@ def load_results(path: str | Path) -> dict:
 
 
 def save_scan(path: str | Path, scan, *, config: dict | None = None) -> Path:
-    """Write a :class:`mcscan.scan.Scan` to a results file.
+    """Write a :class:`mcscan.scans.grid.Scan` to a results file.
 
     Layout: group ``/scan`` with datasets ``axis_0`` (and ``axis_1``) in e,
     ``chi2``, ``delta_chi2``, ``converged`` and per detector
@@ -339,7 +339,7 @@ def save_scan(path: str | Path, scan, *, config: dict | None = None) -> Path:
     e), ``chi2_min``, ``cl_levels`` ({"0.68": ..., "0.9": ..., "0.95": ...}
     Delta chi2 for this scan's dimension), pull widths.
     """
-    from .limits import cl_levels
+    from ..scans.limits import cl_levels
 
     data = {f"axis_{i}": (a, "e") for i, a in enumerate(scan.axes)}
     data["chi2"] = (scan.chi2, "chi2")
@@ -454,7 +454,7 @@ def save_scan_chunks(path: str | Path, meta: dict, shape: tuple, detectors, stor
     -------
     {"chi2_min", "argmin" (flat index into the grid), "unconverged" (points)}
     """
-    from .limits import cl_levels
+    from ..scans.limits import cl_levels
 
     shape = tuple(int(v) for v in shape)
     n = int(np.prod(shape))

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import atomic, eves
-from .errors import InputError
+from . import atomic
+
+from . import eves
+from ..errors import InputError
 from .nuclei import check_element, nuclides
-from .xsec import FLAVOURS, cevns_dsigma, t_max
+from .cevns import FLAVOURS, cevns_dsigma, t_max
 
 __all__ = ["XsecView", "xsec_view", "target_composition"]
 

@@ -25,7 +25,7 @@ which :func:`dsigma_components` returns; for T << E, ``e -> 2 pi alpha^2 /
 (m_e T^2)`` (times (hbar c)^2), the Rutherford-like millicharge term.
 
 Units: energies in MeV (inputs and outputs), cross sections in cm^2/MeV.
-Constants come from :mod:`mcscan.constants`.
+Constants come from :mod:`mcscan.physics.constants`.
 """
 
 from __future__ import annotations
@@ -247,7 +247,7 @@ def dsigma_dT(
         q_emu, q_etau, q_mutau`` (missing keys are 0).  Only the flavour's
         diagonal charge and its two transition charges contribute.
     z_eff : float or array_like
-        Electrons per target taking part (e.g. :func:`mcscan.atomic.z_eff`
+        Electrons per target taking part (e.g. :func:`mcscan.physics.atomic.z_eff`
         evaluated at ``T``); 1 for a free electron.
 
     Returns

@@ -1,0 +1,4 @@
+"""The ``mcscan`` command: parse, call the API, format."""
+from .commands import main
+
+__all__ = ["main"]

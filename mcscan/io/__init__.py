@@ -1,0 +1,1 @@
+"""File I/O: the only modules that import h5py."""

@@ -1,0 +1,1 @@
+"""Scans: grids, the streamed N-D engine, executors, limits, regions, sweeps."""

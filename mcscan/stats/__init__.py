@@ -1,0 +1,1 @@
+"""Statistics: coefficients, the NumPy reference chi2 and the numba kernels."""
