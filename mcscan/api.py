@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from .tables.build import build_table
-from .config.load import PARAMS, Config, config_hash, table_config
+from .config.load import Config, config_hash, table_config
+from .params import PARAMS
 from .errors import InputError, TableError
 from .scans.limits import VISIBLE_PARAMS, Limit, limit_1d
 from .stats.reference import coefficients

@@ -11,11 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .params import SPEC, display_scale, tex, visible_params
+
+VISIBLE_PARAMS = visible_params(("e", "mu"))
+
 __all__ = ["plot_xsec", "plot_profiles", "plot_regions", "plot_electron", "plot_xsec_file",
            "plot_all", "plot_sweep"]
 
-_DIAG = ("q_ee", "q_mumu")
-_TRANS = ("q_emu", "q_etau", "q_mutau")
+_DIAG = tuple(p for p in VISIBLE_PARAMS if SPEC[p].diagonal)
+_TRANS = tuple(p for p in VISIBLE_PARAMS if not SPEC[p].diagonal)
 _TEX = {"q_ee": r"q_{ee}", "q_mumu": r"q_{\mu\mu}", "q_tautau": r"q_{\tau\tau}",
         "q_emu": r"q_{e\mu}", "q_etau": r"q_{e\tau}", "q_mutau": r"q_{\mu\tau}"}
 _COLORS = {"CsI": "C0", "Xe": "C1", "Ge": "C2", "combined": "k"}
@@ -56,12 +60,12 @@ def _save(fig, path, formats=(".png", ".pdf")):
 
 
 def _scale(p):
-    return 1e-9 if p in ("q_ee", "q_mumu", "q_tautau") else 1e-8
+    return display_scale(p)
 
 
 def _label(p, s=None):
     s = s or _scale(p)
-    return rf"${_TEX[p]}$ [$10^{{{int(round(np.log10(s)))}}}\,e$]"
+    return rf"${tex(p)}$ [$10^{{{int(round(np.log10(s)))}}}\,e$]"
 
 
 def plot_xsec(view, path):
@@ -241,7 +245,7 @@ def plot_xsec_file(results, outdir):
         for i, k in enumerate(keys):
             q = float(k.split("=")[1])
             ax.loglog(T, d[k], color=f"C{i}", ls="--",
-                      label=rf"${_TEX[k.split('=')[0]]} = {q / 1e-9:+g}\times10^{{-9}}\,e$")
+                      label=rf"${tex(k.split('=')[0])} = {q / 1e-9:+g}\times10^{{-9}}\,e$")
         ax.set_xlabel("nuclear recoil energy T [keVnr]")
         ax.set_ylabel(r"$d\sigma/dT$ [cm$^2$/keV per atom]")
         ax.set_title(rf"{target}: $\nu_e$ CEvNS at $E_\nu$ = {float(a['enu_mev']):g} MeV")
@@ -313,7 +317,7 @@ def plot_sweep(results, outdir):
         ax.set_xlabel(f"{labels[ix]}{unit}")
         ax.set_ylabel(f"allowed {_label(p)}")
         dets = " + ".join(load(a["detectors"]))
-        ax.set_title(f"{dets}: {float(a['cl']):.0%} C.L. allowed interval of ${_TEX[p]}$", fontsize=10)
+        ax.set_title(f"{dets}: {float(a['cl']):.0%} C.L. allowed interval of ${tex(p)}$", fontsize=10)
         ax.grid(alpha=0.3)
         if len(combos) > 1:
             ax.legend(fontsize=8)

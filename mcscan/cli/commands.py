@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from .. import __version__
-from ..config.load import PARAMS, load_config
+from ..config.load import load_config
+from ..params import FLAVOURS, PARAMS, display_scale, scale_label
 from ..errors import InputError, McscanError
 
 __all__ = ["main"]
@@ -169,7 +170,7 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--config", metavar="FILE", help="user TOML file (for radii and couplings)")
     x.add_argument("--target", required=True, help="detector name (CsI, Xe, Ge) or element symbol (Cs)")
     x.add_argument("--enu", type=_float, required=True, metavar="MEV", help="neutrino energy, MeV")
-    x.add_argument("--flavour", choices=("e", "mu", "tau"), required=True)
+    x.add_argument("--flavour", choices=FLAVOURS, required=True)
     x.add_argument("--anti", action="store_true", help="antineutrino")
     x.add_argument("--param", action="append", type=_assignment, default=[], metavar="P=VALUE",
                    help="charge in e, e.g. q_ee=2e-8 (repeatable)")
@@ -216,7 +217,7 @@ def _cmd_region(args, cfg):
         d["results_file"] = str(out)
         print(json.dumps(d))
         return
-    s0, s1 = (1e-9 if p in ("q_ee", "q_mumu", "q_tautau") else 1e-8 for p in args.params)
+    s0, s1 = (display_scale(p) for p in args.params)
     print(f"{args.params[0]} x {args.params[1]} allowed at {reg.cl:.0%} C.L. (2 d.o.f., "
           f"Delta chi2 <= {reg.delta_chi2:.3f}), {' + '.join(reg.detectors)}: "
           f"{len(reg.polygons)} region(s)")
@@ -379,7 +380,7 @@ def _cmd_limits(args, cfg):
     if args.json:
         print(json.dumps(lim.to_json()))
         return
-    scale = 1e-9 if args.param in ("q_ee", "q_mumu", "q_tautau") else 1e-8
+    scale = display_scale(args.param)
     prof = f", profiled over {', '.join(lim.profile)}" if lim.profile else ""
     print(f"{args.param} allowed at {lim.cl:.0%} C.L. (Delta chi2 <= {lim.delta_chi2:.4f}{prof}), "
           f"{' + '.join(lim.detectors)}: {_fmt_regions(lim.regions, scale)} x {scale:g} e")
@@ -419,14 +420,14 @@ def _cmd_sensitivities(args, cfg):
                              for r in sens.rows},
         }))
         return
-    heads = [f"{p} [1e-9 e]" if p in ("q_ee", "q_mumu") else f"{p} [1e-8 e]" for p in sens.params]
+    heads = [f"{p} [{scale_label(p)}]" for p in sens.params]
     w = 22
     print(f"Expected {sens.cl:.0%} C.L. allowed intervals, channels: {', '.join(sens.channels)}")
     print(f"{'detector':<10}" + "".join(f"{h:>{w}}" for h in heads))
     for r in sens.rows:
         cells = []
         for p in sens.params:
-            scale = 1e-9 if p in ("q_ee", "q_mumu") else 1e-8
+            scale = display_scale(p)
             regs = sens.limits[(r, p)].regions
             cells.append(" U ".join(f"[{_num3(lo / scale)}, {_num3(hi / scale)}]" for lo, hi in regs))
         print(f"{r:<10}" + "".join(f"{c:>{w}}" for c in cells))

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ..params import display_scale
 
 __all__ = ["add_backend_options", "add_commands", "backend_from_args"]
 
@@ -57,7 +58,7 @@ def backend_from_args(args):
 def add_commands(sub) -> dict:
     """Add ``ndscan`` and ``sweep`` to the subparsers ``sub``; returns {name: handler(args, cfg)}."""
     from .commands import _assignment, _cl, _common, _float, _param, _points, _target_options
-    from ..config.load import PARAMS
+    from ..params import PARAMS
 
     nd = sub.add_parser("ndscan", help="N-dimensional profiled chi2 scan (1 to 6 charges), "
                                        "streamed to HDF5, with projections")
@@ -118,7 +119,7 @@ def _err(msg: str) -> None:
 
 
 def _scale(p):
-    return 1e-9 if p in ("q_ee", "q_mumu", "q_tautau") else 1e-8
+    return display_scale(p)
 
 
 def _cmd_ndscan(args, cfg):

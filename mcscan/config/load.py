@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 #: The six charges, in the order used by every array of charges.
-PARAMS = ("q_ee", "q_mumu", "q_tautau", "q_emu", "q_etau", "q_mutau")
+from ..params import PARAMS  # noqa: E402  (re-exported for configuration keys)
 #: Detection channels a detector may enable.
 CHANNELS = ("nuclear", "electron")
 #: Table schema version; bump on any change of what a table holds.

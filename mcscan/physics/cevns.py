@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config.load import PARAMS
+from ..params import FLAVOURS, PARAMS, charge_name
 from .constants import ALPHA, G_FERMI, HBARC2_MEV2_CM2
 from ..errors import InputError
 from .nuclei import Nuclide, helm
@@ -30,7 +30,6 @@ __all__ = [
     "flavour_charges",
 ]
 
-FLAVOURS = ("e", "mu", "tau")
 
 
 def weak_charge(Z: int, N: int, sin2w: float) -> float:
@@ -89,13 +88,12 @@ def flavour_charges(charges, flavour: str) -> tuple[float, float]:
     for k in charges:
         if k not in PARAMS:
             raise InputError(f"unknown parameter {k!r}: expected one of {', '.join(PARAMS)}")
-    diag = float(charges.get(f"q_{flavour}{flavour}", 0.0))
+    diag = float(charges.get(charge_name(flavour, flavour), 0.0))
     trans = 0.0
     for other in FLAVOURS:
         if other == flavour:
             continue
-        a, b = sorted((flavour, other), key=FLAVOURS.index)
-        trans += float(charges.get(f"q_{a}{b}", 0.0)) ** 2
+        trans += float(charges.get(charge_name(flavour, other), 0.0)) ** 2
     return diag, trans
 
 

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .constants import ALPHA, G_FERMI, HBARC2_MEV2_CM2, M_E
+from ..params import FLAVOURS, charge_name, family_params
 
 __all__ = [
     "CHARGE_KEYS",
@@ -46,18 +47,12 @@ __all__ = [
     "t_max",
 ]
 
-#: Neutrino flavours understood by this module.
-FLAVOURS = ("e", "mu", "tau")
 #: Keys of a millicharge mapping (units of the elementary charge e).
-CHARGE_KEYS = ("q_ee", "q_mumu", "q_tautau", "q_emu", "q_etau", "q_mutau")
+CHARGE_KEYS = family_params("charges")
 #: Diagonal charge key of each flavour.
-_DIAGONAL_KEY = {"e": "q_ee", "mu": "q_mumu", "tau": "q_tautau"}
+_DIAGONAL_KEY = {a: charge_name(a, a) for a in FLAVOURS}
 #: Transition charge keys (b != a) of each flavour.
-_TRANSITION_KEYS = {
-    "e": ("q_emu", "q_etau"),
-    "mu": ("q_emu", "q_mutau"),
-    "tau": ("q_etau", "q_mutau"),
-}
+_TRANSITION_KEYS = {a: tuple(charge_name(a, b) for b in FLAVOURS if b != a) for a in FLAVOURS}
 
 
 def _check_flavour(flavour: str) -> None:

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config.load import PARAMS
+from ..params import PARAMS
 from ..errors import InputError
 from .grid import SEGMENT, ScanSettings, _check_axis, base_point, check_param, grid_scan, scan_spec
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..config.load import PARAMS
+from ..params import PARAMS, check_param
 from ..errors import InputError
 from ..stats.kernels import chi2_points, chi2_rows
 from ..stats.reference import chi2 as chi2_numpy
@@ -98,17 +98,6 @@ class Scan:
     @property
     def delta_chi2(self) -> np.ndarray:
         return self.chi2 - self.chi2_min
-
-
-def check_param(name: str) -> int:
-    """Index of a parameter name in PARAMS, or an InputError naming the choices."""
-    if name not in PARAMS:
-        import difflib
-
-        close = difflib.get_close_matches(str(name), PARAMS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise InputError(f"unknown parameter {name!r}: expected one of {', '.join(PARAMS)}{hint}")
-    return PARAMS.index(name)
 
 
 def base_point(fixed=None) -> np.ndarray:

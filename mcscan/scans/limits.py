@@ -14,12 +14,13 @@ from scipy.optimize import brentq, minimize_scalar
 from scipy.special import chdtri
 
 from ..errors import InputError
+from ..params import visible_params
 from .grid import Scan, ScanSettings, chi2_function, grid_scan
 
 __all__ = ["Limit", "cl_levels", "delta_chi2_level", "allowed_intervals", "limit_1d", "VISIBLE_PARAMS"]
 
 #: Charges an ESS beam (nu_e, nu_mu, anti-nu_mu) can see.
-VISIBLE_PARAMS = ("q_ee", "q_mumu", "q_emu", "q_etau", "q_mutau")
+VISIBLE_PARAMS = visible_params(("e", "mu"))
 
 
 def delta_chi2_level(cl: float, dof: int = 1) -> float:

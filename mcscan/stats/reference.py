@@ -17,12 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config.load import PARAMS
+from ..params import FLAVOURS, PARAMS, charge_name
 from ..errors import InputError
 
 __all__ = ["Coefficients", "coefficients", "predict", "chi2", "deviance", "check_charges"]
 
-_FLAVOURS = ("e", "mu", "tau")
 #: Sufficient-decrease constant of the Newton line search.
 ARMIJO = 1e-4
 
@@ -49,8 +48,7 @@ class Coefficients:
 
 
 def _param_index(a: str, b: str) -> int:
-    a, b = sorted((a, b), key=_FLAVOURS.index)
-    return PARAMS.index(f"q_{a}{b}")
+    return PARAMS.index(charge_name(a, b))
 
 
 def coefficients(table, channels=("nuclear",)) -> Coefficients:
@@ -80,7 +78,7 @@ def coefficients(table, channels=("nuclear",)) -> Coefficients:
             d = _param_index(fl, fl)
             L[d] += 2.0 * i
             Q[d] += e
-            for other in _FLAVOURS:
+            for other in FLAVOURS:
                 if other != fl:
                     Q[_param_index(fl, other)] += e
     B = np.asarray(table.background, dtype=float).copy()
