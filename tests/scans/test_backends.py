@@ -52,10 +52,8 @@ def dask(client):
 
 
 @pytest.fixture(scope="module")
-def tables(tmp_path_factory):
-    d = tmp_path_factory.mktemp("dask_tables")
-    build_tables(load_config(), ["Xe", "Ge"], d)
-    return d
+def tables(table_dir):
+    return table_dir
 
 
 @pytest.fixture(scope="module")

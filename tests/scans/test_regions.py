@@ -14,11 +14,8 @@ from mcscan.scans.grid import ScanSettings, grid_scan
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tables")
-    cfg = load_config()
-    build_tables(cfg, None, d)
-    return cfg, d
+def setup(table_dir):
+    return load_config(), table_dir
 
 
 def test_polygons_of_an_ellipse():

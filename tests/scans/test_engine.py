@@ -43,15 +43,14 @@ def _warm():
 
 
 @pytest.fixture(scope="module")
-def tables(tmp_path_factory):
-    d = tmp_path_factory.mktemp("nd_tables")
-    build_tables(load_config(), ["Xe", "Ge"], d)
-    return d
+def tables(table_dir):
+    return table_dir
 
 
 @pytest.fixture(scope="module")
-def coefs(tables):
-    return load_coefficients(load_config(), ["Xe", "Ge"], tables)
+def coefs(coefs):
+    """Xe and Ge coefficients from the shared set."""
+    return [coefs["Xe"], coefs["Ge"]]
 
 
 def _groups(path):

@@ -26,10 +26,8 @@ ARGS = ["scan", "--detector", "Xe", "--detector", "Ge", "--param", "q_ee", "--pa
 
 
 @pytest.fixture(scope="module")
-def tables(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tables")
-    build_tables(load_config(), None, d)
-    return d
+def tables(table_dir):
+    return table_dir
 
 
 def _datasets(path):

@@ -32,11 +32,9 @@ def _warm_kernels():
 
 
 @pytest.fixture(scope="module")
-def tables(tmp_path_factory):
-    """Reference tables, built once for this module; tests must not change them."""
-    d = tmp_path_factory.mktemp("cli_tables")
-    build_tables(load_config(), None, d)
-    return d
+def tables(table_dir):
+    """The shared reference tables; tests must not change them."""
+    return table_dir
 
 
 @pytest.fixture(scope="module")

@@ -136,7 +136,7 @@ def test_threshold_below_first_edge_accepted(tmp_path):
 def test_example_configuration_loads():
     from pathlib import Path
 
-    example = Path(__file__).resolve().parents[1] / "tables" / "example.toml"
+    example = Path(__file__).resolve().parents[2] / "tables" / "example.toml"
     cfg = load_config(example)
     assert cfg.source.years == 5.0
     assert cfg.detector("Ge").threshold_kev == 0.3 and cfg.detector("Ge").edges_kev[0] == 0.3

@@ -38,16 +38,9 @@ CHANNEL_DATA = ("true_kev", "weights_kev", "smearing", "density", "counts")
 
 
 @pytest.fixture(scope="module")
-def config():
-    return load_config()
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, config):
-    """Folder with the three reference tables, built once for this module (read-only)."""
-    d = tmp_path_factory.mktemp("io_tables")
-    build_tables(config, None, d)
-    return d
+def built(table_dir):
+    """The shared folder with the three reference tables (read-only)."""
+    return table_dir
 
 
 @pytest.fixture
