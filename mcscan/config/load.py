@@ -1,6 +1,6 @@
 """Configuration: the built-in ESS reference and user TOML overrides.
 
-The built-in configuration (``mcscan/data/ess.toml``) is PHYSICS.md's
+The built-in configuration (``mcscan/config/ess.toml``) is docs/physics.md's
 reference setup.  A user TOML file overrides any value of it, section by
 section; a detector that is not built in must give every detector key.
 Every value is checked on load: an unknown key, a wrong type or a value out

@@ -1,7 +1,7 @@
 """Atomic subshells and the effective electron number Z_eff(T) for EvES.
 
 Neutrino-electron elastic scattering on an atom is treated in the stepping
-approximation (PHYSICS.md section 4): an atomic electron takes part only when
+approximation (docs/physics.md section 5): an atomic electron takes part only when
 the recoil energy exceeds its binding energy, so the cross section per atom is
 ``Z_eff(T) * (free-electron cross section)``.
 

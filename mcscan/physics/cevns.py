@@ -1,4 +1,4 @@
-"""CEvNS cross section and its millicharge pieces (PHYSICS.md sections 2, 3, 7).
+"""CEvNS cross section and its millicharge pieces (docs/physics.md sections 3, 4, 7).
 
 For a nuclide of mass M, recoil T and neutrino energy E (MeV):
 
@@ -43,7 +43,7 @@ def k_factor(T, Z: int, M: float):
 
 
 def t_max(E, M: float):
-    """Largest recoil energy 2 E^2 / M (MeV) (the approximation PHYSICS.md fixes)."""
+    """Largest recoil energy 2 E^2 / M (MeV) (the approximation docs/physics.md fixes)."""
     return 2.0 * np.asarray(E, dtype=float) ** 2 / M
 
 

@@ -1,6 +1,6 @@
 """Neutrino-electron elastic scattering (EvES) with neutrino millicharges.
 
-Per free electron (PHYSICS.md section 4), for neutrino energy E and electron
+Per free electron (docs/physics.md section 5), for neutrino energy E and electron
 recoil T (both MeV):
 
     dsigma/dT = (G_F^2 m_e / (2 pi)) [ (g_V + g_A)^2 + (g_V - g_A)^2 (1 - T/E)^2
@@ -8,7 +8,7 @@ recoil T (both MeV):
 
 for 0 < T <= t_max(E) = 2 E^2 / (m_e + 2 E), and zero elsewhere.
 
-Millicharges (PHYSICS.md sections 3, 4 and 7): for a neutrino of flavour a the
+Millicharges (docs/physics.md sections 4, 5 and 7): for a neutrino of flavour a the
 diagonal charge shifts ``g_V -> g_V - c(T) q_aa`` with
 ``c(T) = sqrt(2) pi alpha / (G_F m_e T)``, and each transition charge q_ab
 (b != a) adds ``(c q_ab)^2`` to ``g_V^2`` wherever ``g_V^2`` appears, without

@@ -1,4 +1,4 @@
-"""Pion-decay-at-rest neutrino source (PHYSICS.md section 1).
+"""Pion-decay-at-rest neutrino source (docs/physics.md section 2).
 
 Three components, each normalised to one neutrino per proton on target:
 a prompt nu_mu line and the delayed anti-nu_mu and nu_e Michel spectra.

@@ -2,7 +2,7 @@
 
 Isotopic abundances and masses come from the ``periodictable`` package.
 Natural elements are taken as abundance-weighted sums of their isotopes
-(PHYSICS.md section 2), each isotope with its own N and nuclear mass.
+(docs/physics.md section 3), each isotope with its own N and nuclear mass.
 Nuclear mass = atomic mass - Z m_e (electron binding neglected, < 1e-6).
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Detector response: resolution, smearing into reco bins, true-energy grid,
-backgrounds (PHYSICS.md section 5).
+backgrounds (docs/physics.md section 6).
 
 Energies in keV on the nuclear-recoil scale (keVnr).  The Gaussian width is
 sigma(T) = sigma0 * sqrt(T * T_th), which is constant, sigma0 sqrt(T_th) / 2,

@@ -1,4 +1,4 @@
-"""NumPy reference model: predictions and the profiled chi2 (PHYSICS.md 6, 7).
+"""NumPy reference model: predictions and the profiled chi2 (docs/physics.md sections 8, 7).
 
 This is the plain twin of :mod:`mcscan.stats.kernels`; tests compare the two.
 

@@ -5,7 +5,7 @@ channel, beam component c and reco bin i it integrates
 
     N_ci = eps * n_targets * Phi * Int dT P_i(T) Int dE f_c(E) dsigma/dT(E, T)
 
-for the three pieces of dsigma/dT (SM, interference, pure EM; PHYSICS.md
+for the three pieces of dsigma/dT (SM, interference, pure EM; docs/physics.md
 section 7).  The E integral is closed-form (:func:`mcscan.physics.cevns.folded_components`);
 the T integral is a Gauss-Legendre rule on a grid uniform in sqrt(T) with
 panel edges at every kinematic end point (:func:`mcscan.physics.response.true_grid`).
@@ -115,7 +115,7 @@ def _electron_folded(Te, component, sin2w: float, order: int):
 
 
 def _electron(config: Config, det, progress: bool) -> ChannelTable:
-    """Neutrino-electron scattering on the atomic electrons (PHYSICS.md section 4).
+    """Neutrino-electron scattering on the atomic electrons (docs/physics.md section 5).
 
     Integrated in the electron recoil T_e = QF * T (T on the nuclear-recoil
     scale, where smearing and bins act); Z_eff(T_e) counts the electrons

@@ -108,7 +108,7 @@ def test_limits_json(cwd, tables, capsys):
     assert obj["delta_chi2"] == pytest.approx(2.7055, abs=1e-4)       # 90% C.L., 1 d.o.f., abs 1e-4
     assert obj["table_hashes"] == [read_table_hash(table_path(tables, "Ge"))]
     (lo, hi), = obj["regions"]
-    # PHYSICS.md 8: Ge [-3.9, 4.9] 1e-9 e published; within 5% of each end.
+    # docs/physics.md section 9: Ge [-3.9, 4.9] 1e-9 e published; within 5% of each end.
     assert lo == pytest.approx(-3.9e-9, rel=0.05)
     assert hi == pytest.approx(4.9e-9, rel=0.05)
     # The CLI only prints what the library computes (same call, exact).

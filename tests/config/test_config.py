@@ -1,6 +1,6 @@
 """Tests of mcscan.config.load: the built-in ESS configuration, TOML overrides, errors.
 
-Reference values are PHYSICS.md sections 1-6 (the detector table of section 5
+Reference values are docs/physics.md section 2-6 (the detector table of section 5
 and the statistics of section 6), not mcscan's own output.
 """
 
@@ -39,9 +39,9 @@ def test_builtin_resolves(builtin):
     assert set(builtin.detectors) == {"CsI", "Xe", "Ge"}
     assert PARAMS == ("q_ee", "q_mumu", "q_tautau", "q_emu", "q_etau", "q_mutau")
     assert CHANNELS == ("nuclear", "electron")
-    # PHYSICS.md section 5, detector table: mass (kg), threshold (keV), sigma0,
+    # docs/physics.md section 6, detector table: mass (kg), threshold (keV), sigma0,
     # background (counts / keV kg day), bins (start, width, count).
-    # Channels: PHYSICS.md 4 (CsI sees EvES too).
+    # Channels: docs/physics.md section 5 (CsI sees EvES too).
     expected = {
         "CsI": (22.5, 1.0, 0.30, 10.0, 1.0, 2.5, 16, ("nuclear", "electron")),
         "Xe": (20.0, 0.9, 0.36, 10.0, 0.9, 1.0, 40, ("nuclear",)),
@@ -58,7 +58,7 @@ def test_builtin_resolves(builtin):
             assert e == pytest.approx(start + width * i, abs=1e-12)
         assert det.channels == chans
         assert det.threshold_kev == det.edges_kev[0]
-    # PHYSICS.md section 6: pull widths 0.10 and 0.01; default C.L. 90% (values exact).
+    # docs/physics.md section 8: pull widths 0.10 and 0.01; default C.L. 90% (values exact).
     assert builtin.analysis.signal_pull == 0.10
     assert builtin.analysis.background_pull == 0.01
     assert builtin.analysis.cl == 0.90

@@ -31,7 +31,7 @@ def test_nuclear_view_cancellation_point(cfg):
 
 
 def test_electron_view_low_energy_limit(cfg):
-    # For T << E the charge term is 2 pi alpha^2 q^2 Z_eff / (m_e T^2) (PHYSICS.md 4).
+    # For T << E the charge term is 2 pi alpha^2 q^2 Z_eff / (m_e T^2) (docs/physics.md section 5).
     q = 1e-9
     v = xsec_view(cfg, "CsI", 30.0, "mu", charges={"q_mumu": q}, channel="electron",
                   tmin_kev=2.0, tmax_kev=2.4, points=5)

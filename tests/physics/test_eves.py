@@ -13,7 +13,7 @@ from scipy.integrate import quad
 from mcscan.physics import eves
 from mcscan.physics.constants import ALPHA, G_FERMI, HBARC2_MEV2_CM2, M_E
 
-SIN2W = 0.23857  # PHYSICS.md section 2 low-energy value
+SIN2W = 0.23857  # docs/physics.md section 3 low-energy value
 E_PROMPT = 29.79  # MeV, a typical ESS neutrino energy
 DIAGONAL = {"e": "q_ee", "mu": "q_mumu", "tau": "q_tautau"}
 TRANSITIONS = {"e": ("q_emu", "q_etau"), "mu": ("q_emu", "q_mutau"), "tau": ("q_etau", "q_mutau")}

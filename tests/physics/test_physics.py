@@ -1,8 +1,8 @@
-"""Physics validation: closed forms and the published targets of PHYSICS.md.
+"""Physics validation: closed forms and the published targets of docs/physics.md.
 
 Every expected value here is either a closed form written out independently
 in this file (with constants read from scipy.constants / particle, not from
-mcscan), a number typed from /work/shared/spec/PHYSICS.md (an external
+mcscan), a number typed from docs/physics.md section 9 (the published
 target), or an independent numerical integration.  Nothing is frozen from
 mcscan's own output.
 """
@@ -37,7 +37,7 @@ HBARC_FM = sc.physical_constants["reduced Planck constant times c in MeV fm"][0]
 HBARC_CM = HBARC_FM * 1e-13                                                     # MeV cm
 KEV = 1e-3  # MeV per keV
 
-# ---------------------------------------------------------------- numbers typed from PHYSICS.md
+# ---------------------------------------------------------------- numbers typed from docs/physics.md
 SIN2W = 0.23857               # section 2, low-energy sin^2 theta_W
 SKIN_FM = 0.9                 # section 2, Helm s
 R_NU = 0.3                    # section 1, neutrinos per flavour per POT
@@ -66,7 +66,7 @@ def test_delayed_spectrum_integrates_to_one(comp):
     val, _ = quad(lambda E: float(spectrum(comp, E)), 0.0, M_MU / 2.0, epsabs=0.0, epsrel=1e-13)
     # A cubic polynomial: Gauss-Kronrod is exact up to rounding (~1e-15); 1e-12 leaves headroom.
     assert val == pytest.approx(1.0, rel=1e-12, abs=0)
-    # The end point is m_mu/2 (~52.83 MeV, quoted to 2 decimals in PHYSICS.md: +-0.005).
+    # The end point is m_mu/2 (~52.83 MeV, quoted to 2 decimals in docs/physics.md: +-0.005).
     assert comp.e_max == pytest.approx(M_MU / 2.0, rel=1e-14, abs=0)
     assert comp.e_max == pytest.approx(52.83, abs=0.005)
 
@@ -84,7 +84,7 @@ def test_delayed_spectrum_shapes():
     # Zero outside [0, m_mu/2] (the nu_e polynomial is negative beyond the end point).
     for c in DELAYED:
         assert np.all(spectrum(c, np.array([-1.0, M_MU / 2.0 * (1 + 1e-9), 60.0])) == 0.0)
-    # Flavour content of PHYSICS.md section 1.
+    # Flavour content of docs/physics.md section 2.
     assert [(c.flavour, c.antineutrino) for c in COMPONENTS] == [("mu", False), ("mu", True), ("e", False)]
 
 
@@ -93,7 +93,7 @@ def test_prompt_energy():
     # Same closed form, masses from the same sources: equal to rounding (1e-14).
     assert prompt_energy() == pytest.approx(expected, rel=1e-14, abs=0)
     assert COMPONENTS[0].is_line and COMPONENTS[0].e_max == pytest.approx(expected, rel=1e-14, abs=0)
-    # PHYSICS.md quotes 29.79 MeV (2 decimals: +-0.005).
+    # docs/physics.md quotes 29.79 MeV (2 decimals: +-0.005).
     assert expected == pytest.approx(29.79, abs=0.005)
 
 
@@ -182,7 +182,7 @@ def test_cevns_absolute_normalisation(config):
 
 
 def _flavour_q(charges, flavour):
-    """(q_aa, sum_{b != a} q_ab^2) written out per PHYSICS.md section 3."""
+    """(q_aa, sum_{b != a} q_ab^2) written out per docs/physics.md section 4."""
     diag = {"e": "q_ee", "mu": "q_mumu", "tau": "q_tautau"}[flavour]
     trans = {"e": ("q_emu", "q_etau"), "mu": ("q_emu", "q_mutau"), "tau": ("q_etau", "q_mutau")}[flavour]
     return charges[diag], sum(charges[k] ** 2 for k in trans)
@@ -213,7 +213,7 @@ def test_components_recombine_to_full_cross_section(config, detector):
 
 @pytest.mark.parametrize("detector", ["CsI", "Xe", "Ge"])
 def test_negative_diagonal_charge_raises_every_bin(tables, detector):
-    """PHYSICS.md 3: with Q_W < 0 a negative q_aa increases the rate at all T (I < 0)."""
+    """docs/physics.md section 4: with Q_W < 0 a negative q_aa increases the rate at all T (I < 0)."""
     coef = coefficients(tables[detector])
     for p in ("q_ee", "q_mumu"):
         assert np.all(coef.L[PARAMS.index(p)] < 0.0)
@@ -283,7 +283,7 @@ def test_background_counts(tables, detector):
     expected = spec["b"] * spec["mass"] * spec["width"] * LIVE_DAYS
     # b * mass * width * 25 days per bin: rounding only (1e-12).
     np.testing.assert_allclose(tab.background, expected, rtol=1e-12, atol=0)
-    # Published totals (PHYSICS.md 8), within 1%.
+    # Published totals (docs/physics.md section 9), within 1%.
     assert tab.background.sum() == pytest.approx(BACKGROUNDS[detector], rel=0.01)
 
 
@@ -292,7 +292,7 @@ def test_background_counts(tables, detector):
 @pytest.mark.parametrize("detector", ["CsI", "Xe", "Ge"])
 def test_sm_counts_match_published(tables, detector):
     coef = coefficients(tables[detector])
-    # PHYSICS.md 8: "to within 1%".
+    # docs/physics.md section 9: "to within 1%".
     assert coef.S.sum() == pytest.approx(SM_COUNTS[detector], rel=0.01)
 
 
@@ -313,7 +313,7 @@ def test_qee_interval_matches_published(qee_limits, detector):
     assert len(lim.regions) == 1
     lo, hi = lim.regions[0]
     ref_lo, ref_hi = QEE_90[detector]
-    # PHYSICS.md 8: a correct implementation lands within 5% of each published end point.
+    # docs/physics.md section 9: a correct implementation lands within 5% of each published end point.
     assert lo == pytest.approx(ref_lo, rel=0.05)
     assert hi == pytest.approx(ref_hi, rel=0.05)
 
@@ -325,7 +325,7 @@ def test_ge_qee_interval_is_asymmetric(qee_limits):
 
 
 def test_ge_qee_profile_flattens_between_1e8_and_2e8(config, tables):
-    """The q_ee term cancels Q_W inside Ge's recoil window (PHYSICS.md 8)."""
+    """The q_ee term cancels Q_W inside Ge's recoil window (docs/physics.md section 9)."""
     coef = coefficients(tables["Ge"])
     x = np.array([0.0, 1e-8, 2e-8, 3e-8])
     theta = np.zeros((x.size, 6))

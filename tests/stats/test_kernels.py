@@ -387,7 +387,7 @@ def test_grid_scan_refuses_bad_input(coefs, kwargs, pattern):
 
 
 def test_delta_chi2_levels():
-    # chi2 quantiles (PHYSICS.md 6, README): 2.7055 and 4.605, to 1e-4 relative.
+    # chi2 quantiles (docs/physics.md section 8, README): 2.7055 and 4.605, to 1e-4 relative.
     assert delta_chi2_level(0.9, 1) == pytest.approx(2.7055, rel=1e-4)
     assert delta_chi2_level(0.9, 2) == pytest.approx(4.605, rel=1e-4)
     assert delta_chi2_level(0.6826894921370859, 1) == pytest.approx(1.0, rel=1e-9)  # 1 sigma, 1e-9
@@ -505,7 +505,7 @@ def test_limit_1d_matches_twin_roots(coefs, names, param):
 
 
 def test_limit_1d_ge_is_asymmetric(coefs):
-    # PHYSICS.md 8: the Ge q_ee interval is visibly asymmetric (published [-3.9, 4.9] 1e-9 e).
+    # docs/physics.md section 9: the Ge q_ee interval is visibly asymmetric (published [-3.9, 4.9] 1e-9 e).
     lim = limit_1d([coefs["Ge"]], "q_ee", xrange=(-6e-8, 6e-8), points=401, extend=0)
     (lo, hi), = lim.regions
     assert hi / -lo > 1.1

@@ -1,8 +1,8 @@
 """Response tables vs brute force, and grid convergence of the tables.
 
 The tables store, per component and bin, the S, I, E pieces of the rate
-(PHYSICS.md section 7); :func:`mcscan.stats.reference.predict` recombines them at a
-charge point.  Here the same counts are computed directly (PHYSICS.md
+(docs/physics.md section 7); :func:`mcscan.stats.reference.predict` recombines them at a
+charge point.  Here the same counts are computed directly (docs/physics.md
 section 5) with the *full* cross section at each charge point,
 
     N_i = eps * n_units * Phi * sum_nuclides per_unit * sum_components
@@ -48,7 +48,7 @@ DETECTORS = ("CsI", "Xe", "Ge")
 CSI_ELECTRON = {"detectors": {"CsI": {"channels": ["nuclear", "electron"]}}}
 KEV = 1e-3          # MeV per keV
 N_POINTS = 5        # random charge points per detector
-#: Relative agreement required between tables and brute force (PHYSICS.md 5: 1e-4).
+#: Relative agreement required between tables and brute force (docs/physics.md section 6: 1e-4).
 RTOL = 1e-4
 #: The brute force must be an order of magnitude better than what it checks, and more:
 #: its error estimate is required below 1e-6 of the smallest bin.
@@ -158,7 +158,7 @@ def brute_nuclear(config, name, thetas, epsrel=1e-11):
 
 
 def brute_electron(config, name, thetas, epsrel=1e-11):
-    """EvES counts per reco bin, (npts, nbins), integrated in T_e (PHYSICS.md 4)."""
+    """EvES counts per reco bin, (npts, nbins), integrated in T_e (docs/physics.md section 5)."""
     det = config.detector(name)
     qf = det.quenching_factor
     edges = np.asarray(det.edges_kev, dtype=float)
@@ -254,7 +254,7 @@ def test_nuclear_counts_match_brute_force(config, tables, name):
     # The brute force is converged: its error estimate (max over bins) is tiny on every bin.
     assert err < BRUTE_RTOL * brute.min()
     pred = predict(coefficients(tables[name], ("nuclear",)), thetas)
-    # PHYSICS.md 5: counts to 1e-4 relative, every bin and every charge point.
+    # docs/physics.md section 6: counts to 1e-4 relative, every bin and every charge point.
     np.testing.assert_allclose(pred, brute, rtol=RTOL, atol=0)
 
 
@@ -265,7 +265,7 @@ def test_electron_counts_match_brute_force(electron_config, csi_electron_table):
     assert np.all(brute > 0)
     assert err < BRUTE_RTOL * brute.min()
     pred = predict(coefficients(csi_electron_table, ("electron",)), thetas)
-    # PHYSICS.md 5: counts to 1e-4 relative, every bin and every charge point.
+    # docs/physics.md section 6: counts to 1e-4 relative, every bin and every charge point.
     np.testing.assert_allclose(pred, brute, rtol=RTOL, atol=0)
 
 
@@ -315,7 +315,7 @@ def test_grid_convergence_every_entry(refined, case):
     assert n_new > 1.5 * n_old   # the refinement really happened
     nz = old != 0.0
     assert np.all(new[~nz] == 0.0)   # exact zeros (beyond an end point) stay zero
-    # PHYSICS.md 5: refining the grid changes no count by more than 1e-4 relative.
+    # docs/physics.md section 6: refining the grid changes no count by more than 1e-4 relative.
     np.testing.assert_allclose(new[nz], old[nz], rtol=RTOL, atol=0)
 
 
@@ -326,5 +326,5 @@ def test_grid_convergence_bin_pieces(refined, case):
     assert n_new > 1.5 * n_old
     o, n = old.sum(0), new.sum(0)          # (3, nbins)
     assert np.all(o != 0.0)
-    # PHYSICS.md 5: refining the grid changes no count by more than 1e-4 relative.
+    # docs/physics.md section 6: refining the grid changes no count by more than 1e-4 relative.
     np.testing.assert_allclose(n, o, rtol=RTOL, atol=0)
