@@ -14,6 +14,7 @@ from . import atomic
 
 from . import eves
 from ..errors import InputError
+from ..results import Result
 from .nuclei import check_element, nuclides
 from .cevns import FLAVOURS, cevns_dsigma, t_max
 
@@ -23,10 +24,12 @@ _KEV = 1e-3
 
 
 @dataclass(frozen=True)
-class XsecView:
+class XsecView(Result):
     """dsigma/dT on a recoil grid. ``T_kev`` in keV (true recoil energy of the
     channel: keVnr for nuclear, keVee for electron); cross sections in cm^2/keV
     per formula unit of the target."""
+
+    kind = "xsec"
 
     target: str
     channel: str

@@ -15,6 +15,7 @@ from scipy.special import chdtri
 
 from ..errors import InputError
 from ..params import visible_params
+from ..results import Result
 from .grid import Scan, ScanSettings, chi2_function, grid_scan
 
 __all__ = ["Limit", "cl_levels", "delta_chi2_level", "allowed_intervals", "limit_1d", "VISIBLE_PARAMS"]
@@ -37,7 +38,7 @@ def cl_levels(dof: int) -> dict:
 
 
 @dataclass(frozen=True)
-class Limit:
+class Limit(Result):
     """The allowed set of one charge at a C.L.
 
     ``regions`` lists [lo, hi] in e; ``open_low``/``open_high`` say that the
@@ -46,6 +47,8 @@ class Limit:
     says that inside the allowed set a profiled charge sat at the end of its
     search range (widen analysis.ranges).
     """
+
+    kind = "limits"
 
     detectors: tuple
     param: str

@@ -16,6 +16,7 @@ import numpy as np
 from contourpy import FillType, contour_generator
 
 from ..errors import InputError
+from ..results import Result
 from .limits import delta_chi2_level
 from .grid import Scan, ScanSettings, grid_scan
 
@@ -23,7 +24,7 @@ __all__ = ["Region", "region_2d", "polygons", "polygon_area"]
 
 
 @dataclass(frozen=True)
-class Region:
+class Region(Result):
     """Allowed region of two charges.
 
     ``polygons`` is a list of (outer, holes) with outer an (n, 2) closed
@@ -32,6 +33,8 @@ class Region:
     ``area`` is in e^2; ``touches_edge`` says the region reaches the scan
     boundary.
     """
+
+    kind = "region"
 
     detectors: tuple
     params: tuple
