@@ -4,7 +4,7 @@ The command line turns every :class:`McscanError` into one line on stderr
 and a non-zero exit status; library users catch them like any exception.
 """
 
-__all__ = ["McscanError", "ConfigError", "TableError", "InputError"]
+__all__ = ["McscanError", "ConfigError", "TableError", "InputError", "OutputError", "ResultsError"]
 
 
 class McscanError(Exception):
@@ -21,3 +21,11 @@ class TableError(McscanError):
 
 class InputError(McscanError, ValueError):
     """A bad argument: an unknown parameter, a non-finite charge, a bad grid."""
+
+
+class OutputError(McscanError, OSError):
+    """A results or table file could not be written (disk full, read-only place, name too long)."""
+
+
+class ResultsError(McscanError):
+    """A results file is missing, corrupt, edited by hand or of an unknown kind or version."""
