@@ -1,7 +1,7 @@
 """The one place that sets numba options for every kernel.
 
 Kernels are compiled twice, serial and parallel, from the same Python
-function; ``cache=True`` keeps the machine code on disk so a second process
+function; numba's on-disk cache keeps the machine code so a second process
 starts without recompiling.  Helpers called from kernels are compiled once
 with the same options (LLVM may inline them).
 
@@ -12,17 +12,103 @@ formation) is left off: the scan kernels are fast enough without it and
 their results stay identical on machines with and without FMA units
 ({"contract"} measured +12% on the row kernel, Zen 5).
 
-numba's cache is keyed on the source file of each kernel: after changing an
-option here, delete the cached files (``mcscan/__pycache__/*.nbi``, ``*.nbc``)
-or the kernels keep their old machine code.
+Where the compiled kernels are cached
+-------------------------------------
+Never beside the package: numba's default writes ``__pycache__/*.nbi``,
+``*.nbc`` next to the module, inside an installed package that pip does not
+own (a later ``pip install -e .`` then finds a stale ``mcscan`` folder in
+site-packages).  The cache folder is, first match wins:
+
+1. ``$MCSCAN_CACHE_DIR/<version>/numba`` when ``MCSCAN_CACHE_DIR`` is set;
+2. ``$NUMBA_CACHE_DIR`` (or numba's ``cache_dir`` setting) when the user set it;
+3. ``$XDG_CACHE_HOME/mcscan/<version>/numba``, else
+   ``~/.cache/mcscan/<version>/numba`` (``%LOCALAPPDATA%`` on Windows),
+
+where ``<version>`` is the mcscan version.  If that folder cannot be created
+or written (a read-only home), kernels are compiled in every process and not
+cached; one warning line says so.  numba keys each cache entry on the
+source file, its contents and the numba version; after changing an option
+here, delete the cache folder (:data:`CACHE_DIR`) or the kernels keep their
+old machine code.
 """
 from __future__ import annotations
 
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
 import numba as nb
 
-__all__ = ["helper", "kernel"]
+__all__ = ["CACHE_DIR", "cache_dir", "helper", "kernel"]
 
-_OPTIONS = dict(cache=True, error_model="numpy", nogil=True, fastmath=False)
+
+def _version() -> str:
+    try:
+        from .. import __version__
+    except ImportError:  # pragma: no cover - package imported half-way
+        return "unknown"
+    return str(__version__)
+
+
+def cache_dir(environ=None) -> Path | None:
+    """The folder numba should cache mcscan's kernels in (see the module docstring).
+
+    Reads ``environ`` (default ``os.environ``); ``None`` when no home or
+    cache folder is known.  The folder is not created here.
+    """
+    env = os.environ if environ is None else environ
+    version = _version()
+    if env.get("MCSCAN_CACHE_DIR"):
+        return Path(env["MCSCAN_CACHE_DIR"]).expanduser() / version / "numba"
+    user_numba = env.get("NUMBA_CACHE_DIR") if environ is not None else nb.config.CACHE_DIR
+    if user_numba:
+        return Path(user_numba).expanduser()
+    if env.get("XDG_CACHE_HOME"):
+        root = Path(env["XDG_CACHE_HOME"])
+    elif sys.platform == "win32" and env.get("LOCALAPPDATA"):
+        root = Path(env["LOCALAPPDATA"])
+    elif env.get("HOME"):
+        root = Path(env["HOME"]) / ".cache"
+    else:
+        try:
+            root = Path.home() / ".cache"
+        except (RuntimeError, KeyError):
+            return None
+    return root / "mcscan" / version / "numba"
+
+
+def _writable(path: Path | None) -> bool:
+    """Create ``path`` if needed and check a file can be written in it."""
+    if path is None:
+        return False
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError:
+        return False
+    return True
+
+
+def _setup_cache() -> Path | None:
+    """Point numba's cache at :func:`cache_dir`; ``None`` (no caching) if it is not writable."""
+    path = cache_dir()
+    if not _writable(path):
+        logging.getLogger("mcscan").warning(
+            "mcscan: warning: cache folder %s is not writable (set MCSCAN_CACHE_DIR); "
+            "kernels are compiled in every run", path if path is not None else "(no home folder)")
+        return None
+    # numba chooses the folder of each kernel when it is decorated, from
+    # config.CACHE_DIR: every kernel below is decorated after this line.
+    nb.config.CACHE_DIR = str(path)
+    return path
+
+
+#: The folder the compiled kernels are cached in (``None``: not cached).
+CACHE_DIR = _setup_cache()
+
+_OPTIONS = dict(cache=CACHE_DIR is not None, error_model="numpy", nogil=True, fastmath=False)
 
 
 def kernel(func):

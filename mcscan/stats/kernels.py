@@ -43,7 +43,8 @@ import numba as nb
 import numpy as np
 
 from ._jit import helper, kernel
-from .reference import ARMIJO
+from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, DEVIANCE_SERIES_EPS,
+                     MAX_BACKTRACK, MAX_ITER, SIGNAL_PULL, STEP_TO_ZERO, TOL)
 
 __all__ = [
     "LANES",
@@ -117,7 +118,7 @@ def deviance_polynomial(umax=SERIES_UMAX, degree=SERIES_DEGREE, terms=40):
 @helper(inline=True)
 def _deviance(eps):
     """eps - log1p(eps) as :func:`mcscan.stats.reference.deviance` (+inf for eps <= -1)."""
-    if abs(eps) < 1e-3:
+    if abs(eps) < DEVIANCE_SERIES_EPS:
         return eps * eps * (1 / 2 - eps * (1 / 3 - eps * (1 / 4 - eps * (1 / 5 - eps * (1 / 6 - eps / 7)))))
     eps = max(eps, -1.0)
     return eps - math.log1p(eps)
@@ -189,15 +190,15 @@ def _profile(N, dl, B, D, a, b, it0, isa2, isb2, tol, max_iter, armijo):
         for i in range(nb_):
             dT = da * N[i] + db * B[i]
             if dT < 0.0:
-                lim = -0.9 * ((1.0 + a) * N[i] + (1.0 + b) * B[i]) / dT
+                lim = -STEP_TO_ZERO * ((1.0 + a) * N[i] + (1.0 + b) * B[i]) / dT
                 t = min(t, lim)
-        if lam2 > 0.0625:
+        if lam2 > DECREMENT2_MAX:
             f0 = _chi2_at(N, dl, B, D, a, b, isa2, isb2)
-            for _ in range(60):
+            for _ in range(MAX_BACKTRACK):
                 f1 = _chi2_at(N, dl, B, D, a + t * da, b + t * db, isa2, isb2)
                 if f1 <= f0 - armijo * t * lam2:
                     break
-                t *= 0.5
+                t *= BACKTRACK
         sa = t * da
         sb = t * db
         a += sa
@@ -380,8 +381,8 @@ def _chi2_rows(S, B, D, E0, cx1, cx2, cy1, cy2, xs, ys, y0, cnt, o0, lanes,
                     lam2 = max(-(ga * da + gb * db), 0.0)
                     # a full step keeps every T > 0.1 T_old if |da| <= 0.9 (1 + a) and
                     # |db| <= 0.9 (1 + b); otherwise (or for a line search) go scalar
-                    if not (lam2 <= 0.0625 and abs(da) <= 0.9 * (1.0 + a)
-                            and abs(db) <= 0.9 * (1.0 + b)):
+                    if not (lam2 <= DECREMENT2_MAX and abs(da) <= STEP_TO_ZERO * (1.0 + a)
+                            and abs(db) <= STEP_TO_ZERO * (1.0 + b)):
                         ACT[l] = 2
                         IT[l] = it
                         continue
@@ -446,8 +447,8 @@ _serial, _parallel = kernel(_chi2_points)
 _rows_serial, _rows_parallel = kernel(_chi2_rows)
 
 
-def chi2_points(coef, theta, *, signal_pull=0.10, background_pull=0.01, tol=1e-10,
-                max_iter=60, parallel=True):
+def chi2_points(coef, theta, *, signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL, tol=TOL,
+                max_iter=MAX_ITER, parallel=True):
     """Profiled chi2 at a batch of charge points (numba).
 
     Same contract as :func:`mcscan.stats.reference.chi2`: ``theta`` (npts, 6) finite
@@ -480,7 +481,7 @@ def row_lanes(nrows, threads=None):
 
 
 def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
-              signal_pull=0.10, background_pull=0.01, tol=1e-10, max_iter=60, parallel=True,
+              signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL, tol=TOL, max_iter=MAX_ITER, parallel=True,
               lanes=None):
     """Profiled chi2 along rows of a grid (numba); see the module docstring.
 
@@ -558,10 +559,10 @@ def warm_up(parallel=True):
     z = np.zeros((6, nb_))
     out = np.empty(1), np.empty(1), np.empty(1), np.empty(1, dtype=np.int64)
     f = _parallel if parallel else _serial
-    f(S, z, z, S, 2 * S, np.zeros((1, 6)), 100.0, 1e4, 1e-10, 60, ARMIJO, *out)
+    f(S, z, z, S, 2 * S, np.zeros((1, 6)), 100.0, 1e4, TOL, MAX_ITER, ARMIJO, *out)
     g = _rows_parallel if parallel else _rows_serial
     o = np.empty(1), np.empty(1), np.empty(1), np.empty(1, dtype=np.bool_)
     i1 = np.zeros(1, dtype=np.int64)
     g(S, S, 2 * S, S * 0, S * 0, S * 0, S * 0, S * 0, np.zeros(1), np.zeros(1), i1, i1 + 1, i1,
-      16, 100.0, 1e4, 1e-10, 60, ARMIJO, SERIES_UMAX, deviance_polynomial()[0], MODEL_STEP, False, *o,
+      16, 100.0, 1e4, TOL, MAX_ITER, ARMIJO, SERIES_UMAX, deviance_polynomial()[0], MODEL_STEP, False, *o,
       np.zeros((1, 4), dtype=np.int64))

@@ -1,89 +1,22 @@
-"""NumPy reference model: predictions and the profiled chi2 (docs/physics.md sections 8, 7).
+"""NumPy reference model: predictions and the profiled chi2 (docs/physics.md section 8).
 
-This is the plain twin of :mod:`mcscan.stats.kernels`; tests compare the two.
-
-The counts per bin are written in terms of the six charges theta_k
-(order :data:`mcscan.config.load.PARAMS`) as
-
-    N_i(theta) = S_i + sum_k theta_k (L_ki + theta_k Q_ki),
-
-where S is the SM count, L = 2 I of the flavour for a diagonal charge (0 for
-a transition charge) and Q the matching E (a transition charge q_ab collects
-the E of both flavours a and b).  There are no cross terms between charges.
+This is the plain twin of :mod:`mcscan.stats.kernels`; tests compare the two,
+and both take the constants of the Newton profile from :mod:`mcscan.stats.newton`.
+The per-bin coefficients (:class:`~mcscan.stats.coefficients.Coefficients`)
+are defined in :mod:`mcscan.stats.coefficients`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from ..params import FLAVOURS, PARAMS, charge_name
+from ..params import PARAMS
+from .coefficients import Coefficients, coefficients
 from ..errors import InputError
+from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, DEVIANCE_SERIES_EPS,
+                     MAX_BACKTRACK, MAX_ITER, SIGNAL_PULL, STEP_TO_ZERO, TOL)
 
 __all__ = ["Coefficients", "coefficients", "predict", "chi2", "deviance", "check_charges"]
 
-#: Sufficient-decrease constant of the Newton line search.
-ARMIJO = 1e-4
-
-
-@dataclass(frozen=True)
-class Coefficients:
-    """Per-bin polynomial coefficients of one detector (channels summed).
-
-    Attributes
-    ----------
-    S : (nbins,) SM counts;  L, Q : (6, nbins);  B : (nbins,) background;
-    D : (nbins,) Asimov data S + B.  All in counts.
-    """
-
-    detector: str
-    channels: tuple
-    S: np.ndarray
-    L: np.ndarray
-    Q: np.ndarray
-    B: np.ndarray
-    D: np.ndarray
-    edges_kev: np.ndarray
-    table_hash: str
-
-
-def _param_index(a: str, b: str) -> int:
-    return PARAMS.index(charge_name(a, b))
-
-
-def coefficients(table, channels=("nuclear",)) -> Coefficients:
-    """Collapse a ResponseTable's components into per-bin coefficients.
-
-    Channels are summed bin by bin: a detector that cannot tell electron
-    from nuclear recoils sees both in the same reco bins.
-    """
-    from ..errors import TableError
-
-    channels = tuple(channels)
-    nb = table.edges_kev.size - 1
-    S = np.zeros(nb)
-    L = np.zeros((len(PARAMS), nb))
-    Q = np.zeros((len(PARAMS), nb))
-    for ch in channels:
-        if ch not in table.channels:
-            raise TableError(
-                f"table for {table.detector} has no {ch!r} channel (it has "
-                f"{', '.join(table.channels)}); enable it in the detector's 'channels' and "
-                f"rebuild with 'mcscan build'"
-            )
-        cnt = table.channels[ch].counts
-        for ic, fl in enumerate(table.flavours):
-            s, i, e = cnt[ic]
-            S += s
-            d = _param_index(fl, fl)
-            L[d] += 2.0 * i
-            Q[d] += e
-            for other in FLAVOURS:
-                if other != fl:
-                    Q[_param_index(fl, other)] += e
-    B = np.asarray(table.background, dtype=float).copy()
-    return Coefficients(table.detector, channels, S, L, Q, B, S + B,
-                        np.asarray(table.edges_kev, dtype=float), table.config_hash)
 
 
 def check_charges(theta) -> np.ndarray:
@@ -119,7 +52,7 @@ def deviance(eps):
     cancelling difference (truncation error < 3e-16 relative).
     """
     eps = np.asarray(eps, dtype=float)
-    small = np.abs(eps) < 1e-3
+    small = np.abs(eps) < DEVIANCE_SERIES_EPS
     e = np.where(small, eps, 0.0)
     series = e * e * (1 / 2 - e * (1 / 3 - e * (1 / 4 - e * (1 / 5 - e * (1 / 6 - e / 7)))))
     big = np.where(small, 0.0, np.maximum(eps, -1.0))
@@ -136,8 +69,8 @@ def _chi2_at(N, dlt, B, D, a, b, isa2, isb2):
     return 2.0 * term.sum(-1) + a * a * isa2 + b * b * isb2
 
 
-def chi2(coef: Coefficients, theta, *, signal_pull: float = 0.10, background_pull: float = 0.01,
-         tol: float = 1e-10, max_iter: int = 60):
+def chi2(coef: Coefficients, theta, *, signal_pull: float = SIGNAL_PULL,
+         background_pull: float = BACKGROUND_PULL, tol: float = TOL, max_iter: int = MAX_ITER):
     """chi2 profiled over the two pulls, vectorised over points.
 
     The profile is a safeguarded Newton iteration on the strictly convex
@@ -189,20 +122,20 @@ def chi2(coef: Coefficients, theta, *, signal_pull: float = 0.10, background_pul
         # keep every T_i positive: at most 90% of the way to the nearest zero
         dT = da[:, None] * Na + db[:, None] * B
         with np.errstate(divide="ignore", invalid="ignore"):
-            lim = np.where(dT < 0, -0.9 * T / dT, np.inf).min(-1)
+            lim = np.where(dT < 0, -STEP_TO_ZERO * T / dT, np.inf).min(-1)
         t = np.minimum(1.0, lim)
         # far from the minimum (Newton decrement > 1/4): backtrack until Armijo holds
-        search = lam2 > 0.0625
+        search = lam2 > DECREMENT2_MAX
         if search.any():
             js = np.flatnonzero(search)
             f0 = _chi2_at(Na[js], dl[js], B, D, aa[js], bb[js], isa2, isb2)
-            for _ in range(60):
+            for _ in range(MAX_BACKTRACK):
                 f1 = _chi2_at(Na[js], dl[js], B, D, aa[js] + t[js] * da[js],
                               bb[js] + t[js] * db[js], isa2, isb2)
                 bad = ~(f1 <= f0 - ARMIJO * t[js] * lam2[js])
                 if not bad.any():
                     break
-                t[js[bad]] *= 0.5
+                t[js[bad]] *= BACKTRACK
                 js, f0 = js[bad], f0[bad]
         sa, sb = t * da, t * db
         a[idx] = aa + sa
