@@ -79,7 +79,7 @@ def warm():
 def chunk_interrupt(monkeypatch):
     """Interrupt a streamed scan: ``arm(n)`` lets ChunkStore.write store n chunks,
     then raise KeyboardInterrupt (as Ctrl-C would); ``disarm()`` restores it."""
-    from mcscan.io.tables import ChunkStore
+    from mcscan.io.chunks import ChunkStore
 
     real = ChunkStore.write
 

@@ -1,7 +1,7 @@
-"""N-dimensional grid scans, streamed to HDF5 chunk by chunk, with projections.
+"""The grid-scan engine: 1 to 6 charges, in memory or streamed to a results file.
 
 The grid is the product of one increasing axis per scanned charge (any 1 to
-6 of :data:`mcscan.config.load.PARAMS`), in C order: the last charge varies
+6 of :data:`mcscan.params.PARAMS`), in C order: the last charge varies
 fastest.  Its points are cut into **rows** of the last axis (a 1D scan is
 one row), and a **chunk** is a run of ``chunk_points`` consecutive points
 made of whole rows (1D: whole row segments of :data:`mcscan.scans.grid.SEGMENT`).
@@ -9,66 +9,59 @@ A chunk is evaluated as one :func:`mcscan.scans.grid.grid_scan` over the last tw
 charges per combination of the outer charges it touches, the outer charges
 passed as ``fixed``.  Since a point of ``grid_scan`` depends only on its row
 segment, :func:`compute_chunk` is a pure function of the chunk index: the
-same bits in any process, on any backend, in any order, after any resume.
+same bits in any process, on any backend, in any order, after any resume,
+and the same bits as one ``grid_scan`` of the whole grid.
 
-:func:`nd_scan` sends the chunks to a backend (:mod:`mcscan.scans.backends`),
-stores each finished chunk (:class:`mcscan.io.tables.ChunkStore`, so an
-interrupted scan resumes with ``resume=True``), then assembles the results
-file chunk by chunk (memory bounded by one chunk): the full N-D chi2 and,
-for each requested projection onto one or two charges,
+:func:`scan` is the one entry point.  It sends the chunks to a backend
+(:mod:`mcscan.scans.backends`); with a results file it stores each finished
+chunk (:class:`mcscan.io.chunks.ChunkStore`, so an interrupted scan resumes
+with ``resume=True``), then assembles the file chunk by chunk (memory bounded
+by one chunk), verifies it and only then deletes the chunks.  Without a file
+the same assembly fills arrays in memory.  The result is a
+:class:`mcscan.results.ScanResult`: the full chi2 grid, convergence flags,
+per-detector pulls (by default for 1 and 2 charges) and, for each requested
+projection onto one or two charges,
 
 * ``profiled``: the minimum over every other scanned charge, the grid point
   where it is reached (first in C order on ties) and the other charges there;
 * ``fixed``: the slice through the grid point nearest ``at`` (default 0) in
   every other scanned charge.
 
-Results file layout (group ``/ndscan``)::
-
-    /ndscan                  attrs: params, shape, detectors, channels, table_hashes,
-                             fixed (all six charges, e), chi2_min, argmin ({param: e}),
-                             unconverged, chunk_points, n_chunks, cl_levels (N d.o.f.),
-                             signal_pull, background_pull, projections
-    /ndscan/axis_<i>         (shape[i],) e
-    /ndscan/chi2             shape = grid, chunked HDF5 dataset
-    /ndscan/converged        shape = grid, int8
-    /ndscan/profiled/<name>  axis_0[, axis_1], chi2, delta_chi2 (chi2 - global minimum),
-                             argmin (flat grid index), best_<param> (e) per other charge;
-                             attrs kind, params, chi2_min, cl_levels (1 or 2 d.o.f.)
-    /ndscan/fixed/<name>     axis_0[, axis_1], chi2, delta_chi2 (chi2 - slice minimum),
-                             converged; attrs kind, params, chi2_min, at ({param: e}),
-                             cl_levels
-
-``<name>`` is ``q_ee`` or ``q_ee-q_mumu``.  Read it with
-:func:`mcscan.io.tables.load_results`.
+A non-finite chi2 anywhere on the grid is refused (it names the point);
+no minimum is ever taken over NaN.  The file layout (kind ``scan``) is in
+``docs/results.md``.
 """
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from ..params import PARAMS
 from ..errors import InputError
-from .grid import SEGMENT, ScanSettings, _check_axis, base_point, check_param, grid_scan, scan_spec
+from ..io.registry import register
+from ..params import PARAMS
+from ..results import Result
+from .grid import SEGMENT, ScanSettings, _check_axis, base_point, check_param, grid_scan
+from .limits import allowed_intervals, delta_chi2_level
 
 __all__ = [
     "MAX_POINTS",
     "ChunkTask",
     "Grid",
-    "NDScanResult",
     "Projection",
+    "ScanResult",
     "chunk_bounds",
     "compute_chunk",
     "default_chunk_points",
     "make_grid",
-    "nd_scan",
     "parse_projections",
+    "scan",
+    "scan_spec",
 ]
 
-#: Largest number of grid points one N-D scan accepts (9 bytes per point on disk).
+#: Largest number of grid points one scan accepts by default (see ``max_points``).
 MAX_POINTS = 2_000_000_000
 
 
@@ -92,12 +85,14 @@ class Grid:
         return math.prod(self.shape)
 
 
-def make_grid(params, axes, fixed=None) -> Grid:
+def make_grid(params, axes, fixed=None, max_points=None) -> Grid:
     """A checked :class:`Grid`: 1 to 6 distinct charges, strictly increasing finite axes,
-    ``fixed`` ({param: e}) only for charges that are not scanned."""
+    ``fixed`` ({param: e}) only for charges that are not scanned, at most ``max_points``."""
+    from .. import budget
+
     params = tuple(params)
     if not 1 <= len(params) <= len(PARAMS):
-        raise InputError(f"an N-D scan takes 1 to {len(PARAMS)} charges, got {len(params)}")
+        raise InputError(f"a scan takes 1 to {len(PARAMS)} charges, got {len(params)}")
     if len(axes) != len(params):
         raise InputError(f"{len(params)} charge(s) but {len(axes)} axes: give one axis per charge")
     for p in params:
@@ -109,8 +104,7 @@ def make_grid(params, axes, fixed=None) -> Grid:
             raise InputError(f"{p} is both scanned and fixed")
     axes = tuple(_check_axis(p, a) for p, a in zip(params, axes))
     grid = Grid(params, axes, base_point(fixed))
-    if grid.size > MAX_POINTS:
-        raise InputError(f"{grid.size} grid points requested: at most {MAX_POINTS} per N-D scan")
+    budget.check_points("scan", grid.size, MAX_POINTS if max_points is None else max_points)
     return grid
 
 
@@ -140,6 +134,7 @@ class ChunkTask:
 
     ``coefs``: per detector a :class:`mcscan.stats.reference.Coefficients` or a
     :class:`mcscan.scans.backends.TableRef` (loaded once per worker process).
+    ``pulls``: the chunk also returns each detector's profiled pulls.
     """
 
     coefs: tuple
@@ -147,6 +142,7 @@ class ChunkTask:
     chunk_points: int
     settings: ScanSettings = field(default_factory=ScanSettings)
     parallel: bool = True
+    pulls: bool = False
 
     @property
     def n_chunks(self) -> int:
@@ -159,8 +155,17 @@ def chunk_bounds(k: int, task: ChunkTask) -> tuple:
     return lo, min(task.grid.size, lo + task.chunk_points)
 
 
+def _chunk_names(detectors, pulls: bool) -> list:
+    names = ["chi2", "converged"]
+    if pulls:
+        for d in detectors:
+            names += [f"pull_signal_{d}", f"pull_background_{d}"]
+    return names
+
+
 def compute_chunk(k: int, task: ChunkTask) -> dict:
-    """chi2 (float64) and converged (int8) of chunk ``k``, flat in C order.
+    """chi2 (float64), converged (int8) and, with ``task.pulls``, ``pull_signal_<det>`` and
+    ``pull_background_<det>`` (float64) of chunk ``k``, flat in C order.
 
     A pure function of ``(k, task)``: whatever process runs it, the bits are the same.
     """
@@ -174,14 +179,23 @@ def compute_chunk(k: int, task: ChunkTask) -> dict:
         raise InputError(f"chunk {k} outside the grid ({task.n_chunks} chunks)")
     inner = g.params[-2:]
     others = {p: float(g.base[j]) for j, p in enumerate(PARAMS) if p not in inner}
-    chi2 = np.empty(hi - lo)
-    ok = np.empty(hi - lo, dtype=np.int8)
+    out = {name: np.empty(hi - lo, dtype=np.int8 if name == "converged" else float)
+           for name in _chunk_names([c.detector for c in coefs], task.pulls)}
     kw = {"settings": task.settings, "parallel": task.parallel}
+
+    def put(pos, sc):
+        m = sc.chi2.size
+        out["chi2"][pos:pos + m] = sc.chi2.ravel()
+        out["converged"][pos:pos + m] = sc.converged.ravel()
+        if task.pulls:
+            for d, (a, b) in sc.pulls.items():
+                out[f"pull_signal_{d}"][pos:pos + m] = a.ravel()
+                out[f"pull_background_{d}"][pos:pos + m] = b.ravel()
+        return pos + m
+
     if len(shape) == 1:
-        sc = grid_scan(coefs, g.params, (g.axes[0][lo:hi],), fixed=others, **kw)
-        chi2[:] = sc.chi2
-        ok[:] = sc.converged
-        return {"chi2": chi2, "converged": ok}
+        put(0, grid_scan(coefs, g.params, (g.axes[0][lo:hi],), fixed=others, **kw))
+        return out
     ny, nx = shape[-1], shape[-2]
     r0, r1 = lo // ny, hi // ny
     pos = 0
@@ -191,43 +205,37 @@ def compute_chunk(k: int, task: ChunkTask) -> dict:
         if len(shape) > 2:
             for p, a, i in zip(g.params[:-2], g.axes[:-2], np.unravel_index(o, shape[:-2])):
                 fixed[p] = float(a[i])
-        sc = grid_scan(coefs, inner, (g.axes[-2][i0:i1], g.axes[-1]), fixed=fixed, **kw)
-        m = (i1 - i0) * ny
-        chi2[pos:pos + m] = sc.chi2.ravel()
-        ok[pos:pos + m] = sc.converged.ravel()
-        pos += m
-    return {"chi2": chi2, "converged": ok}
+        pos = put(pos, grid_scan(coefs, inner, (g.axes[-2][i0:i1], g.axes[-1]), fixed=fixed, **kw))
+    return out
+
+
+def scan_spec(coefs, grid: Grid, settings, chunk_points, pulls: bool) -> dict:
+    """What identifies a scan for ``resume``: everything its numbers depend on."""
+    import hashlib
+
+    from .. import __version__
+
+    h = hashlib.sha256()
+    for a in grid.axes:
+        h.update(np.ascontiguousarray(a, dtype=float).tobytes())
+    return {
+        "kind": "scan", "params": list(grid.params), "shape": list(grid.shape),
+        "axes_sha256": h.hexdigest(), "fixed": [float(v) for v in grid.base],
+        "detectors": [c.detector for c in coefs], "channels": list(coefs[0].channels),
+        "table_hashes": [c.table_hash for c in coefs],
+        "settings": {"signal_pull": settings.signal_pull, "background_pull": settings.background_pull,
+                     "tol": settings.tol, "max_iter": settings.max_iter},
+        "chunk_points": int(chunk_points), "segment": SEGMENT, "pulls": bool(pulls),
+        "mcscan_version": __version__,
+    }
 
 
 # ----------------------------------------------------------------- projections
 
-def parse_projections(items, params) -> list:
-    """Projections as tuples of scanned charges: each item a name, 'p0,p1', or a sequence.
-
-    Default (``items`` empty or None): every scanned charge alone."""
-    params = tuple(params)
-    if not items:
-        return [(p,) for p in params]
-    out = []
-    for it in items:
-        names = tuple(s.strip() for s in it.split(",")) if isinstance(it, str) else tuple(it)
-        if not 1 <= len(names) <= 2:
-            raise InputError(f"projection {','.join(names)!r}: expected one or two charges")
-        for p in names:
-            check_param(p)
-            if p not in params:
-                raise InputError(f"projection onto {p}: not a scanned charge "
-                                 f"(scanned: {', '.join(params)})")
-        if len(set(names)) != len(names):
-            raise InputError(f"projection {','.join(names)!r}: the charges must differ")
-        if names not in out:
-            out.append(names)
-    return out
-
-
+@register
 @dataclass(frozen=True)
 class Projection:
-    """A profiled or fixed projection of an N-D scan onto one or two charges.
+    """A profiled or fixed projection of a grid scan onto one or two charges.
 
     Attributes
     ----------
@@ -259,6 +267,125 @@ class Projection:
     @property
     def delta_chi2(self) -> np.ndarray:
         return self.chi2 - self.chi2_min
+
+
+@dataclass(frozen=True)
+class ScanResult(Result):
+    """A grid scan of the profiled chi2 over 1 to 6 charges (see :func:`mcscan.scans.engine.scan`).
+
+    ``chi2``, ``converged`` and the ``pulls`` arrays have the grid's shape; they
+    are NumPy arrays for a scan kept in memory, lazy file-backed arrays
+    (``numpy.asarray(x)`` reads them, ``x[i]`` reads a slice) for a scan
+    written to or read from a file.  ``pulls`` is {detector: (signal pull,
+    background pull)} or empty when not stored.
+    """
+
+    kind = "scan"
+
+    params: tuple
+    axes: tuple
+    base: np.ndarray
+    detectors: tuple
+    channels: tuple
+    table_hashes: tuple
+    settings: object
+    chi2: object
+    converged: object
+    pulls: dict
+    chi2_min: float
+    argmin: dict
+    unconverged: int
+    projections: dict                  # (kind, name) -> Projection
+    path: str | None = None
+    chunk_points: int = 0
+    chunks: int = 0
+    resumed_chunks: int = 0
+    compute_time_s: float = 0.0
+    wall_time_s: float = 0.0
+    backend: dict = field(default_factory=dict)
+    notes: tuple = ()                  # one line per recomputed chunk of a resumed scan
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(int(a.size) for a in self.axes)
+
+    @property
+    def points(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def fixed(self) -> dict:
+        """The charges that were not scanned, {name: e}."""
+        return {p: float(v) for p, v in zip(PARAMS, self.base) if p not in self.params}
+
+    @property
+    def delta_chi2(self) -> np.ndarray:
+        """chi2 - chi2_min over the whole grid (reads a file-backed grid whole)."""
+        return np.asarray(self.chi2) - self.chi2_min
+
+    @property
+    def points_per_second(self) -> float | None:
+        """Grid points computed (resumed chunks excluded) per second of the compute phase."""
+        done = self.points * (self.chunks - self.resumed_chunks) / max(self.chunks, 1)
+        return done / self.compute_time_s if self.compute_time_s > 0 else None
+
+    def to_json(self, cl: float = 0.90) -> dict:
+        """JSON summary.  1-D projections come with their allowed intervals at ``cl``;
+        these are grid estimates (an end point lies between two grid points, the
+        midpoint is given), marked ``"grid_estimate": true`` with ``"grid_step"`` (e)."""
+        level = delta_chi2_level(cl, 1)
+        proj = {}
+        for (kind, name), pr in self.projections.items():
+            d = {"kind": kind, "params": list(pr.params), "chi2_min": _num(pr.chi2_min)}
+            if len(pr.params) == 1:
+                ax = np.asarray(pr.axes[0])
+                regions, lo_open, hi_open = allowed_intervals(ax, pr.delta_chi2, level)
+                step = float(np.max(np.diff(ax))) if ax.size > 1 else 0.0
+                d.update({"cl": cl, "delta_chi2": level, "regions": regions, "open_low": lo_open,
+                          "open_high": hi_open, "grid_estimate": True, "grid_step": step})
+            if pr.at:
+                d["at"] = dict(pr.at)
+            proj[f"{kind}/{name}"] = d
+        return {"params": list(self.params), "shape": list(self.shape), "points": self.points,
+                "detectors": list(self.detectors), "channels": list(self.channels),
+                "table_hashes": list(self.table_hashes), "unit": "e",
+                "fixed": self.fixed, "chi2_min": float(self.chi2_min), "argmin": dict(self.argmin),
+                "unconverged": int(self.unconverged), "pulls": sorted(self.pulls),
+                "chunks": int(self.chunks), "resumed_chunks": int(self.resumed_chunks),
+                "compute_time_s": float(self.compute_time_s), "wall_time_s": float(self.wall_time_s),
+                "points_per_second": self.points_per_second, "backend": dict(self.backend),
+                "projections": proj}
+
+
+
+def _num(x):
+    """A float for JSON: None for +-inf (a slice where every point is excluded)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def parse_projections(items, params) -> list:
+    """Projections as tuples of scanned charges: each item a name, 'p0,p1', or a sequence.
+
+    Default (``items`` empty or None): every scanned charge alone."""
+    params = tuple(params)
+    if not items:
+        return [(p,) for p in params]
+    out = []
+    for it in items:
+        names = tuple(s.strip() for s in it.split(",")) if isinstance(it, str) else tuple(it)
+        if not 1 <= len(names) <= 2:
+            raise InputError(f"projection {','.join(names)!r}: expected one or two charges")
+        for p in names:
+            check_param(p)
+            if p not in params:
+                raise InputError(f"projection onto {p}: not a scanned charge "
+                                 f"(scanned: {', '.join(params)})")
+        if len(set(names)) != len(names):
+            raise InputError(f"projection {','.join(names)!r}: the charges must differ")
+        if names not in out:
+            out.append(names)
+    return out
 
 
 class _Projector:
@@ -348,253 +475,215 @@ def _chunk_view(k, task):
     return np.unravel_index(rows, shape[:-1]), rows * ny, np.arange(ny, dtype=np.int64)
 
 
+
 # ------------------------------------------------------------------- the scan
 
-@dataclass(frozen=True)
-class NDScanResult:
-    """Summary of a finished N-D scan; the numbers are in the results file ``path``."""
+class _MemorySink:
+    """The grids of an in-memory scan (same face as :class:`mcscan.io.results.ScanWriter`)."""
 
-    path: str
-    params: tuple
-    axes: tuple
-    detectors: tuple
-    chi2_min: float
-    argmin: dict
-    unconverged: int
-    chunks: int
-    resumed_chunks: int
-    projections: dict                  # (kind, name) -> Projection
-    compute_time_s: float
-    wall_time_s: float
-    backend: dict
+    def __init__(self, shape, detectors, pulls: bool):
+        self.arrays = {"chi2": np.empty(shape), "converged": np.empty(shape, dtype=np.int8)}
+        if pulls:
+            for d in detectors:
+                self.arrays[f"pulls/{d}/signal"] = np.empty(shape)
+                self.arrays[f"pulls/{d}/background"] = np.empty(shape)
 
-    @property
-    def shape(self) -> tuple:
-        return tuple(int(a.size) for a in self.axes)
-
-    @property
-    def points_per_second(self) -> float:
-        """Grid points computed (resumed chunks excluded) per second of the compute phase."""
-        n = math.prod(self.shape)
-        done = n * (self.chunks - self.resumed_chunks) / max(self.chunks, 1)
-        return done / self.compute_time_s if self.compute_time_s > 0 else float("nan")
-
-    def to_json(self, cl: float = 0.90) -> dict:
-        """JSON summary; 1D projections come with their allowed intervals at ``cl``
-        (grid resolution: an end point lies between two grid points)."""
-        from .limits import allowed_intervals, delta_chi2_level
-
-        level = delta_chi2_level(cl, 1)
-        proj = {}
-        for (kind, name), pr in self.projections.items():
-            d = {"kind": kind, "params": list(pr.params), "chi2_min": pr.chi2_min}
-            if len(pr.params) == 1:
-                regions, lo_open, hi_open = allowed_intervals(pr.axes[0], pr.delta_chi2, level)
-                d.update({"cl": cl, "delta_chi2": level, "regions": regions,
-                          "open_low": lo_open, "open_high": hi_open})
-            if pr.at:
-                d["at"] = pr.at
-            proj[f"{kind}/{name}"] = d
-        return {"path": self.path, "params": list(self.params), "shape": list(self.shape),
-                "points": math.prod(self.shape), "detectors": list(self.detectors), "unit": "e",
-                "chi2_min": self.chi2_min, "argmin": self.argmin, "unconverged": self.unconverged,
-                "chunks": self.chunks, "resumed_chunks": self.resumed_chunks,
-                "compute_time_s": self.compute_time_s, "wall_time_s": self.wall_time_s,
-                "points_per_second": self.points_per_second, "backend": self.backend,
-                "projections": proj}
+    def put(self, name, index, values):
+        self.arrays[name][index] = values
 
 
-def nd_scan(coefs, params, axes, path, *, fixed=None, at=None, projections=None,
-            settings: ScanSettings | None = None, backend=None, resume: bool = False,
-            chunk_points: int | None = None, progress: bool = False,
-            config: dict | None = None) -> NDScanResult:
-    """Profiled chi2 on an N-D grid, streamed to the results file ``path``.
+def _sink_name(chunk_name: str) -> str:
+    for which in ("signal", "background"):
+        pre = f"pull_{which}_"
+        if chunk_name.startswith(pre):
+            return f"pulls/{chunk_name[len(pre):]}/{which}"
+    return chunk_name
+
+
+def _point(grid: Grid, flat: int) -> str:
+    idx = np.unravel_index(int(flat), grid.shape)
+    return ", ".join(f"{p} = {float(a[i]):.6g}" for p, a, i in zip(grid.params, grid.axes, idx))
+
+
+def _check_finite(arrays: dict, lo: int, grid: Grid) -> None:
+    """Refuse a NaN chi2 (naming the first point); +inf is a value (a dead bin under data)."""
+    v = arrays["chi2"]
+    bad = np.isnan(v)
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        raise InputError(f"chi2 is nan (not a number) at {_point(grid, lo + j)} e ({int(bad.sum())} point(s) "
+                         "of this chunk): the tables or the charges give numbers beyond double precision; "
+                         "check the tables and narrow the scanned range")
+
+
+def _assemble(sink, task: ChunkTask, store, projectors, names) -> dict:
+    """Fill ``sink`` from the stored chunks, in order; fold the minimum and projections."""
+    from ..errors import ResultsError
+    from ..io.h5 import flat_boxes
+
+    grid = task.grid
+    shape = grid.shape
+    best, where, bad = np.inf, -1, 0
+    for k in range(task.n_chunks):
+        lo, hi = chunk_bounds(k, task)
+        c = store.read(k)
+        for name in names:
+            if c[name].shape != (hi - lo,):
+                raise ResultsError(f"stored chunk {k} of {str(store.folder)!r} has the wrong size: "
+                                   "resume=True recomputes it")
+        _check_finite(c, lo, grid)
+        v, ok = c["chi2"], c["converged"]
+        for index, f0, f1 in flat_boxes(lo, hi, shape):
+            bs = tuple(len(range(*ix.indices(n))) for ix, n in zip(index, shape) if isinstance(ix, slice))
+            for name in names:
+                sink.put(_sink_name(name), index, c[name][f0 - lo:f1 - lo].reshape(bs))
+        j = int(np.argmin(v))
+        if v[j] < best:
+            best, where = float(v[j]), lo + j
+        bad += int(np.count_nonzero(ok == 0))
+        row_idx, row_flat, cols = _chunk_view(k, task)
+        vals, oks = v.reshape(row_flat.size, cols.size), ok.reshape(row_flat.size, cols.size)
+        for pj in projectors:
+            pj.add(row_idx, row_flat, cols, vals, oks)
+    if where < 0:
+        raise InputError(f"chi2 is +inf at every point of the grid ({_point(grid, 0)} to "
+                         f"{_point(grid, grid.size - 1)} e): no minimum; choose another range")
+    at = np.unravel_index(where, shape)
+    argmin = {p: float(a[i]) for p, a, i in zip(grid.params, grid.axes, at)}
+    proj = {}
+    for pj in projectors:
+        for pr in pj.results(best):
+            proj[(pr.kind, pr.name)] = pr
+    return {"chi2_min": best, "argmin": argmin, "unconverged": bad, "projections": proj}
+
+
+def _check_budgets(grid, ndet, pulls, chunk_points, path, max_memory_gib, max_disk_gib):
+    from .. import budget
+
+    per_point = 9.0 + (16.0 * ndet if pulls else 0.0)
+    chunk = budget.grid_memory_bytes(chunk_points, per_point, 3)
+    if path is None:
+        budget.check_memory("scan", budget.grid_memory_bytes(grid.size, per_point, 2) + chunk,
+                            max_memory_gib)
+    else:
+        budget.check_memory("scan", chunk, max_memory_gib)
+        # the stored chunks and the results file coexist until the file is verified
+        budget.check_disk("scan", budget.grid_memory_bytes(grid.size, per_point, 2), max_disk_gib)
+
+
+def scan(coefs, params, axes, path=None, *, fixed=None, at=None, projections=None,
+         settings: ScanSettings | None = None, backend=None, resume: bool = False,
+         chunk_points: int | None = None, progress: bool = False, config=None, force: bool = False,
+         pulls: bool | None = None, max_memory_gib=None, max_disk_gib=None,
+         max_points=None) -> ScanResult:
+    """Profiled chi2 on the grid of 1 to 6 charges, in memory or streamed to ``path``.
 
     Parameters
     ----------
     coefs : per detector a :class:`mcscan.stats.reference.Coefficients` or a
         :class:`mcscan.scans.backends.TableRef` (what workers load; the table folder
-        must be visible to them)
+        must be visible to them); several detectors are combined
     params, axes : 1 to 6 charges and one increasing grid (e) each; the last
         charge varies fastest
+    path : results file (kind ``scan``, see docs/results.md); None keeps the scan
+        in memory (no chunk store, no resume)
     fixed : {charge: e} for charges that are not scanned (default 0)
     at : {scanned charge: e}: where the fixed projections slice the grid (the
         nearest grid point; default 0)
     projections : one or two charges each ('q_ee', 'q_ee,q_mumu' or tuples);
         default every scanned charge alone
     backend : :class:`mcscan.scans.backends.Backend` (default local); not closed here
-    resume : continue an interrupted scan from ``<path>.partial/`` (any backend)
-    chunk_points : points per chunk (rounded to whole rows); see
-        :func:`default_chunk_points`
-    config : configuration dictionary stored in the file
+    resume : continue an interrupted scan from ``<path>.partial/`` (any backend);
+        corrupt, foreign or stray stored chunks are recomputed (``notes`` says which)
+    chunk_points : points per chunk (rounded to whole rows); see :func:`default_chunk_points`
+    config : the :class:`mcscan.config.Config` (or its dict) stored in the file
+    force : overwrite an existing results file
+    pulls : store per-detector pulls (default: for 1 and 2 charges)
+    max_memory_gib, max_disk_gib, max_points : budgets (see :mod:`mcscan.budget`)
+
+    Raises
+    ------
+    InputError : bad grid, charges, projections, budget, a non-finite chi2, a stored
+        scan without ``resume`` or of another request
+    OutputError : the results file or a chunk cannot be written
+    ResultsError : a stored chunk is corrupt, foreign or stray (without ``resume``)
     """
-    from .backends import LocalBackend, resolve_coefficients
-    from ..io.tables import ChunkStore
+    from .backends import LocalBackend, TableRef, resolve_coefficients
+    from ..io.chunks import ChunkStore, MemoryStore
 
     t0 = time.perf_counter()
     settings = settings or ScanSettings()
-    grid = make_grid(params, axes, fixed)
+    grid = make_grid(params, axes, fixed, max_points)
     coefs = tuple(coefs)
     if not coefs:
         raise InputError("a scan needs at least one detector")
     local = resolve_coefficients(coefs)
-    if len({c.detector for c in local}) != len(local):
-        raise InputError("detector given twice")
+    dets = [c.detector for c in local]
+    if len(set(dets)) != len(dets):
+        raise InputError(f"detector given twice in {', '.join(dets)}")
+    want_pulls = len(grid.params) <= 2 if pulls is None else bool(pulls)
     projs = parse_projections(projections, grid.params)
     at = dict(at or {})
-    for p in at:
+    for p, v in at.items():
         check_param(p)
         if p not in grid.params:
-            raise InputError(f"--at {p}: not a scanned charge (scanned: {', '.join(grid.params)})")
+            raise InputError(f"at {p}: not a scanned charge (scanned: {', '.join(grid.params)})")
+        if not math.isfinite(float(v)):
+            raise InputError(f"at {p} = {v!r}: expected a finite charge in e")
     at_idx = tuple(int(np.argmin(np.abs(a - float(at.get(p, 0.0)))))
                    for p, a in zip(grid.params, grid.axes))
     cp = default_chunk_points(grid.shape, chunk_points)
-    task = ChunkTask(coefs, grid, cp, settings)
-    spec = scan_spec(local, grid.params, grid.axes, grid.base, settings, cp)
-    spec["kind"] = "ndscan"
-    store = ChunkStore(f"{path}.partial", spec, resume=resume)
-    done = store.done()
+    _check_budgets(grid, len(dets), want_pulls, cp, path, max_memory_gib, max_disk_gib)
+    task = ChunkTask(coefs, grid, cp, settings, pulls=want_pulls)
+    names = _chunk_names(dets, want_pulls)
+    notes = []
+    if path is None:
+        if resume:
+            raise InputError("resume needs the results file of the interrupted scan")
+        store, done = MemoryStore(), set()
+    else:
+        from ..io.paths import check_output
+
+        protected = [c.path for c in coefs if isinstance(c, TableRef)]
+        path = check_output(path, force=force, protected=protected)
+        spec = scan_spec(local, grid, settings, cp, want_pulls)
+        store = ChunkStore(f"{path}.partial", spec, resume=resume, n_chunks=task.n_chunks, names=names)
+        done, notes = store.check() if resume else (set(), [])
     todo = [k for k in range(task.n_chunks) if k not in done]
     backend = backend or LocalBackend()
     t1 = time.perf_counter()
     weights = [chunk_bounds(k, task)[1] - chunk_bounds(k, task)[0] for k in todo]
-    for k, arrays in backend.map(compute_chunk, todo, args=(task,), progress=progress,
-                                 desc="ndscan " + " x ".join(grid.params), weights=weights,
-                                 unit="pt"):
-        store.write(k, arrays)
+    try:
+        for k, arrays in backend.map(compute_chunk, todo, args=(task,), progress=progress,
+                                     desc="scan " + " x ".join(grid.params), weights=weights,
+                                     unit="pt"):
+            _check_finite(arrays, chunk_bounds(k, task)[0], grid)
+            store.write(k, arrays)
+    except InputError:
+        # the request itself is bad (a non-finite chi2): a fresh store is of no use
+        if path is not None and not done:
+            store.remove()
+        raise
     compute = time.perf_counter() - t1
     projectors = [_Projector(grid, tuple(grid.params.index(p) for p in pr), at_idx) for pr in projs]
-    meta = {"detectors": [c.detector for c in local], "channels": list(local[0].channels),
-            "table_hashes": [c.table_hash for c in local], "settings": settings}
-    summary = _save_nd(path, grid, task, store, projectors, meta, config=config)
+    meta = dict(params=grid.params, axes=grid.axes, base=grid.base, detectors=tuple(dets),
+                channels=tuple(local[0].channels), table_hashes=tuple(c.table_hash for c in local),
+                settings=settings, chunk_points=cp, chunks=task.n_chunks, resumed_chunks=len(done),
+                compute_time_s=compute, backend=backend.describe(), notes=tuple(notes))
+    if path is None:
+        sink = _MemorySink(grid.shape, dets, want_pulls)
+        s = _assemble(sink, task, store, projectors, names)
+        a = sink.arrays
+        pl = {d: (a[f"pulls/{d}/signal"], a[f"pulls/{d}/background"]) for d in dets} if want_pulls else {}
+        return ScanResult(chi2=a["chi2"], converged=a["converged"], pulls=pl, path=None,
+                          wall_time_s=time.perf_counter() - t0, **s, **meta)
+    from ..io.results import open_scan_unverified, stream_scan
+
+    with stream_scan(path, grid.shape, dets, want_pulls, config=config, force=force) as w:
+        s = _assemble(w, task, store, projectors, names)
+        marker = {d: (None, None) for d in dets} if want_pulls else {}
+        w.finish(ScanResult(chi2=None, converged=None, pulls=marker, path=str(path),
+                            wall_time_s=time.perf_counter() - t0, **s, **meta))
+    # the results file is in place and verified: the chunks may go
     store.remove()
-    proj = {}
-    for pr in summary["projections"]:
-        proj[(pr.kind, pr.name)] = pr
-    return NDScanResult(
-        path=str(path), params=grid.params, axes=grid.axes, detectors=tuple(meta["detectors"]),
-        chi2_min=summary["chi2_min"], argmin=summary["argmin"], unconverged=summary["unconverged"],
-        chunks=task.n_chunks, resumed_chunks=len(done), projections=proj, compute_time_s=compute,
-        wall_time_s=time.perf_counter() - t0, backend=backend.describe())
-
-
-# ------------------------------------------------------ results file (HDF5)
-# Written through mcscan.io.tables.results_writer: no h5py here.
-
-def _boxes(lo: int, hi: int, shape: tuple):
-    """Hyperslabs covering the flat C-order range [lo, hi) of ``shape``:
-    yields (index tuple, flat lo, flat hi), at most 2 per dimension."""
-    if lo >= hi:
-        return
-    if len(shape) == 1:
-        yield (slice(lo, hi),), lo, hi
-        return
-    inner = math.prod(shape[1:])
-    a, ra = divmod(lo, inner)
-    b, rb = divmod(hi, inner)
-    if a == b:
-        for sl, f0, f1 in _boxes(ra, rb, shape[1:]):
-            yield (a,) + sl, a * inner + f0, a * inner + f1
-        return
-    if ra:
-        for sl, f0, f1 in _boxes(ra, inner, shape[1:]):
-            yield (a,) + sl, a * inner + f0, a * inner + f1
-        a += 1
-    if b > a:
-        yield (slice(a, b),) + (slice(None),) * (len(shape) - 1), a * inner, b * inner
-    if rb:
-        for sl, f0, f1 in _boxes(0, rb, shape[1:]):
-            yield (b,) + sl, b * inner + f0, b * inner + f1
-
-
-def _box_shape(index, shape):
-    out = []
-    for ix, n in zip(index, shape):
-        if isinstance(ix, slice):
-            out.append(len(range(*ix.indices(n))))
-    return tuple(out)
-
-
-def _h5_chunks(shape, target=1 << 16):
-    """HDF5 chunk shape: trailing axes whole while the chunk stays under ``target`` values."""
-    out = [1] * len(shape)
-    size = 1
-    for d in range(len(shape) - 1, -1, -1):
-        if size * shape[d] <= target:
-            out[d] = shape[d]
-            size *= shape[d]
-        else:
-            out[d] = max(1, target // size)
-            break
-    return tuple(out)
-
-
-def _save_nd(path, grid: Grid, task: ChunkTask, store, projectors, meta, *, config=None) -> dict:
-    from .limits import cl_levels as levels
-    from ..io.tables import results_writer
-
-    shape = grid.shape
-
-    with results_writer(path, "ndscan", config=config) as w:
-        for i, a in enumerate(grid.axes):
-            w.array("ndscan", f"axis_{i}", a, "e")
-        h5c = _h5_chunks(shape)
-        w.empty("ndscan", "chi2", shape, float, "chi2", chunks=h5c)
-        w.empty("ndscan", "converged", shape, np.int8, "bool", chunks=h5c)
-        best, where, bad = np.inf, 0, 0
-        for k in range(task.n_chunks):
-            lo, hi = chunk_bounds(k, task)
-            c = store.read(k)
-            v, ok = c["chi2"], c["converged"]
-            if v.shape != (hi - lo,) or ok.shape != (hi - lo,):
-                from ..errors import TableError
-
-                raise TableError(f"stored chunk {k} of {str(store.folder)!r} has the wrong size: "
-                                 "delete the folder and run the scan again")
-            for index, f0, f1 in _boxes(lo, hi, shape):
-                bs = _box_shape(index, shape)
-                w.write("ndscan", "chi2", index, v[f0 - lo:f1 - lo].reshape(bs))
-                w.write("ndscan", "converged", index, ok[f0 - lo:f1 - lo].reshape(bs))
-            j = int(np.argmin(v))
-            if v[j] < best:
-                best, where = float(v[j]), lo + j
-            bad += int(np.count_nonzero(ok == 0))
-            row_idx, row_flat, cols = _chunk_view(k, task)
-            vals, oks = v.reshape(row_flat.size, cols.size), ok.reshape(row_flat.size, cols.size)
-            for pj in projectors:
-                pj.add(row_idx, row_flat, cols, vals, oks)
-        at = np.unravel_index(where, shape)
-        argmin = {p: float(a[i]) for p, a, i in zip(grid.params, grid.axes, at)}
-        out = []
-        names = []
-        for pj in projectors:
-            prof, fixed = pj.results(best)
-            for pr in (prof, fixed):
-                out.append(pr)
-                name = f"{pr.kind}/{pr.name}"
-                names.append(name)
-                grp = f"ndscan/{name}"
-                for i, a in enumerate(pr.axes):
-                    w.array(grp, f"axis_{i}", a, "e")
-                w.array(grp, "chi2", pr.chi2, "chi2")
-                w.array(grp, "delta_chi2", pr.delta_chi2, "chi2")
-                if pr.kind == "profiled":
-                    w.array(grp, "argmin", pr.argmin, "flat index into /ndscan/chi2")
-                    for p, b in pr.best.items():
-                        w.array(grp, f"best_{p}", b, "e")
-                else:
-                    w.array(grp, "converged", pr.converged, "bool")
-                w.attrs(grp, {"kind": pr.kind, "params": list(pr.params),
-                              "chi2_min": pr.chi2_min, "at": pr.at,
-                              "cl_levels": levels(len(pr.params))})
-        s = meta["settings"]
-        w.attrs("ndscan", {"params": list(grid.params), "shape": list(shape),
-                           "detectors": meta["detectors"], "channels": meta["channels"],
-                           "table_hashes": meta["table_hashes"],
-                           "fixed": [float(x) for x in grid.base], "chi2_min": best,
-                           "argmin": argmin, "unconverged": bad, "chunk_points": task.chunk_points,
-                           "n_chunks": task.n_chunks, "cl_levels": levels(len(shape)),
-                           "signal_pull": s.signal_pull, "background_pull": s.background_pull,
-                           "projections": names})
-    return {"chi2_min": best, "argmin": argmin, "unconverged": bad, "projections": out,
-            "path": Path(path)}
+    return open_scan_unverified(path)

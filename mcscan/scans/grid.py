@@ -24,6 +24,8 @@ from tqdm.auto import tqdm
 
 from ..params import PARAMS, check_param
 from ..errors import InputError
+from ..io.registry import register
+from ..stats import newton
 from ..stats.kernels import chi2_points, chi2_rows
 from ..stats.reference import chi2 as chi2_numpy
 
@@ -37,8 +39,6 @@ __all__ = [
     "chi2_function",
     "grid_scan",
     "row_segments",
-    "scan_spec",
-    "scan_to_file",
 ]
 
 #: Largest number of grid points one scan accepts.
@@ -47,14 +47,15 @@ MAX_POINTS = 200_000_000
 SEGMENT = 4096
 
 
+@register
 @dataclass(frozen=True)
 class ScanSettings:
     """Statistical and numerical settings shared by every scan."""
 
-    signal_pull: float = 0.10
-    background_pull: float = 0.01
-    tol: float = 1e-10
-    max_iter: int = 60
+    signal_pull: float = newton.SIGNAL_PULL
+    background_pull: float = newton.BACKGROUND_PULL
+    tol: float = newton.TOL
+    max_iter: int = newton.MAX_ITER
 
     @classmethod
     def from_config(cls, config):
@@ -66,6 +67,7 @@ class ScanSettings:
                     tol=self.tol, max_iter=self.max_iter)
 
 
+@register
 @dataclass(frozen=True)
 class Scan:
     """A finished grid scan.
@@ -198,6 +200,15 @@ def grid_scan(coefs, params, axes, *, fixed=None, settings: ScanSettings | None 
                          count, bar)
     if stats is not None:
         stats.update(count)
+    # +inf is a real value (a bin whose model vanishes under observed counts); NaN never is
+    bad = np.isnan(total)
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        at = np.unravel_index(j, shape)
+        where = ", ".join(f"{p} = {float(a[i]):.6g}" for p, a, i in zip(params, axes, at))
+        raise InputError(f"chi2 is nan (not a number) at {where} e ({int(bad.sum())} point(s)): the "
+                         "tables or the charges give numbers beyond double precision; check the "
+                         "tables and narrow the scanned range")
     return Scan(
         params=params, axes=axes, base=base,
         detectors=tuple(c.detector for c in coefs),
@@ -281,84 +292,3 @@ def chi2_function(coefs, param, *, fixed=None, settings: ScanSettings | None = N
         return float(sum(chi2_numpy(c, theta, **settings.kwargs())[0][0] for c in coefs))
 
     return f
-
-
-def scan_spec(coefs, params, axes, base, settings, chunk_points) -> dict:
-    """What identifies a scan for ``--resume``: everything its numbers depend on."""
-    import hashlib
-
-    from .. import __version__
-
-    h = hashlib.sha256()
-    for a in axes:
-        h.update(np.ascontiguousarray(a, dtype=float).tobytes())
-    return {
-        "params": list(params), "shape": [int(a.size) for a in axes], "axes_sha256": h.hexdigest(),
-        "fixed": [float(v) for v in base], "detectors": [c.detector for c in coefs],
-        "channels": list(coefs[0].channels), "table_hashes": [c.table_hash for c in coefs],
-        "settings": {"signal_pull": settings.signal_pull, "background_pull": settings.background_pull,
-                     "tol": settings.tol, "max_iter": settings.max_iter},
-        "chunk_points": int(chunk_points), "segment": SEGMENT, "mcscan_version": __version__,
-    }
-
-
-def scan_to_file(coefs, params, axes, path, *, fixed=None, settings: ScanSettings | None = None,
-                 resume: bool = False, chunk_points: int | None = None, progress: bool = False,
-                 config: dict | None = None) -> dict:
-    """A grid scan streamed to a results file in chunks, resumable after any interruption.
-
-    Finished chunks are stored as they complete (``<path>.partial/``, see
-    :class:`mcscan.io.tables.ChunkStore`); the results file is assembled from
-    them chunk by chunk and renamed into place at the end, so memory stays
-    bounded by one chunk and an interrupted scan (Ctrl-C, SIGTERM, a killed
-    process) continues with ``resume=True``.  Chunks are whole row segments
-    (2D: whole rows), so the numbers are bit-identical to an uninterrupted
-    run and to :func:`grid_scan`.
-
-    Returns
-    -------
-    dict with "path", "shape", "chi2_min", "argmin" (charges, e), "unconverged",
-    "chunks", "resumed_chunks"
-    """
-    from ..io.tables import ChunkStore, save_scan_chunks
-
-    settings = settings or ScanSettings()
-    params, _, axes, base, shape, n = _grid(coefs, params, axes, fixed)
-    row = shape[1] if len(shape) == 2 else SEGMENT
-    want = int(chunk_points or (1 << 20))
-    if want < 1:
-        raise InputError(f"chunk size {want}: expected a positive number of points")
-    chunk_points = max(1, want // row) * row          # whole rows (2D) or segments (1D)
-    nchunks = -(-n // chunk_points)
-    spec = scan_spec(coefs, params, axes, base, settings, chunk_points)
-    store = ChunkStore(f"{path}.partial", spec, resume=resume)
-    done = store.done()
-    bar = tqdm(total=n, desc="scan " + " x ".join(params), unit="pt", unit_scale=True,
-               disable=not progress, initial=0)
-    with bar:
-        for k in range(nchunks):
-            lo, hi = k * chunk_points, min(n, (k + 1) * chunk_points)
-            if k in done:
-                bar.update(hi - lo)
-                continue
-            if len(shape) == 2:
-                sub = (axes[0][lo // row:hi // row], axes[1])
-            else:
-                sub = (axes[0][lo:hi],)
-            sc = grid_scan(coefs, params, sub, fixed=fixed, settings=settings)
-            arrays = {"chi2": sc.chi2.ravel(), "converged": sc.converged.ravel().astype(np.int8)}
-            for d, (a, b) in sc.pulls.items():
-                arrays[f"pull_signal_{d}"] = a.ravel()
-                arrays[f"pull_background_{d}"] = b.ravel()
-            store.write(k, arrays)
-            bar.update(hi - lo)
-    meta = {"axes": axes, "params": list(params), "channels": list(coefs[0].channels),
-            "table_hashes": [c.table_hash for c in coefs], "fixed": [float(v) for v in base],
-            "signal_pull": settings.signal_pull, "background_pull": settings.background_pull}
-    dets = [c.detector for c in coefs]
-    summary = save_scan_chunks(path, meta, shape, dets, store, nchunks, chunk_points, config=config)
-    store.remove()
-    at = np.unravel_index(summary["argmin"], shape)
-    return {"path": str(path), "shape": list(shape), "chi2_min": summary["chi2_min"],
-            "argmin": [float(a[i]) for a, i in zip(axes, at)], "unconverged": summary["unconverged"],
-            "chunks": nchunks, "resumed_chunks": len(done)}

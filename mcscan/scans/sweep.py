@@ -50,6 +50,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from ..io.registry import register
+from ..results import Result
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,7 +59,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["ALIASES", "MAX_CONFIGURATIONS", "Sweep", "SweepResult", "Vary", "parse_vary",
-           "plan_sweep", "run_sweep", "save_sweep"]
+           "plan_sweep", "run_sweep"]
 
 #: Most configurations one sweep may hold.
 MAX_CONFIGURATIONS = 10_000
@@ -72,6 +74,7 @@ _UNITS = (("_kev", "keVnr"), ("_kg", "kg"), ("_m", "m"), ("_fm", "fm"), ("_ckkd"
           ("years", "yr"), ("pot_per_year", "1/yr"), ("beam_hours_per_year", "h/yr"))
 
 
+@register
 @dataclass(frozen=True)
 class Vary:
     """One varied key: as given (``label``), its dotted configuration path, its values."""
@@ -206,6 +209,7 @@ def _set(d: dict, path: str, value) -> None:
     d[parts[-1]] = value
 
 
+@register
 @dataclass(frozen=True)
 class SweepPoint:
     """One configuration of a sweep: the varied values, the resolved configuration and
@@ -218,6 +222,7 @@ class SweepPoint:
     table_key: str
 
 
+@register
 @dataclass(frozen=True)
 class Sweep:
     """A planned sweep: every configuration resolved and checked, nothing computed."""
@@ -330,31 +335,57 @@ def plan_sweep(config_path, varies, params, *, detectors=None, tables_dir="table
 # -------------------------------------------------------------------- tasks
 
 def _build_task(i: int, jobs) -> dict:
-    """Build (or keep) the tables of job ``i``: (configuration, detectors, folder)."""
-    from ..api import build_tables
+    """Build (or keep, if whole and current) the tables of job ``i``: (configuration,
+    detectors, folder); returns {detector: "built" | "up to date"}."""
+    from ..config.load import config_hash, table_config
+    from ..errors import TableError
+    from ..io.tables import load_table, save_table, table_path
+    from ..tables.build import build_table
 
     cfg, dets, folder = jobs[i]
-    return {d: status for d, (_, status) in build_tables(cfg, dets, folder).items()}
+    out = {}
+    for d in dets:
+        path = table_path(folder, d)
+        want = config_hash(table_config(cfg, d))
+        try:
+            load_table(path, expected_hash=want, channels=cfg.detector(d).channels)
+            out[d] = "up to date"
+        except TableError:
+            save_table(build_table(cfg, d), path)
+            out[d] = "built"
+    return out
 
 
 def _limit_task(j: int, jobs) -> dict:
-    """Limit of job ``j``: (configuration, detectors, folder, param, cl, channels)."""
-    from ..api import limits
+    """Limit of job ``j``: (configuration, detectors, folder, param, cl, channels), computed
+    as a limit of the detectors combined with the configured range, points and settings."""
+    from ..config.load import config_hash, table_config
+    from ..io.tables import load_table, table_path
+    from ..stats.reference import coefficients
+    from .grid import ScanSettings
+    from .limits import limit_1d
 
     cfg, dets, folder, param, cl, channels = jobs[j]
-    lim = limits(cfg, dets, param, tables_dir=folder, cl=cl, channels=channels)
+    coefs = [coefficients(load_table(table_path(folder, d), expected_hash=config_hash(table_config(cfg, d)),
+                                     channels=channels), channels) for d in dets]
+    lim = limit_1d(coefs, param, cl=cl, xrange=cfg.analysis.ranges[param],
+                   points=cfg.numerics.scan_points, settings=ScanSettings.from_config(cfg), extend=6,
+                   profile_ranges=cfg.analysis.ranges)
     d = lim.to_json()
     return {k: d[k] for k in ("regions", "open_low", "open_high", "chi2_min", "delta_chi2",
                               "table_hashes")}
 
 
 @dataclass(frozen=True)
-class SweepResult:
-    """Limits of every configuration of a sweep.
+class SweepResult(Result):
+    """Limits of every configuration of a sweep (kind ``sweep``; save it with ``.save(path)``,
+    layout in docs/results.md).
 
     ``limits[(i, param)]``: {"regions": [[lo, hi], ...] (e), "open_low", "open_high",
     "chi2_min", "delta_chi2", "table_hashes"} of configuration ``sweep.points[i]``.
     """
+
+    kind = "sweep"
 
     sweep: Sweep
     limits: dict
@@ -414,47 +445,3 @@ def run_sweep(sweep: Sweep, *, backend=None, progress=False, log=None) -> SweepR
                               desc="sweep limits", unit="limit"):
         limits[todo[j]] = res
     return SweepResult(sweep, limits, built, time.perf_counter() - t0, backend.describe())
-
-
-def save_sweep(result: SweepResult, path) -> Path:
-    """Write a sweep to a results file: one group ``sweep/<param>`` per charge.
-
-    Datasets: ``values`` (nconf, nvary) in the units of ``vary_units``, ``lower`` and
-    ``upper`` (outer ends of the allowed set, e), ``n_regions``, ``open_low``,
-    ``open_high``, ``chi2_min``.  Attributes: ``param``, ``vary_keys``, ``vary_labels``,
-    ``vary_units``, ``detectors``, ``cl``, ``delta_chi2_level``, ``channels``,
-    ``regions`` (JSON: per configuration a list of [lo, hi]), ``table_dirs``,
-    ``table_hashes``.
-    """
-    from ..io.tables import save_results
-
-    sw = result.sweep
-    values = np.array([pt.values for pt in sw.points], dtype=float).reshape(len(sw.points), -1)
-    groups = {}
-    for p in sw.params:
-        rows = list(result.rows(p))
-        lims = [r[3] for r in rows]
-        groups[f"sweep/{p}"] = {
-            "attrs": {
-                "param": p, "vary_keys": [v.key for v in sw.varies],
-                "vary_labels": [v.label for v in sw.varies],
-                "vary_units": [v.unit for v in sw.varies], "detectors": list(sw.detectors),
-                "cl": sw.cl, "delta_chi2_level": float(lims[0]["delta_chi2"]),
-                "channels": list(sw.channels), "regions": [lim["regions"] for lim in lims],
-                "table_dirs": [pt.table_dir for pt in sw.points],
-                "table_hashes": [lim["table_hashes"] for lim in lims],
-            },
-            "data": {
-                "values": (values, "see vary_units"),
-                "lower": (np.array([r[1] for r in rows]), "e"),
-                "upper": (np.array([r[2] for r in rows]), "e"),
-                "n_regions": (np.array([len(lim["regions"]) for lim in lims]), "count"),
-                "open_low": (np.array([lim["open_low"] for lim in lims], dtype=np.int8), "bool"),
-                "open_high": (np.array([lim["open_high"] for lim in lims], dtype=np.int8), "bool"),
-                "chi2_min": (np.array([lim["chi2_min"] for lim in lims]), "chi2"),
-            },
-        }
-    attrs = {"kind_detail": "sweep", "config": sw.base_config.to_dict(),
-             "vary": [{"label": v.label, "key": v.key, "unit": v.unit, "values": list(v.values)}
-                      for v in sw.varies]}
-    return save_results(path, groups, attrs)

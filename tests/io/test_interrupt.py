@@ -17,8 +17,6 @@ import numpy as np
 import pytest
 
 from mcscan.cli.commands import main
-from mcscan.config.load import load_config
-from mcscan.api import build_tables
 from mcscan.io.tables import load_table
 
 ARGS = ["scan", "--detector", "Xe", "--detector", "Ge", "--param", "q_ee", "--param", "q_mumu",
@@ -31,8 +29,12 @@ def tables(table_dir):
 
 
 def _datasets(path):
+    """Every dataset of the scan group, by path (grids, pulls, projections)."""
+    out = {}
     with h5py.File(path, "r") as f:
-        return {k: v[()] for k, v in f["scan"].items()}
+        f["scan"].visititems(lambda n, o: out.update({n: o[()]}) if isinstance(o, h5py.Dataset) else None)
+    assert {"chi2", "converged", "pulls/Xe/signal", "pulls/Ge/background"} <= set(out)
+    return out
 
 
 def _same(a, b):

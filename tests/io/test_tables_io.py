@@ -23,16 +23,13 @@ from mcscan.stats.reference import coefficients
 from mcscan.api import build_tables
 from mcscan.scans.grid import grid_scan
 from mcscan.io.tables import (
-    RESULTS_SCHEMA_VERSION,
     atomic_h5,
-    load_results,
     load_table,
     read_table_hash,
-    save_results,
-    save_scan,
     save_table,
     table_path,
 )
+from mcscan.io.results import save as save_result
 
 CHANNEL_DATA = ("true_kev", "weights_kev", "smearing", "density", "counts")
 
@@ -123,8 +120,13 @@ def test_not_hdf5(tmp_path):
         load_table(p)
 
 
-def test_results_file_is_not_a_table(tmp_path):
-    p = save_results(tmp_path / "r.h5", {"g": {"data": {"x": (np.arange(3.0), "e")}}}, {})
+def test_results_file_is_not_a_table(tmp_path, built):
+    (c,) = [coefficients(load_table(table_path(built, "Ge")))]
+    sc = grid_scan([c], ("q_ee",), (np.linspace(-1e-8, 1e-8, 5),))
+    from mcscan.scans.limits import Limit
+
+    lim = Limit(("Ge",), "q_ee", 0.9, 2.7, [], False, False, sc, sc.chi2_min)
+    p = save_result(lim, tmp_path / "r.h5")
     with pytest.raises(TableError, match="not an mcscan response table"):
         load_table(p)
 
@@ -334,66 +336,6 @@ def test_failed_table_write_keeps_old_table(built, tmp_path, monkeypatch, config
         save_table(build_table(config, "Ge"), path)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["Ge.h5"]
-
-
-# ------------------------------------------------------------ results
-
-
-@pytest.fixture(scope="module")
-def scan2d(built, config):
-    (c,) = [coefficients(load_table(table_path(built, "Ge")))]
-    return grid_scan([c], ("q_ee", "q_emu"), (np.linspace(-1e-8, 1e-8, 5), np.linspace(-2e-8, 3e-8, 4)),
-                     fixed={"q_mumu": 1e-9})
-
-
-def test_scan_results_round_trip(tmp_path, scan2d, config):
-    path = save_scan(tmp_path / "res" / "scan.h5", scan2d, config=config.to_dict())
-    res = load_results(path)
-    a = res["attrs"]
-    assert a["kind"] == "mcscan-results"
-    assert a["schema_version"] == RESULTS_SCHEMA_VERSION
-    assert json.loads(a["config"]) == config.to_dict()
-    g = res["groups"]["scan"]
-    d = g["data"]
-    # Exact round trip of every array.
-    assert np.array_equal(d["axis_0"], scan2d.axes[0]) and np.array_equal(d["axis_1"], scan2d.axes[1])
-    assert np.array_equal(d["chi2"], scan2d.chi2)
-    assert np.array_equal(d["delta_chi2"], scan2d.delta_chi2)
-    assert np.array_equal(d["converged"].astype(bool), scan2d.converged)
-    assert np.array_equal(d["pull_signal_Ge"], scan2d.pulls["Ge"][0])
-    assert np.array_equal(d["pull_background_Ge"], scan2d.pulls["Ge"][1])
-    assert json.loads(g["attrs"]["params"]) == ["q_ee", "q_emu"]
-    assert json.loads(g["attrs"]["table_hashes"]) == list(scan2d.table_hashes)
-    assert json.loads(g["attrs"]["fixed"]) == [0.0, 1e-9, 0.0, 0.0, 0.0, 0.0]
-    levels = json.loads(g["attrs"]["cl_levels"])
-    assert levels["0.9"] == pytest.approx(4.605, rel=1e-4)    # 2 d.o.f., 1e-4 relative
-    assert g["attrs"]["chi2_min"] == scan2d.chi2_min
-    assert os.listdir(tmp_path / "res") == ["scan.h5"]
-
-
-def test_results_schema_checked(tmp_path, scan2d):
-    path = save_scan(tmp_path / "scan.h5", scan2d)
-    with h5py.File(path, "r+") as f:
-        f.attrs["schema_version"] = RESULTS_SCHEMA_VERSION + 1
-    with pytest.raises(TableError, match="schema version"):
-        load_results(path)
-
-
-def test_results_kind_checked(tmp_path, built):
-    with pytest.raises(TableError, match="not an mcscan results file"):
-        load_results(table_path(built, "Ge"))
-
-
-def test_results_corruption_refused(tmp_path, scan2d):
-    path = save_scan(tmp_path / "scan.h5", scan2d)
-    _name, off, size = next(c for c in _chunks(path) if c[0] == "scan/chi2")
-    _flip(path, off + size // 2)
-    with pytest.raises(TableError, match="checksum"):
-        load_results(path)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(TableError):
-        load_results(path)
 
 
 # ------------------------------------------------------------ build_tables

@@ -11,6 +11,7 @@ import os
 import signal
 import time
 
+import h5py
 import numpy as np
 import pytest
 
@@ -22,10 +23,10 @@ from mcscan.stats import kernels
 from mcscan.scans.backends import DaskBackend, LocalBackend, TableRef
 from mcscan.config.load import load_config
 from mcscan.errors import TableError
-from mcscan.scans.engine import nd_scan
-from mcscan.api import build_tables, load_coefficients
+from mcscan.scans.engine import scan
+from mcscan.api import load_coefficients
 from mcscan.scans.sweep import plan_sweep, run_sweep
-from mcscan.io.tables import ChunkStore, load_results
+from mcscan.io.chunks import ChunkStore
 
 distributed = pytest.importorskip("distributed")
 
@@ -65,12 +66,20 @@ def refs(tables):
 def reference(refs, tmp_path_factory):
     """The local (numba) run every Dask run must reproduce."""
     path = tmp_path_factory.mktemp("ref") / "local.h5"
-    nd_scan(refs, PARAMS, (C, A, B), path, chunk_points=75, projections=["q_ee", "q_ee,q_mumu"])
+    scan(refs, PARAMS, (C, A, B), path, chunk_points=75, projections=["q_ee", "q_ee,q_mumu"])
     return _read(path)
 
 
 def _read(path):
-    return {name: g["data"] for name, g in load_results(path)["groups"].items()}
+    """{group: {dataset: array}} of every dataset of a results file."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                group, _, leaf = name.rpartition("/")
+                out.setdefault(group, {})[leaf] = obj[()]
+        f.visititems(visit)
+    return out
 
 
 def _assert_identical(ref, other):
@@ -83,7 +92,7 @@ def _assert_identical(ref, other):
 
 
 def test_dask_is_bit_identical_to_local(dask, refs, reference, tmp_path):
-    res = nd_scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75, backend=dask,
+    res = scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75, backend=dask,
                   projections=["q_ee", "q_ee,q_mumu"])
     assert res.backend["backend"] == "dask" and res.backend["workers"] == 2
     assert res.chunks == 12 * 21 * 25 // 75
@@ -92,7 +101,7 @@ def test_dask_is_bit_identical_to_local(dask, refs, reference, tmp_path):
 
 def test_workers_load_each_table_once(dask, client, refs, tmp_path):
     before = client.run(lambda: backends._STATS["loads"])
-    res = nd_scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=25, backend=dask)
+    res = scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=25, backend=dask)
     after = client.run(lambda: backends._STATS["loads"])
     assert res.chunks == 252
     # at most one load per table and worker, whatever the number of chunks
@@ -103,7 +112,7 @@ def test_workers_load_each_table_once(dask, client, refs, tmp_path):
 
 def test_in_memory_coefficients_work_too(dask, tables, reference, tmp_path):
     coefs = load_coefficients(load_config(), ["Xe", "Ge"], tables)
-    nd_scan(coefs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75, backend=dask,
+    scan(coefs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75, backend=dask,
             projections=["q_ee", "q_ee,q_mumu"])
     _assert_identical(reference, _read(tmp_path / "d.h5"))
 
@@ -111,10 +120,10 @@ def test_in_memory_coefficients_work_too(dask, tables, reference, tmp_path):
 def test_resume_on_another_backend(dask, refs, reference, tmp_path, chunk_interrupt):
     chunk_interrupt.arm(5)
     with pytest.raises(KeyboardInterrupt):
-        nd_scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75,
+        scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75,
                 projections=["q_ee", "q_ee,q_mumu"])
     chunk_interrupt.disarm()
-    res = nd_scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75, backend=dask,
+    res = scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75, backend=dask,
                   resume=True, projections=["q_ee", "q_ee,q_mumu"])
     assert res.resumed_chunks == 5
     _assert_identical(reference, _read(tmp_path / "d.h5"))
@@ -134,7 +143,7 @@ def test_map_yields_in_order_with_a_small_window(client):
 def test_worker_errors_reach_the_caller(dask, tables, tmp_path):
     bad = TableRef("Xe", str(tables / "Xe.h5"), "0" * 64)
     with pytest.raises(TableError, match="another configuration"):
-        nd_scan([bad], PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75, backend=dask)
+        scan([bad], PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75, backend=dask)
 
 
 def test_sweep_on_dask_equals_local(dask, tmp_path):
@@ -209,7 +218,7 @@ def test_killed_worker_mid_scan(client, refs, reference, tmp_path, monkeypatch):
     monkeypatch.setattr(ChunkStore, "write", write_and_kill)
     before = client.run_on_scheduler(_memory_transitions, prefix="mcscan-compute_chunk-")
     # 150 points per chunk: keys of their own (projections do not depend on the chunking)
-    res = nd_scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=150, backend=be,
+    res = scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=150, backend=be,
                   projections=["q_ee", "q_ee,q_mumu"])
     assert 2 < res.chunks and killed["held"] + killed["running"] > 0   # killed mid-scan, with work
     _assert_identical(reference, _read(tmp_path / "d.h5"))

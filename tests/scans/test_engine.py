@@ -10,27 +10,26 @@ from __future__ import annotations
 
 import json
 
+import h5py
 import numpy as np
 import pytest
 
 from mcscan.cli import commands as cli
 
 from mcscan.stats import kernels
-from mcscan.config.load import load_config
-from mcscan.errors import InputError, TableError
+from mcscan.errors import InputError
 from mcscan.scans.engine import (
     Grid,
-    _box_shape,
-    _boxes,
     compute_chunk,
     default_chunk_points,
     make_grid,
-    nd_scan,
     parse_projections,
+    scan,
 )
-from mcscan.api import build_tables, load_coefficients
+from mcscan.io.h5 import flat_boxes
+from mcscan.io.results import read_config
+from mcscan.results import open_results
 from mcscan.scans.grid import SEGMENT, grid_scan
-from mcscan.io.tables import load_results
 
 A = np.linspace(-2e-8, 2e-8, 13)          # q_ee
 B = np.linspace(-1e-8, 1.2e-8, 11)        # q_mumu (0 is not a grid point)
@@ -54,7 +53,21 @@ def coefs(coefs):
 
 
 def _groups(path):
-    return load_results(path)["groups"]
+    """{group: {"attrs": {...}, "data": {dataset: array}}} of a results file."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Group):
+                out.setdefault(name, {"attrs": {}, "data": {}})["attrs"] = dict(obj.attrs)
+            else:
+                group, _, leaf = name.rpartition("/")
+                out.setdefault(group, {"attrs": {}, "data": {}})["data"][leaf] = obj[()]
+        f.visititems(visit)
+    return out
+
+
+def _box_shape(index, shape):
+    return tuple(len(range(*ix.indices(n))) for ix, n in zip(index, shape) if isinstance(ix, slice))
 
 
 def _same_files(a, b):
@@ -70,60 +83,106 @@ def _same_files(a, b):
 @pytest.mark.parametrize("chunk", [11, 33, 77, 10_000])
 def test_2d_equals_grid_scan_for_any_chunking(coefs, tmp_path, chunk):
     ref = grid_scan(coefs, ("q_ee", "q_mumu"), (A, B))
-    res = nd_scan(coefs, ("q_ee", "q_mumu"), (A, B), tmp_path / "s.h5", chunk_points=chunk)
-    g = _groups(tmp_path / "s.h5")["ndscan"]["data"]
+    res = scan(coefs, ("q_ee", "q_mumu"), (A, B), tmp_path / "s.h5", chunk_points=chunk)
+    g = _groups(tmp_path / "s.h5")["scan"]["data"]
     assert np.array_equal(g["chi2"], ref.chi2)
     assert np.array_equal(g["converged"], ref.converged.astype(np.int8))
     assert res.chunks == -(-A.size * B.size // default_chunk_points((A.size, B.size), chunk))
     assert res.chi2_min == float(ref.chi2.min())
+    for det, (a, b) in ref.pulls.items():            # per-detector pulls, same grid_scan
+        assert np.array_equal(g_pull(tmp_path / "s.h5", det, "signal"), a)
+        assert np.array_equal(g_pull(tmp_path / "s.h5", det, "background"), b)
+
+
+def g_pull(path, det, which):
+    with h5py.File(path, "r") as f:
+        return f[f"scan/pulls/{det}/{which}"][()]
+
+
+@pytest.mark.parametrize("params, axes", [(("q_ee",), (A,)), (("q_ee", "q_mumu"), (A, B)),
+                                          (("q_emu", "q_ee", "q_mumu"), (C, A, B))])
+def test_memory_and_file_scans_are_the_same(coefs, tmp_path, params, axes):
+    """One engine, one assembly: the in-memory result and the file hold the same bits."""
+    mem = scan(coefs, params, axes, chunk_points=22, pulls=True)
+    disk = scan(coefs, params, axes, tmp_path / "s.h5", chunk_points=22, pulls=True)
+    back = open_results(tmp_path / "s.h5")
+    for res in (disk, back):
+        assert np.array_equal(np.asarray(res.chi2), mem.chi2)
+        assert np.array_equal(np.asarray(res.converged), mem.converged)
+        for det in mem.pulls:
+            for i in (0, 1):
+                assert np.array_equal(np.asarray(res.pulls[det][i]), mem.pulls[det][i])
+        assert res.chi2_min == mem.chi2_min and res.argmin == mem.argmin
+        for key, pr in mem.projections.items():
+            assert np.array_equal(res.projections[key].chi2, pr.chi2)
+    if len(params) <= 2:                # the same numbers as one grid_scan of the whole grid
+        ref = grid_scan(coefs, params, axes)
+        assert np.array_equal(mem.chi2, ref.chi2)
+        assert all(np.array_equal(mem.pulls[d][0], ref.pulls[d][0]) for d in ref.pulls)
+
+
+def test_pulls_default_by_dimension(coefs):
+    assert set(scan(coefs, ("q_ee", "q_mumu"), (A, B)).pulls) == {"Xe", "Ge"}
+    assert scan(coefs, ("q_emu", "q_ee", "q_mumu"), (C, A, B)).pulls == {}
+
+
+def test_json_marks_grid_estimates(coefs):
+    d = scan(coefs, ("q_ee", "q_mumu"), (A, B), projections=["q_ee", "q_ee,q_mumu"]).to_json()
+    one = d["projections"]["profiled/q_ee"]
+    assert one["grid_estimate"] is True
+    assert one["grid_step"] == pytest.approx(A[1] - A[0], rel=1e-12)
+    assert "grid_estimate" not in d["projections"]["profiled/q_ee-q_mumu"]
+    json.dumps(d, allow_nan=False)
 
 
 def test_1d_chunks_are_whole_segments(coefs, tmp_path):
     x = np.linspace(-3e-8, 3e-8, 2 * SEGMENT + 100)
     ref = grid_scan(coefs, ("q_mumu",), (x,), fixed={"q_ee": 1e-9})
-    res = nd_scan(coefs, ("q_mumu",), (x,), tmp_path / "s.h5", fixed={"q_ee": 1e-9},
+    res = scan(coefs, ("q_mumu",), (x,), tmp_path / "s.h5", fixed={"q_ee": 1e-9},
                   chunk_points=5000)
     assert res.chunks == 3                               # 5000 -> 4096 per chunk
     g = _groups(tmp_path / "s.h5")
-    assert np.array_equal(g["ndscan"]["data"]["chi2"], ref.chi2)
-    assert np.array_equal(g["ndscan/profiled/q_mumu"]["data"]["chi2"], ref.chi2)
-    assert np.array_equal(g["ndscan/fixed/q_mumu"]["data"]["chi2"], ref.chi2)
+    assert np.array_equal(g["scan"]["data"]["chi2"], ref.chi2)
+    assert np.array_equal(g["scan/profiled/q_mumu"]["data"]["chi2"], ref.chi2)
+    assert np.array_equal(g["scan/fixed/q_mumu"]["data"]["chi2"], ref.chi2)
 
 
 def test_3d_planes_and_projections(coefs, tmp_path):
     params = ("q_emu", "q_ee", "q_mumu")
     at = {"q_emu": 2.9e-8, "q_mumu": 0.0}
-    res = nd_scan(coefs, params, (C, A, B), tmp_path / "s.h5", fixed={"q_mutau": 1e-9}, at=at,
+    res = scan(coefs, params, (C, A, B), tmp_path / "s.h5", fixed={"q_mutau": 1e-9}, at=at,
                   projections=["q_ee", "q_mumu", "q_mumu,q_emu", ("q_emu", "q_ee")], chunk_points=55)
     g = _groups(tmp_path / "s.h5")
-    full = g["ndscan"]["data"]["chi2"]
+    full = g["scan"]["data"]["chi2"]
     assert full.shape == (C.size, A.size, B.size)
     for i, c in enumerate(C):
         plane = grid_scan(coefs, ("q_ee", "q_mumu"), (A, B), fixed={"q_emu": c, "q_mutau": 1e-9})
         assert np.array_equal(full[i], plane.chi2)
-        assert np.array_equal(g["ndscan"]["data"]["converged"][i], plane.converged.astype(np.int8))
+        assert np.array_equal(g["scan"]["data"]["converged"][i], plane.converged.astype(np.int8))
     # profiled: minimum over the other charges, exactly
-    prof = g["ndscan/profiled/q_ee"]["data"]
+    prof = g["scan/profiled/q_ee"]["data"]
     assert np.array_equal(prof["chi2"], full.min(axis=(0, 2)))
     assert np.array_equal(prof["delta_chi2"], full.min(axis=(0, 2)) - full.min())
     assert np.array_equal(full.ravel()[prof["argmin"]], prof["chi2"])
     i0, _, i2 = np.unravel_index(prof["argmin"], full.shape)
-    assert np.array_equal(prof["best_q_emu"], C[i0]) and np.array_equal(prof["best_q_mumu"], B[i2])
-    assert np.array_equal(g["ndscan/profiled/q_mumu"]["data"]["chi2"], full.min(axis=(0, 1)))
-    assert np.array_equal(g["ndscan/profiled/q_mumu-q_emu"]["data"]["chi2"], full.min(axis=1).T)
-    assert np.array_equal(g["ndscan/profiled/q_emu-q_ee"]["data"]["chi2"], full.min(axis=2))
+    best = g["scan/profiled/q_ee/best"]["data"]
+    assert np.array_equal(best["q_emu"], C[i0]) and np.array_equal(best["q_mumu"], B[i2])
+    assert np.array_equal(g["scan/profiled/q_mumu"]["data"]["chi2"], full.min(axis=(0, 1)))
+    assert np.array_equal(g["scan/profiled/q_mumu-q_emu"]["data"]["chi2"], full.min(axis=1).T)
+    assert np.array_equal(g["scan/profiled/q_emu-q_ee"]["data"]["chi2"], full.min(axis=2))
     # fixed: the slice through the grid point nearest ``at``
     ie, im = int(np.argmin(abs(C - 2.9e-8))), int(np.argmin(abs(B)))
-    fx = g["ndscan/fixed/q_ee"]
+    fx = g["scan/fixed/q_ee"]
     assert np.array_equal(fx["data"]["chi2"], full[ie, :, im])
     assert np.array_equal(fx["data"]["delta_chi2"], full[ie, :, im] - full[ie, :, im].min())
-    assert json.loads(fx["attrs"]["at"]) == {"q_emu": float(C[ie]), "q_mumu": float(B[im])}
-    assert np.array_equal(g["ndscan/fixed/q_mumu-q_emu"]["data"]["chi2"], full[:, 6, :].T)
-    assert np.array_equal(g["ndscan/fixed/q_emu-q_ee"]["data"]["chi2"], full[:, :, im])
+    assert list(fx["attrs"]["at_names"]) == ["q_emu", "q_mumu"]
+    assert list(fx["attrs"]["at_values"]) == [float(C[ie]), float(B[im])]
+    assert np.array_equal(g["scan/fixed/q_mumu-q_emu"]["data"]["chi2"], full[:, 6, :].T)
+    assert np.array_equal(g["scan/fixed/q_emu-q_ee"]["data"]["chi2"], full[:, :, im])
     # attributes and the in-memory summary agree with the file
-    attrs = g["ndscan"]["attrs"]
-    assert json.loads(attrs["params"]) == list(params)
-    assert json.loads(attrs["shape"]) == [C.size, A.size, B.size]
+    attrs = g["scan"]["attrs"]
+    assert list(attrs["params"]) == list(params)
+    assert list(attrs["shape"]) == [C.size, A.size, B.size]
     assert float(attrs["chi2_min"]) == float(full.min()) == res.chi2_min
     k = np.unravel_index(np.argmin(full), full.shape)
     assert res.argmin == {p: float(ax[i]) for p, ax, i in zip(params, (C, A, B), k)}
@@ -134,19 +193,19 @@ def test_3d_planes_and_projections(coefs, tmp_path):
 def test_fixed_row_equals_1d_scan(coefs, tmp_path):
     # the slice q_ee = 0 of a (q_ee, q_mumu) scan is a row: the same bits as a 1D scan
     a = np.linspace(-2e-8, 2e-8, 9)
-    nd_scan(coefs, ("q_ee", "q_mumu"), (a, B), tmp_path / "s.h5")
+    scan(coefs, ("q_ee", "q_mumu"), (a, B), tmp_path / "s.h5")
     ref = grid_scan(coefs, ("q_mumu",), (B,))
-    assert np.array_equal(_groups(tmp_path / "s.h5")["ndscan/fixed/q_mumu"]["data"]["chi2"], ref.chi2)
+    assert np.array_equal(_groups(tmp_path / "s.h5")["scan/fixed/q_mumu"]["data"]["chi2"], ref.chi2)
 
 
 def test_projections_do_not_depend_on_chunking(coefs, tmp_path):
     args = (coefs, ("q_emu", "q_ee", "q_mumu"), (C, A, B))
     kw = {"projections": ["q_ee", "q_ee,q_emu"]}
-    nd_scan(*args, tmp_path / "a.h5", chunk_points=11, **kw)
-    nd_scan(*args, tmp_path / "b.h5", chunk_points=10_000, **kw)
+    scan(*args, tmp_path / "a.h5", chunk_points=11, **kw)
+    scan(*args, tmp_path / "b.h5", chunk_points=10_000, **kw)
     ga, gb = _groups(tmp_path / "a.h5"), _groups(tmp_path / "b.h5")
     for name in ga:
-        if name != "ndscan":
+        if name != "scan":
             for k, v in ga[name]["data"].items():
                 assert np.array_equal(v, gb[name]["data"][k]), (name, k)
 
@@ -169,7 +228,7 @@ def test_boxes_cover_ranges_exactly():
         lo, hi = sorted(int(v) for v in rng.integers(0, n + 1, size=2))
         mark = np.zeros(shape, dtype=int)
         flat = np.arange(n).reshape(shape)
-        for index, f0, f1 in _boxes(lo, hi, shape):
+        for index, f0, f1 in flat_boxes(lo, hi, shape):
             mark[index] += 1
             assert np.array_equal(flat[index].ravel(), np.arange(f0, f1))
             assert flat[index].shape == _box_shape(index, shape)
@@ -189,18 +248,18 @@ def test_default_chunks_are_whole_rows_and_planes():
 
 def test_resume_after_interrupt_is_bit_identical(coefs, tmp_path, chunk_interrupt):
     args = (coefs, ("q_emu", "q_ee", "q_mumu"), (C, A, B))
-    nd_scan(*args, tmp_path / "ref.h5", chunk_points=22)
+    scan(*args, tmp_path / "ref.h5", chunk_points=22)
     chunk_interrupt.arm(4)
     with pytest.raises(KeyboardInterrupt):
-        nd_scan(*args, tmp_path / "s.h5", chunk_points=22)
+        scan(*args, tmp_path / "s.h5", chunk_points=22)
     chunk_interrupt.disarm()
     assert not (tmp_path / "s.h5").exists()
     assert len(list((tmp_path / "s.h5.partial").glob("chunk_*.npz"))) == 4
-    with pytest.raises(TableError, match="--resume"):
-        nd_scan(*args, tmp_path / "s.h5", chunk_points=22)
-    with pytest.raises(TableError, match="differs"):
-        nd_scan(*args, tmp_path / "s.h5", chunk_points=44, resume=True)
-    res = nd_scan(*args, tmp_path / "s.h5", chunk_points=22, resume=True)
+    with pytest.raises(InputError, match="resume"):
+        scan(*args, tmp_path / "s.h5", chunk_points=22)
+    with pytest.raises(InputError, match="differs"):
+        scan(*args, tmp_path / "s.h5", chunk_points=44, resume=True)
+    res = scan(*args, tmp_path / "s.h5", chunk_points=22, resume=True)
     assert res.resumed_chunks == 4
     _same_files(tmp_path / "ref.h5", tmp_path / "s.h5")
 
@@ -220,8 +279,8 @@ def test_bad_grids_and_projections(coefs, tmp_path):
         parse_projections(["q_emu"], ("q_ee", "q_mumu"))
     with pytest.raises(InputError, match="one or two"):
         parse_projections(["q_ee,q_mumu,q_emu"], ("q_ee", "q_mumu", "q_emu"))
-    with pytest.raises(InputError, match="--at q_emu"):
-        nd_scan(coefs, ("q_ee",), (A,), tmp_path / "s.h5", at={"q_emu": 0.0})
+    with pytest.raises(InputError, match="at q_emu: not a scanned charge"):
+        scan(coefs, ("q_ee",), (A,), tmp_path / "s.h5", at={"q_emu": 0.0})
     assert not list(tmp_path.iterdir())
     assert isinstance(make_grid(("q_ee",), (A,)), Grid)
 
@@ -253,8 +312,8 @@ def test_cli_ndscan_json(tables, tmp_path, capsys, monkeypatch):
                                      "fixed/q_ee-q_mumu"}
     lo, hi = d["projections"]["fixed/q_ee"]["regions"][0]
     assert lo < 0 < hi
-    assert _groups(out)["ndscan"]["data"]["chi2"].shape == (9, 9, 9)
-    assert json.loads(load_results(out)["attrs"]["config"])["detectors"]["Xe"]["mass_kg"] == 20.0
+    assert _groups(out)["scan"]["data"]["chi2"].shape == (9, 9, 9)
+    assert read_config(out)["detectors"]["Xe"]["mass_kg"] == 20.0
 
 
 def test_cli_ndscan_text(tables, tmp_path, capsys, monkeypatch):
@@ -263,27 +322,3 @@ def test_cli_ndscan_text(tables, tmp_path, capsys, monkeypatch):
     assert code == 0, e
     assert "scanned q_ee x q_mumu x q_emu on 9 x 9 x 9 = 729 points for Xe" in o
     assert "profiled over the others" in o and "others at q_mumu = 0, q_emu = 0" in o
-
-
-@pytest.mark.parametrize("extra, message", [
-    (["--project", "q_etau"], "projection onto q_etau: not a scanned charge"),
-    (["--fix", "q_ee=1e-9"], "q_ee is both scanned and fixed"),
-    (["--points", "9"], "3 charge(s) but 2 --points"),
-    (["--range", "1", "0"], "3 charge(s) but 4 --range"),
-    (["--at", "q_etau=0"], "--at q_etau: not a scanned charge"),
-    (["--param", "q_mumu"], "--param: a charge is given twice"),
-    (["--backend", "dask"], "--backend dask needs --scheduler"),
-    (["--workers", "2"], "--workers is for --backend dask-local"),
-    (["--scheduler", "tcp://x:1"], "--scheduler is for --backend dask"),
-    (["--out", "x.txt"], "expected an .h5 file name"),
-    (["--cl", "1.5"], "confidence level strictly between 0 and 1"),
-    (["--workers", "0"], "expected a positive whole number"),
-])
-def test_cli_ndscan_errors(tables, tmp_path, capsys, monkeypatch, extra, message):
-    monkeypatch.chdir(tmp_path)
-    code = _main(ND + ["--points", "9", "--tables", tables] + extra)
-    o, e = capsys.readouterr()
-    assert code == 2 and o == ""
-    lines = e.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mcscan: error:") and message in lines[0], e
-    assert not list(tmp_path.glob("**/*.h5")) and not list(tmp_path.glob("**/*.partial"))

@@ -14,8 +14,9 @@ from mcscan.stats import kernels
 from mcscan.config.load import config_hash, load_config, table_config
 from mcscan.errors import ConfigError, InputError
 from mcscan.api import build_tables, limits
-from mcscan.scans.sweep import canonical_key, parse_vary, plan_sweep, run_sweep, save_sweep
-from mcscan.io.tables import load_results, read_table_hash, table_path
+from mcscan.scans.sweep import canonical_key, parse_vary, plan_sweep, run_sweep
+from mcscan.io.tables import read_table_hash, table_path
+from mcscan.results import open_results
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -149,15 +150,16 @@ def test_sweep_limits_tables_and_file(config, tmp_path):
     assert all(s == {"Ge": "up to date"} for s in again.built.values())
     assert again.limits == res.limits
     # the results file and its figure
-    path = save_sweep(res, tmp_path / "sweep.h5")
-    f = load_results(path)
-    g = f["groups"]["sweep/q_ee"]
-    assert g["data"]["values"].shape == (4, 2)
-    assert json.loads(g["attrs"]["vary_keys"]) == ["detectors.Ge.threshold_kev", "source.years"]
-    assert np.array_equal(g["data"]["lower"], [res.limits[(j, "q_ee")]["regions"][0][0] for j in range(4)])
+    path = res.save(tmp_path / "sweep.h5")
+    back = open_results(path)
+    assert back.kind == "sweep" and back.limits == res.limits
+    assert back.to_json() == res.to_json()
+    assert [v.key for v in back.sweep.varies] == ["detectors.Ge.threshold_kev", "source.years"]
+    assert [pt.values for pt in back.sweep.points] == [pt.values for pt in plan.points]
+    assert back.built == res.built
     from mcscan.plot import plot_sweep
 
-    written = plot_sweep(f, tmp_path / "fig")
+    written = plot_sweep(back, tmp_path / "fig")
     assert sorted(p.name for p in written) == ["sweep_q_ee.pdf", "sweep_q_ee.png", "sweep_q_mumu.pdf",
                                                "sweep_q_mumu.png"]
     assert all(p.stat().st_size > 1000 for p in written)
@@ -199,7 +201,12 @@ def test_cli_sweep(tmp_path, capsys, monkeypatch):
                   "--tables", "t", "--quiet"])
     o, e = capsys.readouterr()
     assert code == 0, e
-    assert "Ge: 90% C.L. allowed intervals" in o and "results saved to results/sweep.h5" in o
+    assert "Ge: 90% C.L. allowed intervals" in o
+    saved = [w for line in o.splitlines() if line.startswith("results saved to ")
+             for w in line.split()[3:4]]
+    assert len(saved) == 1 and saved[0].startswith("results/sweep")
+    back = open_results(tmp_path / saved[0].rstrip(";"))
+    assert back.kind == "sweep" and len(back.sweep.points) == 3
     assert (tmp_path / "results" / "sweep_q_ee.png").is_file()
     assert len(list((tmp_path / "t" / "sweep").iterdir())) == 3
     code = _main(["sweep", "--vary", "detector.Ge.threshold=0.3:0.9:3", "--param", "q_ee",
