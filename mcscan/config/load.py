@@ -9,6 +9,54 @@ and what was expected.
 
 Units are in the key names: ``_kev`` (keV, nuclear-recoil scale),
 ``_kg``, ``_m``, ``_fm``; ``background_ckkd`` is counts / (keV kg day).
+
+Validation ranges
+-----------------
+Values are checked by meaning: each key has the range a physicist would
+accept for a stopped-pion source, and a value outside it is refused before
+anything is computed (so no table or limit is ever built from an absurd
+input).  Ranges and why:
+
+=================================  ======================  ==================================================
+key                                accepted                why
+=================================  ======================  ==================================================
+source.name                        1-100 characters        a label
+source.pot_per_year                [1e10, 1e26]            ESS 2.8e23; 1e26 is 300x any planned source, 1e10
+                                                           a test beam (below, no count is representable)
+source.nu_per_flavour_per_pot      [1e-6, 10]              ~0.1-0.3 per flavour at spallation sources
+source.distance_m                  [1, 1e5]                point-source flux 1/(4 pi L^2) needs L >> target size
+source.years                       [1e-6, 100]             30 s to a century of data
+source.beam_hours_per_year         [1e-3, 8784]            hours in a (leap) year
+source.duty_factor                 [1e-6, 1]               a fraction
+physics.sin2_theta_w               (0, 1)                  sin^2 of an angle
+physics.helm_skin_fm               (0, 3]                  Helm surface thickness ~0.9 fm; R^2 > 3 s^2 required
+analysis.signal_pull               [1e-6, 10]              fractional normalisation uncertainties: the pull
+analysis.background_pull           [1e-6, 10]              fit is well-posed (no 1/0, no overflow) in this range
+analysis.cl                        [1e-6, 1 - 1e-9]        Delta chi2 level finite and representable
+analysis.ranges.*                  finite, |q| <= 1 e,     a millicharge is a fraction of e; a span below 1e-30 e
+                                   span >= 1e-30 e          cannot be gridded in double precision
+numerics.grid_step_sigma           [0.01, 2]               0.25 default; 0.01 already needs 25x the nodes
+numerics.gauss_order               2-20                    Gauss-Legendre nodes per panel
+numerics.n_sigma                   [4, 40]                 Gaussian tails beyond 40 sigma are exactly zero
+numerics.newton_tol                [1e-15, 1e-4]           double-precision floor; looser is not converged
+numerics.newton_max_iter           5-10000                 bounded run time
+numerics.scan_points               3-10000001              bounded memory (80 MB per array)
+detector names                     [A-Za-z][A-Za-z0-9_-]*  become file names of tables and results groups
+detectors.*.composition.*          1-1000 atoms            natural elements with stable isotopes only
+detectors.*.rms_radius_fm.*        (0, 20]                 nuclear rms radii are 0.8-6 fm
+detectors.*.mass_kg                [1e-6, 1e6]             a milligram to a kilotonne
+detectors.*.threshold_kev          (0, 1e4]                recoils of a 53 MeV neutrino stay far below 10 MeV
+detectors.*.sigma0                 [1e-3, 10]              resolution sigma0 sqrt(T T_th); smaller needs an
+                                                           unbounded true-energy grid
+detectors.*.background_ckkd        [0, 1e6]                counts / (keV kg day); 1e6 is a bare detector
+detectors.*.bins / edges_kev       1-10000 bins, edges     bounded table size; the first edge must lie below
+                                   (0, 1e5] keV            the largest recoil energy the source can produce
+detectors.*.efficiency.*           [1e-6, 1]               a probability (zero would hide the channel)
+detectors.*.quenching_factor       [1e-3, 1]               a fraction (electron recoils in keVnr stay finite)
+=================================  ======================  ==================================================
+
+What a table costs is checked separately when it is built
+(:mod:`mcscan.budget`: at most 1e7 true-energy grid points by default).
 """
 from __future__ import annotations
 
@@ -17,6 +65,7 @@ import difflib
 import hashlib
 import json
 import math
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -42,6 +91,7 @@ __all__ = [
     "load_config",
     "table_config",
     "config_hash",
+    "check_detector_name",
 ]
 
 #: The six charges, in the order used by every array of charges.
@@ -148,24 +198,57 @@ def _suggest(name: str, choices) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _num(where: str, v: Any, *, lo=None, hi=None, lo_open=False, integer=False) -> float:
+def _interval(lo, hi, lo_open, hi_open) -> str:
+    a = "(" if lo_open else "["
+    b = ")" if hi_open else "]"
+    return f"{a}{lo:g}, {hi:g}{b}"
+
+
+def _num(where: str, v: Any, *, lo=None, hi=None, lo_open=False, hi_open=False,
+         integer=False, why: str = "") -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ConfigError(f"{where} = {v!r}: expected a number")
-    if integer and not (isinstance(v, int) or float(v).is_integer()):
+    if integer and isinstance(v, float) and math.isfinite(v) and not v.is_integer():
         raise ConfigError(f"{where} = {v!r}: expected a whole number")
-    x = float(v)
+    try:
+        x = float(v)
+    except OverflowError:       # an integer beyond double range
+        x = math.inf if v > 0 else -math.inf
     if not math.isfinite(x):
         raise ConfigError(f"{where} = {v!r}: expected a finite number")
-    if lo is not None and (x < lo or (lo_open and x == lo)):
-        rel = ">" if lo_open else ">="
-        raise ConfigError(f"{where} = {v!r}: expected a value {rel} {lo:g}")
-    if hi is not None and x > hi:
-        raise ConfigError(f"{where} = {v!r}: expected a value <= {hi:g}")
+    bad = ((lo is not None and (x < lo or (lo_open and x == lo)))
+           or (hi is not None and (x > hi or (hi_open and x == hi))))
+    if bad:
+        why = f" ({why})" if why else ""
+        if lo is not None and hi is not None:
+            raise ConfigError(f"{where} = {v!r}: expected a value in {_interval(lo, hi, lo_open, hi_open)}"
+                              f"{why}")
+        if lo is not None:
+            rel = ">" if lo_open else ">="
+            raise ConfigError(f"{where} = {v!r}: expected a value {rel} {lo:g}{why}")
+        rel = "<" if hi_open else "<="
+        raise ConfigError(f"{where} = {v!r}: expected a value {rel} {hi:g}{why}")
     return int(x) if integer else x
 
 
-def _pos(where, v):
-    return _num(where, v, lo=0.0, lo_open=True)
+def _rng(lo, hi, *, lo_open=False, hi_open=False, integer=False, why=""):
+    """A checker of values in a range (see the table of ranges above)."""
+    return lambda w, v: _num(w, v, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open,
+                             integer=integer, why=why)
+
+
+#: Detector names: identifiers, because they name table files and results groups.
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
+_NAME_MAX = 64
+
+
+def check_detector_name(name) -> str:
+    """Raise ConfigError unless ``name`` is a detector identifier."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > _NAME_MAX:
+        raise ConfigError(
+            f"detector name {name!r}: expected a letter followed by letters, digits, '_' or '-' "
+            f"(at most {_NAME_MAX} characters)")
+    return name
 
 
 def _check_keys(where: str, got: Mapping, allowed, required=()) -> None:
@@ -182,31 +265,45 @@ def _check_keys(where: str, got: Mapping, allowed, required=()) -> None:
             raise ConfigError(f"{where}: missing key {k!r}")
 
 
+def _text(w, v):
+    if not isinstance(v, str) or not v.strip() or len(v) > 100 or not v.isprintable():
+        _bad(w, v, "a non-empty printable string of at most 100 characters")
+    return v
+
+
 _SOURCE = {
-    "name": lambda w, v: v if isinstance(v, str) and v else _bad(w, v, "a non-empty string"),
-    "pot_per_year": _pos,
-    "nu_per_flavour_per_pot": _pos,
-    "distance_m": _pos,
-    "years": _pos,
-    "beam_hours_per_year": lambda w, v: _num(w, v, lo=0.0, lo_open=True, hi=8784.0),
-    "duty_factor": lambda w, v: _num(w, v, lo=0.0, lo_open=True, hi=1.0),
+    "name": _text,
+    "pot_per_year": _rng(1e10, 1e26, why="protons on target per year"),
+    "nu_per_flavour_per_pot": _rng(1e-6, 10.0, why="neutrinos per flavour per proton"),
+    "distance_m": _rng(1.0, 1e5, why="source-detector distance in m"),
+    "years": _rng(1e-6, 100.0, why="years of data"),
+    "beam_hours_per_year": _rng(1e-3, 8784.0, why="hours in a year"),
+    "duty_factor": _rng(1e-6, 1.0, why="a fraction"),
 }
 _PHYSICS = {
-    "sin2_theta_w": lambda w, v: _num(w, v, lo=0.0, lo_open=True, hi=1.0),
-    "helm_skin_fm": _pos,
+    "sin2_theta_w": _rng(0.0, 1.0, lo_open=True, hi_open=True),
+    "helm_skin_fm": _rng(0.0, 3.0, lo_open=True, why="Helm surface thickness in fm"),
 }
 _NUMERICS = {
-    "grid_step_sigma": lambda w, v: _num(w, v, lo=0.0, lo_open=True, hi=2.0),
-    "gauss_order": lambda w, v: _num(w, v, lo=2, hi=20, integer=True),
-    "n_sigma": lambda w, v: _num(w, v, lo=4.0, hi=40.0),
-    "newton_tol": lambda w, v: _num(w, v, lo=0.0, lo_open=True, hi=1e-4),
-    "newton_max_iter": lambda w, v: _num(w, v, lo=5, hi=10000, integer=True),
-    "scan_points": lambda w, v: _num(w, v, lo=3, hi=10_000_001, integer=True),
+    "grid_step_sigma": _rng(0.01, 2.0, why="finer grids cost memory without changing the tables"),
+    "gauss_order": _rng(2, 20, integer=True),
+    "n_sigma": _rng(4.0, 40.0),
+    "newton_tol": _rng(1e-15, 1e-4, why="double precision floor to a converged fit"),
+    "newton_max_iter": _rng(5, 10000, integer=True),
+    "scan_points": _rng(3, 10_000_001, integer=True),
 }
+#: Pull widths (fractional normalisation uncertainties) that keep the fit well-posed.
+PULL_RANGE = (1e-6, 10.0)
+#: Confidence levels with a finite, representable Delta chi2 level.
+CL_RANGE = (1e-6, 1.0 - 1e-9)
+#: Largest |charge| of a scan range, e (a millicharge is a fraction of e).
+MAX_CHARGE = 1.0
+#: Smallest span of a scan range, e.
+MIN_SPAN = 1e-30
 _ANALYSIS = {
-    "signal_pull": _pos,
-    "background_pull": _pos,
-    "cl": lambda w, v: _num(w, v, lo=0.0, lo_open=True, hi=1.0 - 1e-15),
+    "signal_pull": _rng(*PULL_RANGE, why="fractional signal normalisation uncertainty"),
+    "background_pull": _rng(*PULL_RANGE, why="fractional background normalisation uncertainty"),
+    "cl": _rng(*CL_RANGE, why="confidence level"),
     "ranges": None,  # checked separately
 }
 _DETECTOR_KEYS = (
@@ -225,6 +322,12 @@ def _section(where: str, raw: Mapping, schema: Mapping) -> dict:
     return {k: (schema[k](f"{where}.{k}", raw[k]) if schema[k] else raw[k]) for k in schema}
 
 
+#: Most reco bins of a detector (bounds the size of a table).
+MAX_BINS = 10_000
+#: Largest bin edge, keV: recoils of a 53 MeV neutrino stay far below.
+MAX_EDGE_KEV = 1e5
+
+
 def _edges(where: str, raw: Mapping) -> tuple[float, ...]:
     if "edges_kev" in raw and "bins" in raw:
         raise ConfigError(f"{where}: give either 'bins' or 'edges_kev', not both")
@@ -232,14 +335,25 @@ def _edges(where: str, raw: Mapping) -> tuple[float, ...]:
         e = raw["edges_kev"]
         if not isinstance(e, (list, tuple)) or len(e) < 2:
             raise ConfigError(f"{where}.edges_kev = {e!r}: expected a list of at least 2 edges")
-        edges = tuple(_num(f"{where}.edges_kev[{i}]", x, lo=0.0, lo_open=True) for i, x in enumerate(e))
+        if len(e) > MAX_BINS + 1:
+            raise ConfigError(f"{where}.edges_kev: {len(e) - 1} bins: expected at most {MAX_BINS:,} bins")
+        edges = tuple(_num(f"{where}.edges_kev[{i}]", x, lo=0.0, lo_open=True, hi=MAX_EDGE_KEV,
+                           why="recoil energy in keV")
+                      for i, x in enumerate(e))
     elif "bins" in raw:
         b = raw["bins"]
         _check_keys(f"{where}.bins", b, ("start_kev", "width_kev", "count"),
                     required=("start_kev", "width_kev", "count"))
-        start = _num(f"{where}.bins.start_kev", b["start_kev"], lo=0.0, lo_open=True)
-        width = _num(f"{where}.bins.width_kev", b["width_kev"], lo=0.0, lo_open=True)
-        count = _num(f"{where}.bins.count", b["count"], lo=1, hi=100_000, integer=True)
+        start = _num(f"{where}.bins.start_kev", b["start_kev"], lo=0.0, lo_open=True, hi=1e4,
+                     why="recoil energy in keV")
+        width = _num(f"{where}.bins.width_kev", b["width_kev"], lo=0.0, lo_open=True, hi=MAX_EDGE_KEV,
+                     why="bin width in keV")
+        count = _num(f"{where}.bins.count", b["count"], lo=1, hi=MAX_BINS, integer=True,
+                     why="bounded table size")
+        end = start + width * count
+        if end > MAX_EDGE_KEV:
+            raise ConfigError(f"{where}.bins: {count} bins of {width:g} keV from {start:g} keV end at "
+                              f"{end:g} keV: expected the last edge <= {MAX_EDGE_KEV:g} keV")
         edges = tuple(start + width * i for i in range(count + 1))
     else:
         raise ConfigError(f"{where}: missing 'bins' (start_kev, width_kev, count) or 'edges_kev'")
@@ -252,7 +366,18 @@ def _edges(where: str, raw: Mapping) -> tuple[float, ...]:
     return edges
 
 
-def _detector(name: str, raw: Mapping) -> Detector:
+def _recoil_end_kev(composition, radii) -> float:
+    """Largest nuclear recoil energy (keV) the source's neutrinos can give the target."""
+    from ..physics import flux
+    from ..physics.cevns import t_max
+    from ..physics.nuclei import nuclides
+
+    nucs = nuclides(composition, radii)
+    return max(float(t_max(c.e_max, n.mass)) for n in nucs for c in flux.COMPONENTS) * 1e3
+
+
+def _detector(name: str, raw: Mapping, skin_fm: float | None = None) -> Detector:
+    check_detector_name(name)
     where = f"detectors.{name}"
     _check_keys(where, raw, _DETECTOR_KEYS)
     missing = [k for k in _DETECTOR_KEYS if k not in raw and k not in ("bins", "edges_kev")]
@@ -265,15 +390,24 @@ def _detector(name: str, raw: Mapping) -> Detector:
         raise ConfigError(f"{where}.composition = {comp!r}: expected a table like {{ Cs = 1, I = 1 }}")
     composition = {}
     for el, n in comp.items():
-        check_element(f"{where}.composition", el)
-        composition[el] = _num(f"{where}.composition.{el}", n, lo=1, hi=1000, integer=True)
+        check_element(f"{where}.composition", el, natural=True)
+        composition[el] = _num(f"{where}.composition.{el}", n, lo=1, hi=1000, integer=True,
+                               why="atoms per formula unit")
     radii = raw["rms_radius_fm"]
     if not isinstance(radii, Mapping):
         raise ConfigError(f"{where}.rms_radius_fm = {radii!r}: expected a table of radii per element")
     _check_keys(f"{where}.rms_radius_fm", radii, list(composition), required=list(composition))
-    rms = {el: _pos(f"{where}.rms_radius_fm.{el}", radii[el]) for el in composition}
+    rms = {el: _num(f"{where}.rms_radius_fm.{el}", radii[el], lo=0.0, lo_open=True, hi=20.0,
+                    why="nuclear rms radius in fm") for el in composition}
+    if skin_fm is not None:
+        for el, r in rms.items():
+            if not r * r > 3.0 * skin_fm * skin_fm:
+                raise ConfigError(
+                    f"{where}.rms_radius_fm.{el} = {r!r}: expected a radius > sqrt(3) x "
+                    f"physics.helm_skin_fm = {math.sqrt(3.0) * skin_fm:.4g} fm (Helm form factor)")
     edges = _edges(where, raw)
-    thr = _pos(f"{where}.threshold_kev", raw["threshold_kev"])
+    thr = _num(f"{where}.threshold_kev", raw["threshold_kev"], lo=0.0, lo_open=True, hi=1e4,
+               why="recoil energy in keV")
     if not thr <= edges[0] * (1 + 1e-12):
         # bins below the threshold would count recoils the detector cannot see
         raise ConfigError(
@@ -291,24 +425,33 @@ def _detector(name: str, raw: Mapping) -> Detector:
         raise ConfigError(f"{where}.channels = {ch!r}: the nuclear channel is required")
     eff = raw["efficiency"]
     _check_keys(f"{where}.efficiency", eff, CHANNELS, required=tuple(ch))
-    efficiency = {c: _num(f"{where}.efficiency.{c}", v, lo=0.0, lo_open=True, hi=1.0)
+    efficiency = {c: _num(f"{where}.efficiency.{c}", v, lo=1e-6, hi=1.0, why="a probability")
                   for c, v in eff.items()}
     for c in ch:
         if c not in efficiency:
             raise ConfigError(f"{where}.efficiency: missing value for channel {c!r}")
+    t_end = _recoil_end_kev(composition, rms)
+    if not edges[0] < t_end:
+        raise ConfigError(
+            f"{where}: the bins [{edges[0]:g}, {edges[-1]:g}] keV start above the largest recoil energy the "
+            f"source can give {'+'.join(composition)} ({t_end:.4g} keV): expected a first bin edge "
+            f"below {t_end:.4g} keV")
     return Detector(
         name=name,
         composition=composition,
         rms_radius_fm=rms,
-        mass_kg=_pos(f"{where}.mass_kg", raw["mass_kg"]),
+        mass_kg=_num(f"{where}.mass_kg", raw["mass_kg"], lo=1e-6, hi=1e6,
+                     why="detector mass in kg"),
         threshold_kev=thr,
-        sigma0=_pos(f"{where}.sigma0", raw["sigma0"]),
-        background_ckkd=_num(f"{where}.background_ckkd", raw["background_ckkd"], lo=0.0),
+        sigma0=_num(f"{where}.sigma0", raw["sigma0"], lo=1e-3, hi=10.0,
+                    why="resolution sigma0 sqrt(T T_th)"),
+        background_ckkd=_num(f"{where}.background_ckkd", raw["background_ckkd"], lo=0.0, hi=1e6,
+                             why="counts / (keV kg day)"),
         edges_kev=edges,
         channels=tuple(c for c in CHANNELS if c in ch),
         efficiency=efficiency,
         quenching_factor=_num(f"{where}.quenching_factor", raw["quenching_factor"],
-                              lo=0.0, lo_open=True, hi=1.0),
+                              lo=1e-3, hi=1.0, why="a fraction"),
     )
 
 
@@ -319,9 +462,12 @@ def _ranges(where: str, raw: Mapping) -> dict[str, tuple[float, float]]:
         r = raw[p]
         if not isinstance(r, (list, tuple)) or len(r) != 2:
             raise ConfigError(f"{where}.{p} = {r!r}: expected [low, high] in units of e")
-        lo, hi = (_num(f"{where}.{p}", x) for x in r)
+        lo, hi = (_num(f"{where}.{p}", x, lo=-MAX_CHARGE, hi=MAX_CHARGE, why="charge in e")
+                  for x in r)
         if not lo < hi:
             raise ConfigError(f"{where}.{p} = {r!r}: expected low < high")
+        if not hi - lo >= MIN_SPAN:
+            raise ConfigError(f"{where}.{p} = {r!r}: expected a span of at least {MIN_SPAN:g} e")
         out[p] = (lo, hi)
     return out
 
@@ -362,12 +508,15 @@ def resolve(raw: Mapping) -> Config:
     dets = raw["detectors"]
     if not isinstance(dets, Mapping) or not dets:
         raise ConfigError("detectors: expected at least one [detectors.NAME] table")
+    for name in dets:
+        check_detector_name(name)
+    physics = Physics(**_section("physics", raw["physics"], _PHYSICS))
     return Config(
         source=Source(**_section("source", raw["source"], _SOURCE)),
-        physics=Physics(**_section("physics", raw["physics"], _PHYSICS)),
+        physics=physics,
         analysis=Analysis(**analysis),
         numerics=Numerics(**_section("numerics", raw["numerics"], _NUMERICS)),
-        detectors={name: _detector(name, d) for name, d in dets.items()},
+        detectors={name: _detector(name, d, physics.helm_skin_fm) for name, d in dets.items()},
     )
 
 

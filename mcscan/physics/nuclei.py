@@ -7,6 +7,7 @@ Nuclear mass = atomic mass - Z m_e (electron binding neglected, < 1e-6).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ from scipy.special import spherical_jn
 from .constants import AMU_MEV, AVOGADRO, HBARC_MEV_CM, M_E
 from ..errors import ConfigError
 
-__all__ = ["Nuclide", "check_element", "nuclides", "molar_mass", "helm", "targets_per_kg"]
+__all__ = ["Nuclide", "check_element", "check_radius", "nuclides", "molar_mass", "helm", "targets_per_kg"]
 
 _HBARC_MEV_FM = HBARC_MEV_CM * 1e13
 
@@ -45,18 +46,41 @@ class Nuclide:
         return f"{self.element}-{self.A}"
 
 
-def check_element(where: str, symbol) -> None:
-    """Raise ConfigError unless ``symbol`` is a chemical element symbol."""
+def check_element(where: str, symbol, *, natural: bool = False, error=ConfigError) -> None:
+    """Raise ``error`` (ConfigError) unless ``symbol`` is a chemical element symbol.
+
+    With ``natural``, the element must also have natural isotopes (targets are
+    natural elements: docs/physics.md section 3); Tc, Pm and the elements
+    beyond Bi except Th and U have none.
+    """
     try:
         el = periodictable.elements.symbol(str(symbol))
     except ValueError:
         el = None
     if el is None or el.number == 0:
-        raise ConfigError(f"{where}: unknown element {symbol!r}: expected a chemical symbol like 'Cs'")
+        raise error(f"{where}: unknown element {symbol!r}: expected a chemical symbol like 'Cs'")
+    if natural and not any(iso.abundance > 0 for iso in el):
+        raise error(f"{where}: element {symbol} has no stable isotope (no natural abundance): "
+                    f"expected an element found in nature, like 'Cs'")
+
+
+#: Largest nuclear rms radius accepted, fm (the heaviest nuclei have about 6 fm).
+MAX_RADIUS_FM = 20.0
+
+
+def check_radius(where: str, radius_fm, error=ConfigError) -> float:
+    """Raise ``error`` unless ``radius_fm`` is a nuclear rms radius in (0, 20] fm."""
+    try:
+        r = float(radius_fm)
+    except (TypeError, ValueError, OverflowError):
+        r = float("nan")
+    if not (math.isfinite(r) and 0.0 < r <= MAX_RADIUS_FM):
+        raise error(f"{where} = {radius_fm!r}: expected a nuclear rms radius in (0, {MAX_RADIUS_FM:g}] fm")
+    return r
 
 
 def _element(symbol: str):
-    check_element("composition", symbol)
+    check_element("composition", symbol, natural=True)
     return periodictable.elements.symbol(symbol)
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import erfc
 
-__all__ = ["resolution", "bin_probability", "true_grid", "background_counts"]
+__all__ = ["resolution", "bin_probability", "true_grid", "true_grid_size", "background_counts",
+           "EmptyGridError"]
 
 
 def resolution(T, sigma0: float, threshold: float):
@@ -59,16 +60,7 @@ def true_grid(edges, sigma0: float, threshold: float, *, step_sigma: float, orde
     -------
     nodes, weights : arrays (nT,), keV; sum(w * g(nodes)) ~ Int g(T) dT.
     """
-    e0, e1 = float(edges[0]), float(edges[-1])
-    c = n_sigma * sigma0 * np.sqrt(threshold)
-    u_lo = 0.5 * (-c + np.sqrt(c * c + 4.0 * e0))
-    u_hi = 0.5 * (c + np.sqrt(c * c + 4.0 * e1))
-    u_hi = min(u_hi, np.sqrt(t_cap))
-    if not u_hi > u_lo:
-        raise ValueError(f"empty true-energy range: kinematic end point {t_cap:g} keV "
-                         f"is below the reach of the first bin")
-    du = step_sigma * 0.5 * sigma0 * np.sqrt(threshold)
-    n = max(int(np.ceil((u_hi - u_lo) / du)), 1)
+    u_lo, u_hi, du, n = _panels(edges, sigma0, threshold, step_sigma, n_sigma, t_cap)
     cuts = np.linspace(u_lo, u_hi, n + 1)
     bp = np.sqrt(np.asarray([b for b in breakpoints if u_lo**2 < b < u_hi**2], dtype=float))
     cuts = np.unique(np.concatenate([cuts, bp]))
@@ -78,6 +70,45 @@ def true_grid(edges, sigma0: float, threshold: float, *, step_sigma: float, orde
     wu = 0.5 * (b - a) * w[None, :]
     u, wu = u.ravel(), wu.ravel()
     return u * u, 2.0 * u * wu
+
+
+class EmptyGridError(ValueError):
+    """The kinematic end point lies below the reach of the first bin."""
+
+
+def _panels(edges, sigma0, threshold, step_sigma, n_sigma, t_cap):
+    """(u_lo, u_hi, du, number of uniform panels) of :func:`true_grid`."""
+    e0, e1 = float(edges[0]), float(edges[-1])
+    c = n_sigma * sigma0 * np.sqrt(threshold)
+    u_lo = 0.5 * (-c + np.sqrt(c * c + 4.0 * e0))
+    u_hi = 0.5 * (c + np.sqrt(c * c + 4.0 * e1))
+    u_hi = min(u_hi, np.sqrt(t_cap))
+    if not u_hi > u_lo:
+        raise EmptyGridError(f"empty true-energy range: kinematic end point {t_cap:g} keV "
+                             f"is below the reach of the first bin")
+    du = step_sigma * 0.5 * sigma0 * np.sqrt(threshold)
+    span = (u_hi - u_lo) / du
+    if not np.isfinite(span):
+        raise EmptyGridError(f"true-energy grid of unbounded size (step {du!r} in sqrt(keV))")
+    n = max(int(np.ceil(span)), 1)
+    return u_lo, u_hi, du, n
+
+
+def true_grid_size(edges, sigma0: float, threshold: float, *, step_sigma: float, order: int,
+                   n_sigma: float, t_cap: float, breakpoints=()) -> float:
+    """Number of nodes :func:`true_grid` would return, without building it (an upper
+    bound: breakpoints that coincide with panel edges are counted twice)."""
+    e0, e1 = float(edges[0]), float(edges[-1])
+    c = n_sigma * sigma0 * np.sqrt(threshold)
+    u_lo = 0.5 * (-c + np.sqrt(c * c + 4.0 * e0))
+    u_hi = min(0.5 * (c + np.sqrt(c * c + 4.0 * e1)), np.sqrt(t_cap))
+    if not u_hi > u_lo:
+        raise EmptyGridError(f"empty true-energy range: kinematic end point {t_cap:g} keV "
+                             f"is below the reach of the first bin")
+    du = step_sigma * 0.5 * sigma0 * np.sqrt(threshold)
+    span = (u_hi - u_lo) / du
+    nbp = sum(1 for b in breakpoints if u_lo**2 < b < u_hi**2)
+    return float(order) * (max(float(np.ceil(span)), 1.0) + nbp)
 
 
 def background_counts(edges, rate_ckkd: float, mass_kg: float, days: float) -> np.ndarray:

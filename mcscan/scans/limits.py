@@ -7,29 +7,130 @@ the profiled chi2 itself, to a relative precision far below the grid step.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 from scipy.special import chdtri
 
-from ..errors import InputError
-from ..params import visible_params
+from .. import budget
+from ..errors import InputError, McscanError
+from ..params import FLAVOURS, PARAMS, SPEC, charge_name, visible_params
 from ..results import Result
 from .grid import Scan, ScanSettings, chi2_function, grid_scan
 
-__all__ = ["Limit", "cl_levels", "delta_chi2_level", "allowed_intervals", "limit_1d", "VISIBLE_PARAMS"]
+__all__ = ["Limit", "cl_levels", "delta_chi2_level", "allowed_intervals", "limit_1d", "VISIBLE_PARAMS",
+           "CL_RANGE", "MAX_CHARGE", "MIN_SPAN", "check_range", "check_fixed", "unconstrained_reason",
+           "check_finite_chi2"]
 
 #: Charges an ESS beam (nu_e, nu_mu, anti-nu_mu) can see.
 VISIBLE_PARAMS = visible_params(("e", "mu"))
 
+#: Confidence levels accepted: the Delta chi2 level stays finite and representable
+#: (the same range as analysis.cl of the configuration).
+CL_RANGE = (1e-6, 1.0 - 1e-9)
+#: Largest |charge| of a range or a fixed value, e (a millicharge is a fraction of e).
+MAX_CHARGE = 1.0
+#: Smallest span of a scan range, e (narrower cannot be gridded in double precision).
+MIN_SPAN = 1e-30
+
 
 def delta_chi2_level(cl: float, dof: int = 1) -> float:
-    """Delta chi2 of a C.L. for ``dof`` parameters (2.7055 for 90%, one parameter)."""
-    cl = float(cl)
-    if not 0.0 < cl < 1.0:
-        raise InputError(f"confidence level {cl!r}: expected a number strictly between 0 and 1")
-    return float(chdtri(dof, 1.0 - cl))          # inverse chi2 CDF
+    """Delta chi2 of a C.L. for ``dof`` parameters (2.7055 for 90%, one parameter).
+
+    ``cl`` must lie in [1e-6, 1 - 1e-9] (:data:`CL_RANGE`); ``dof`` is 1 to 6.
+    """
+    try:
+        cl = float(cl)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"confidence level {cl!r}: expected a number in "
+                         f"[{CL_RANGE[0]:g}, 1 - 1e-9]") from None
+    if not (math.isfinite(cl) and CL_RANGE[0] <= cl <= CL_RANGE[1]):
+        raise InputError(f"confidence level {cl!r}: expected a number in [{CL_RANGE[0]:g}, 1 - 1e-9] "
+                         f"(strictly between 0 and 1)")
+    if isinstance(dof, bool) or int(dof) != dof or not 1 <= int(dof) <= len(PARAMS):
+        raise InputError(f"degrees of freedom {dof!r}: expected 1 to {len(PARAMS)}")
+    return float(chdtri(int(dof), 1.0 - cl))          # inverse chi2 CDF
+
+
+def check_range(param: str, lo, hi) -> tuple:
+    """(lo, hi) as floats, or a one-line InputError: finite, lo < hi, within
+    [-1, 1] e (:data:`MAX_CHARGE`) and at least :data:`MIN_SPAN` wide."""
+    try:
+        lo, hi = float(lo), float(hi)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"range [{lo!r}, {hi!r}] of {param}: expected two numbers (e)") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise InputError(f"range [{lo!r}, {hi!r}] of {param}: expected finite low < high (e)")
+    if max(abs(lo), abs(hi)) > MAX_CHARGE:
+        raise InputError(f"range [{lo!r}, {hi!r}] of {param}: expected charges within "
+                         f"[-{MAX_CHARGE:g}, {MAX_CHARGE:g}] e")
+    if not hi - lo >= MIN_SPAN:
+        raise InputError(f"range [{lo!r}, {hi!r}] of {param}: expected a span of at least {MIN_SPAN:g} e")
+    return lo, hi
+
+
+def check_fixed(fixed) -> dict:
+    """{param: value} of fixed charges, checked: known names, finite, |q| <= 1 e."""
+    out = {}
+    for k, v in (fixed or {}).items():
+        if k not in SPEC:
+            from ..params import check_param
+
+            check_param(k)
+        try:
+            x = float(v)
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(f"charge {k} = {v!r}: expected a number in units of e") from None
+        if not math.isfinite(x) or abs(x) > MAX_CHARGE:
+            raise InputError(f"charge {k} = {v!r}: expected a finite value within "
+                             f"[-{MAX_CHARGE:g}, {MAX_CHARGE:g}] e")
+        out[k] = x
+    return out
+
+
+def unconstrained_reason(coefs, param: str) -> str:
+    """Why the detectors cannot see ``param`` at all, or "" if they can.
+
+    A parameter acts through its rows of the coefficients (docs/physics.md
+    section 7); when they vanish for every detector, the chi2 does not depend
+    on it.  The flavours the source emits are those with a diagonal charge
+    response; a parameter touching none of them is not visible
+    (:func:`mcscan.params.visible_params`).
+    """
+    k = PARAMS.index(param)
+    if not any(np.any(c.S != 0.0) for c in coefs):
+        return "the detectors expect no neutrino events at all"
+    emitted = tuple(f for f in FLAVOURS
+                    if any(np.any(c.Q[PARAMS.index(charge_name(f, f))] != 0.0) for c in coefs))
+    seen = any(np.any(c.L[k] != 0.0) or np.any(c.Q[k] != 0.0) for c in coefs)
+    if param in visible_params(emitted, SPEC[param].family) and seen:
+        return ""
+    missing = [f for f in dict.fromkeys(SPEC[param].flavours) if f not in emitted]
+    if missing:
+        return " or ".join(f"no nu_{f}" for f in missing) + " flux at this source"
+    return f"the detectors' counts do not depend on {param}"
+
+
+def check_finite_chi2(what: str, axes, chi2) -> None:
+    """One-line McscanError if a chi2 array holds NaN or -inf, or nothing finite.
+
+    +inf is a legitimate value: no events predicted in a bin with data (a
+    charge that cancels the weak charge with no background) is excluded at any
+    C.L.
+    """
+    chi2 = np.asarray(chi2)
+    bad = np.isnan(chi2) | (chi2 == -np.inf)
+    if not np.any(bad) and np.any(np.isfinite(chi2)):
+        return
+    if not np.any(bad):
+        bad = ~np.isfinite(chi2)
+    idx = np.unravel_index(int(np.argmax(bad)), chi2.shape)
+    at = ", ".join(f"{p} = {a[i]:.6g}" for (p, a), i in zip(axes, idx))
+    raise McscanError(f"the chi2 of {what} is not finite at {int(bad.sum())} of {chi2.size} points "
+                      f"(first at {at}): the charges or the tables give counts beyond double "
+                      f"precision")
 
 
 def cl_levels(dof: int) -> dict:
@@ -63,6 +164,8 @@ class Limit(Result):
     profile: tuple = ()
     profile_at_edge: bool = False
     profile_best: dict = field(default_factory=dict)   # {charge: values at the minimum, per x}
+    unconstrained: bool = False     # the detectors cannot see ``param`` (regions empty)
+    reason: str = ""                # why, e.g. "no nu_tau flux at this source"
 
     def to_json(self) -> dict:
         return {
@@ -79,6 +182,8 @@ class Limit(Result):
             "chi2_min": self.chi2_min,
             "profiled": list(self.profile),
             "profile_at_edge": self.profile_at_edge,
+            "unconstrained": self.unconstrained,
+            "reason": self.reason,
         }
 
 
@@ -131,7 +236,8 @@ def _cross(f, a, b, level, rtol):
 
 def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=None,
              settings: ScanSettings | None = None, extend: int = 6, progress=False,
-             profile=(), profile_ranges=None, level: float | None = None) -> Limit:
+             profile=(), profile_ranges=None, level: float | None = None,
+             max_evaluations: float | None = None, max_memory_gib: float | None = None) -> Limit:
     """Allowed set of one charge, the others fixed or profiled, from a 1D scan.
 
     Parameters
@@ -144,27 +250,58 @@ def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=
     profile : charges minimised over at each point (others stay ``fixed``)
     profile_ranges : {name: (lo, hi)} search ranges of the profiled charges
     level : Delta chi2 threshold; default the ``cl`` quantile for one parameter
+    max_evaluations : budget of chi2 evaluations of a profiled limit (default 2e8)
+    max_memory_gib : memory budget (default 4 GiB)
+
+    A parameter the detectors cannot see (:func:`unconstrained_reason`) gives
+    a Limit with ``unconstrained`` set, empty regions and no scan beyond the two
+    range ends.  A chi2 that is not finite raises a one-line McscanError.
     """
+    from .grid import check_param
+
     settings = settings or ScanSettings()
-    level = delta_chi2_level(cl, 1) if level is None else float(level)
-    if not (np.isfinite(level) and level > 0):
-        raise InputError(f"Delta chi2 level {level!r}: expected a positive number")
-    lo, hi = (float(v) for v in xrange)
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise InputError(f"range [{lo!r}, {hi!r}] of {param}: expected finite low < high (e)")
+    check_param(param)
+    level = delta_chi2_level(cl, 1) if level is None else _level(level)
+    if len(xrange) != 2:
+        raise InputError(f"range of {param} {tuple(xrange)!r}: expected (low, high) in e")
+    lo, hi = check_range(param, *xrange)
+    if isinstance(points, bool) or not float(points).is_integer():
+        raise InputError(f"points = {points!r}: expected a whole number from 3 to 10000001")
     points = int(points)
     if not 3 <= points <= 10_000_001:
         raise InputError(f"points = {points}: expected 3 to 10000001")
+    fixed = check_fixed(fixed)
+    if param in fixed:
+        raise InputError(f"{param} is both scanned and fixed")
     profile = tuple(profile)
+    for p in profile:
+        check_param(p)
     if param in profile:
         raise InputError(f"{param} is both scanned and profiled")
     for p in profile:
-        if p in (fixed or {}):
+        if p in fixed:
             raise InputError(f"{p} is both profiled and fixed")
+    if not coefs:
+        raise InputError("no detector given: expected at least one detector's coefficients")
+    # the scan, its pulls per detector, converged flags and Delta chi2, twice over
+    # while a narrow piece is refined
+    budget.check_memory(f"the limit of {param}",
+                        budget.grid_memory_bytes(points, copies=2 * (5 + 2 * len(coefs))), max_memory_gib)
+    reason = unconstrained_reason(coefs, param)
+    if reason:
+        return _unconstrained(coefs, param, cl, level, lo, hi, fixed, settings, profile, reason)
     if profile:
         if profile_ranges is None:
             raise InputError("profiled charges need search ranges")
-        curve = _profiled_curve(coefs, param, fixed, settings, profile, profile_ranges)
+        for p in profile:
+            if p not in profile_ranges:
+                raise InputError(f"no search range for the profiled charge {p}")
+            check_range(p, *profile_ranges[p])
+        from .profile import check_profile_budget
+
+        check_profile_budget(f"the profiled limit of {param}", points * (extend + 1), len(profile),
+                             len(coefs), max_evaluations=max_evaluations)
+        curve = _profiled_curve(coefs, param, fixed, settings, profile, profile_ranges, progress)
         f_chi2 = lambda t: float(curve(np.array([t]))[0].chi2[0])  # noqa: E731
     else:
         f_chi2 = chi2_function(coefs, param, fixed=fixed, settings=settings)
@@ -175,6 +312,7 @@ def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=
         if lo < 0.0 < hi and 0.0 not in x:
             x = np.unique(np.append(x, 0.0))
         sc, (at_edge, best) = curve(x)
+        check_finite_chi2(param, ((param, x),), sc.chi2)
         k = int(np.argmin(sc.chi2))
         cmin = float(sc.chi2[k])
         if 0 < k < x.size - 1:
@@ -188,10 +326,11 @@ def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=
         if attempt == extend or not (open_low or open_high):
             break
         width = hi - lo
-        if open_low:
-            lo -= width
-        if open_high:
-            hi += width
+        nlo = max(lo - width, -MAX_CHARGE) if open_low else lo
+        nhi = min(hi + width, MAX_CHARGE) if open_high else hi
+        if (nlo, nhi) == (lo, hi):
+            break                       # widened to the largest charges accepted
+        lo, hi = nlo, nhi
     # a narrow allowed piece gets a fine local scan, so the saved profile
     # resolves it (its end points are root-refined either way)
     step = (x[-1] - x[0]) / (x.size - 1)
@@ -209,10 +348,34 @@ def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=
         regions, open_low, open_high = allowed_intervals(
             x, dchi2, level, f=lambda t: f_chi2(t) - cmin
         )
+    check_finite_chi2(param, ((param, x),), sc.chi2)
+    if not (math.isfinite(cmin) and all(math.isfinite(v) for r in regions for v in r)):
+        raise McscanError(f"the limit of {param} is not finite (chi2 minimum {cmin!r}): the charges "
+                          f"or the tables give counts beyond double precision")
     profile_at_edge = bool(at_edge is not None and np.any(at_edge[dchi2 <= level]))
     return Limit(tuple(c.detector for c in coefs), param, float(cl), level, regions,
                  open_low, open_high, sc, cmin, profile=profile, profile_at_edge=profile_at_edge,
                  profile_best=best)
+
+
+def _level(level) -> float:
+    try:
+        v = float(level)
+    except (TypeError, ValueError, OverflowError):
+        v = math.nan
+    if not (math.isfinite(v) and 0.0 < v <= 1e4):
+        raise InputError(f"Delta chi2 level {level!r}: expected a positive number up to 1e4")
+    return v
+
+
+def _unconstrained(coefs, param, cl, level, lo, hi, fixed, settings, profile, reason) -> Limit:
+    """The Limit of a parameter the detectors cannot see: the chi2 at the two range
+    ends only (it is flat), no allowed intervals."""
+    x = np.array([lo, hi])
+    sc = grid_scan(coefs, (param,), (x,), fixed=fixed, settings=settings)
+    check_finite_chi2(param, ((param, x),), sc.chi2)
+    return Limit(tuple(c.detector for c in coefs), param, float(cl), level, [], False, False, sc,
+                 float(np.min(sc.chi2)), profile=tuple(profile), unconstrained=True, reason=reason)
 
 
 def _merge(sc: Scan, other: Scan, order) -> Scan:
@@ -226,7 +389,7 @@ def _merge(sc: Scan, other: Scan, order) -> Scan:
                 settings=sc.settings)
 
 
-def _profiled_curve(coefs, param, fixed, settings, profile, profile_ranges):
+def _profiled_curve(coefs, param, fixed, settings, profile, profile_ranges, progress=False):
     from .profile import profiled_chi2
     from .grid import base_point, check_param
 
@@ -236,7 +399,8 @@ def _profiled_curve(coefs, param, fixed, settings, profile, profile_ranges):
     def curve(x):
         rows = np.repeat(base[None, :], x.size, axis=0)
         rows[:, k] = x
-        chi, best, at_edge, ok = profiled_chi2(coefs, rows, profile, profile_ranges, settings=settings)
+        chi, best, at_edge, ok = profiled_chi2(coefs, rows, profile, profile_ranges, settings=settings,
+                                               progress=progress, max_evaluations=math.inf)
         pulls = {}
         from ..stats.kernels import chi2_points
 

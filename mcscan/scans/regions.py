@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 from contourpy import FillType, contour_generator
 
-from ..errors import InputError
+from .. import budget
+from ..errors import InputError, McscanError
 from ..results import Result
-from .limits import delta_chi2_level
+from .limits import MAX_CHARGE, check_finite_chi2, check_fixed, check_range, delta_chi2_level
 from .grid import Scan, ScanSettings, grid_scan
 
 __all__ = ["Region", "region_2d", "polygons", "polygon_area"]
@@ -124,7 +125,8 @@ def _refined_min(coefs, sc, fixed, settings):
 
 
 def region_2d(coefs, params, *, cl=0.90, ranges, points=201, fixed=None, zoom=True,
-              settings: ScanSettings | None = None, progress=False) -> Region:
+              settings: ScanSettings | None = None, progress=False,
+              max_points: float | None = None, max_memory_gib: float | None = None) -> Region:
     """Allowed region of two charges at ``cl`` (two-parameter Delta chi2).
 
     Parameters
@@ -134,21 +136,43 @@ def region_2d(coefs, params, *, cl=0.90, ranges, points=201, fixed=None, zoom=Tr
     zoom : adapt the ranges (up to 10 scans): widen a side the region
         touches, shrink onto the region's bounding box (plus a 25% margin)
         while the region spans less than 30% of a range
+    max_points : budget of grid points, points**2 (default 4e6 = 2001**2)
+    max_memory_gib : memory budget (default 4 GiB)
+
+    Both budgets are checked before anything is computed; a chi2 that is not
+    finite raises a one-line McscanError.
     """
+    from .grid import check_param
+
     settings = settings or ScanSettings()
     params = tuple(params)
     if len(params) != 2 or params[0] == params[1]:
         raise InputError(f"a region needs two different parameters, got {params}")
+    for p in params:
+        check_param(p)
     level = delta_chi2_level(cl, 2)
+    if isinstance(points, bool) or not float(points).is_integer():
+        raise InputError(f"points = {points!r}: expected a whole number from 11 to 20001 per axis")
     points = int(points)
     if not 11 <= points <= 20001:
         raise InputError(f"points = {points}: expected 11 to 20001 per axis")
-    ranges = [tuple(float(v) for v in r) for r in ranges]
-    for p, (lo, hi) in zip(params, ranges):
-        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-            raise InputError(f"range [{lo!r}, {hi!r}] of {p}: expected finite low < high (e)")
+    budget.check_points(f"the region of {params[0]} and {params[1]}", float(points) ** 2,
+                        budget.MAX_REGION_POINTS if max_points is None else max_points)
+    # chi2, Delta chi2, converged, the pulls of every detector and the contour work arrays
+    budget.check_memory(f"the region of {params[0]} and {params[1]}",
+                        budget.grid_memory_bytes(float(points) ** 2, copies=8 + 2 * len(coefs)),
+                        max_memory_gib)
+    fixed = check_fixed(fixed)
+    for p in params:
+        if p in fixed:
+            raise InputError(f"{p} is both scanned and fixed")
+    ranges = list(ranges)
+    if len(ranges) != 2:
+        raise InputError(f"a region needs two ranges, got {len(ranges)}")
+    ranges = [check_range(p, *r) for p, r in zip(params, ranges)]
     for _ in range(10 if zoom else 1):
         sc = _scan(coefs, params, ranges, points, fixed, settings, progress)
+        check_finite_chi2(f"{params[0]} and {params[1]}", tuple(zip(params, sc.axes)), sc.chi2)
         polys = polygons(sc.axes[0], sc.axes[1], sc.delta_chi2, level)
         if not zoom:
             break
@@ -164,8 +188,8 @@ def region_2d(coefs, params, *, cl=0.90, ranges, points=201, fixed=None, zoom=Tr
         for d in range(2):
             a, b = ranges[d]
             w = b - a
-            na = a - w if lo[d] <= a else a          # touches: widen that side
-            nb = b + w if hi[d] >= b else b
+            na = max(a - w, -MAX_CHARGE) if lo[d] <= a else a     # touches: widen that side
+            nb = min(b + w, MAX_CHARGE) if hi[d] >= b else b
             if (na, nb) == (a, b) and (hi[d] - lo[d]) < 0.3 * w:
                 m = 0.25 * (hi[d] - lo[d]) + steps[d]  # too coarse: zoom on the region
                 na, nb = lo[d] - m, hi[d] + m
@@ -175,6 +199,9 @@ def region_2d(coefs, params, *, cl=0.90, ranges, points=201, fixed=None, zoom=Tr
             break
         ranges = new
     cmin = _refined_min(coefs, sc, fixed, settings)
+    if not np.isfinite(cmin):
+        raise McscanError(f"the chi2 minimum of {params[0]} and {params[1]} is not finite ({cmin!r}): "
+                          f"the charges or the tables give counts beyond double precision")
     if cmin < sc.chi2_min:
         polys = polygons(sc.axes[0], sc.axes[1], sc.chi2 - cmin, level)
     touches = False
@@ -184,6 +211,9 @@ def region_2d(coefs, params, *, cl=0.90, ranges, points=201, fixed=None, zoom=Tr
                        or lo[1] <= sc.axes[1][0] or hi[1] >= sc.axes[1][-1])
         extent = {params[d]: [float(lo[d]), float(hi[d])] for d in range(2)}
         area = sum(polygon_area(o) - sum(polygon_area(h) for h in holes) for o, holes in polys)
+        if not (np.isfinite(area) and np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+            raise McscanError(f"the region of {params[0]} and {params[1]} is not finite: the charges "
+                              f"or the tables give counts beyond double precision")
     else:
         extent, area = {p: [] for p in params}, 0.0
     return Region(tuple(c.detector for c in coefs), params, float(cl), level, polys, extent,

@@ -12,19 +12,20 @@ panel edges at every kinematic end point (:func:`mcscan.physics.response.true_gr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import __version__
-from ..config.load import SCHEMA_VERSION, Config, config_hash, table_config
+from .. import budget
+from ..config.load import Config, config_hash, table_config
+from ..errors import ConfigError, TableError
 from ..physics import eves
 from ..physics import flux
 from ..physics.flux import fluence_per_flavour, live_days, spectrum
 from ..physics.nuclei import nuclides, targets_per_kg
-from ..physics.response import background_counts, bin_probability, true_grid
+from ..physics.response import (EmptyGridError, background_counts, bin_probability, true_grid,
+                                true_grid_size)
 from ..physics.cevns import folded_components, t_max
+from .types import ChannelTable, ResponseTable
 
 __all__ = ["ChannelTable", "ResponseTable", "build_table", "PIECES"]
 
@@ -33,55 +34,49 @@ PIECES = ("S", "I", "E")
 _KEV = 1e-3  # MeV per keV
 
 
-@dataclass(frozen=True)
-class ChannelTable:
-    """Rate components of one detection channel.
+def _grid(config: Config, det, channel: str, t_cap: float, breakpoints, limits) -> tuple:
+    """The true-energy grid of one channel, refused up front if it exceeds the budgets.
 
-    Attributes
-    ----------
-    true_kev : (nT,) true-energy nodes on the reco (keVnr) scale
-    weights_kev : (nT,) quadrature weights, keV
-    smearing : (nbins, nT) probability of reco bin i for true energy T_j
-    density : (ncomp, 3, nT) S, I, E rate densities, counts per keV (true)
-    counts : (ncomp, 3, nbins) S, I, E counts per reco bin
-    efficiency : float
+    ``limits`` is (max_grid_points, max_memory_gib), None for the defaults of
+    :mod:`mcscan.budget`.
     """
-
-    name: str
-    true_kev: np.ndarray
-    weights_kev: np.ndarray
-    smearing: np.ndarray
-    density: np.ndarray
-    counts: np.ndarray
-    efficiency: float
-
-
-@dataclass(frozen=True)
-class ResponseTable:
-    """Everything a scan needs for one detector, with its provenance."""
-
-    detector: str
-    edges_kev: np.ndarray
-    background: np.ndarray
-    channels: dict
-    components: tuple
-    flavours: tuple
-    antineutrino: tuple
-    config: dict
-    config_hash: str
-    schema_version: int = SCHEMA_VERSION
-    mcscan_version: str = __version__
-    meta: dict = field(default_factory=dict)
+    num = config.numerics
+    kw = dict(step_sigma=num.grid_step_sigma, order=num.gauss_order, n_sigma=num.n_sigma,
+              t_cap=t_cap, breakpoints=breakpoints)
+    nbins = len(det.edges_kev) - 1
+    try:
+        size = true_grid_size(det.edges_kev, det.sigma0, det.threshold_kev, **kw)
+        what = f"the {channel} table of {det.name}"
+        max_points, max_gib = limits
+        budget.check_points(what, size, budget.MAX_TABLE_GRID_POINTS if max_points is None
+                            else max_points, option="max_grid_points", unit="true-energy grid points")
+        # smearing matrix and its temporaries (~10 arrays of (nbins + 1) x nT), the
+        # neutrino-energy quadrature of the electron channel (nT x 64, a few arrays)
+        budget.check_memory(what, budget.grid_memory_bytes(size, copies=10 * (nbins + 1) + 6 * _E_ORDER
+                                                           + 20), max_gib)
+        return true_grid(det.edges_kev, det.sigma0, det.threshold_kev, **kw)
+    except EmptyGridError:
+        raise ConfigError(
+            f"detectors.{det.name}: no {channel} recoil reaches the bins "
+            f"[{det.edges_kev[0]:g}, {det.edges_kev[-1]:g}] keV: the largest recoil energy the source "
+            f"can produce is {t_cap:.4g} keV (on the reco scale): expected bins below it") from None
 
 
-def _nuclear(config: Config, det, progress: bool) -> ChannelTable:
-    phys, num = config.physics, config.numerics
+def _finite(det, ch: ChannelTable) -> ChannelTable:
+    """Refuse a channel table with a non-finite entry (an absurd input got through)."""
+    for name in ("true_kev", "weights_kev", "smearing", "density", "counts"):
+        if not np.all(np.isfinite(getattr(ch, name))):
+            raise TableError(f"the {ch.name} table of {det.name} has non-finite {name}: "
+                             f"check the detector's and the source's values")
+    return ch
+
+
+def _nuclear(config: Config, det, progress: bool, limits=(None, None)) -> ChannelTable:
+    phys = config.physics
     nucs = nuclides(det.composition, det.rms_radius_fm)
     # kinematic end points of every component on every nuclide (keV)
     ends = [float(t_max(c.e_max, n.mass)) / _KEV for n in nucs for c in flux.COMPONENTS]
-    T, w = true_grid(det.edges_kev, det.sigma0, det.threshold_kev,
-                     step_sigma=num.grid_step_sigma, order=num.gauss_order,
-                     n_sigma=num.n_sigma, t_cap=max(ends), breakpoints=ends)
+    T, w = _grid(config, det, "nuclear", max(ends), ends, limits)
     eff = det.efficiency["nuclear"]
     scale = eff * det.mass_kg * targets_per_kg(det.composition) * fluence_per_flavour(config.source) * _KEV
     density = np.zeros((len(flux.COMPONENTS), 3, T.size))
@@ -89,10 +84,12 @@ def _nuclear(config: Config, det, progress: bool) -> ChannelTable:
     for n, ic, c in tqdm(todo, desc=f"{det.name} nuclear", disable=not progress, leave=False):
         pieces = folded_components(T * _KEV, n, c, phys.sin2_theta_w, phys.helm_skin_fm)
         density[ic] += n.per_unit * np.stack(pieces)
-    density *= scale
+    with np.errstate(all="ignore"):
+        density *= scale
     P = bin_probability(T, det.edges_kev, det.sigma0, det.threshold_kev)
-    counts = np.einsum("ij,cpj->cpi", P * w[None, :], density)
-    return ChannelTable("nuclear", T, w, P, density, counts, eff)
+    with np.errstate(all="ignore"):
+        counts = np.einsum("ij,cpj->cpi", P * w[None, :], density)
+    return _finite(det, ChannelTable("nuclear", T, w, P, density, counts, eff))
 
 
 def _electron_folded(Te, component, sin2w: float, order: int):
@@ -114,7 +111,7 @@ def _electron_folded(Te, component, sin2w: float, order: int):
     return np.stack([(p * wE).sum(-1) for p in pieces])
 
 
-def _electron(config: Config, det, progress: bool) -> ChannelTable:
+def _electron(config: Config, det, progress: bool, limits=(None, None)) -> ChannelTable:
     """Neutrino-electron scattering on the atomic electrons (docs/physics.md section 5).
 
     Integrated in the electron recoil T_e = QF * T (T on the nuclear-recoil
@@ -124,14 +121,10 @@ def _electron(config: Config, det, progress: bool) -> ChannelTable:
     from ..physics import atomic   # atomic data are needed for this channel only
 
     qf = det.quenching_factor
-    num = config.numerics
     comp = dict(det.composition)
     kin_ends = [float(eves.t_max(c.e_max)) / _KEV / qf for c in flux.COMPONENTS]
     atomic_edges = list(atomic.edges(comp) / _KEV / qf)
-    T, w = true_grid(det.edges_kev, det.sigma0, det.threshold_kev,
-                     step_sigma=num.grid_step_sigma, order=num.gauss_order,
-                     n_sigma=num.n_sigma, t_cap=max(kin_ends),
-                     breakpoints=kin_ends + atomic_edges)
+    T, w = _grid(config, det, "electron", max(kin_ends), kin_ends + atomic_edges, limits)
     Te = T * qf * _KEV                                         # MeV
     zeff = atomic.z_eff(Te, comp)
     eff = det.efficiency["electron"]
@@ -142,10 +135,12 @@ def _electron(config: Config, det, progress: bool) -> ChannelTable:
     for ic, c in enumerate(tqdm(flux.COMPONENTS, desc=f"{det.name} electron", disable=not progress,
                                 leave=False)):
         density[ic] = _electron_folded(Te, c, config.physics.sin2_theta_w, _E_ORDER) * zeff
-    density *= scale
+    with np.errstate(all="ignore"):
+        density *= scale
     P = bin_probability(T, det.edges_kev, det.sigma0, det.threshold_kev)
-    counts = np.einsum("ij,cpj->cpi", P * w[None, :], density)
-    return ChannelTable("electron", T, w, P, density, counts, eff)
+    with np.errstate(all="ignore"):
+        counts = np.einsum("ij,cpj->cpi", P * w[None, :], density)
+    return _finite(det, ChannelTable("electron", T, w, P, density, counts, eff))
 
 
 #: Gauss-Legendre order of the neutrino-energy integral of the electron channel.
@@ -154,7 +149,9 @@ _E_ORDER = 64
 _CHANNEL_BUILDERS = {"nuclear": _nuclear, "electron": _electron}
 
 
-def build_table(config: Config, detector: str, *, progress: bool = False) -> ResponseTable:
+def build_table(config: Config, detector: str, *, progress: bool = False,
+                max_grid_points: float | None = None, max_memory_gib: float | None = None
+                ) -> ResponseTable:
     """Integrate flux x cross section x response for one detector.
 
     Parameters
@@ -164,21 +161,40 @@ def build_table(config: Config, detector: str, *, progress: bool = False) -> Res
         Name of a detector in ``config``.
     progress : bool
         Show a progress bar.
+    max_grid_points, max_memory_gib : float, optional
+        Budgets of the true-energy grid of a channel (default 1e7 points) and of
+        the memory its integration takes (default 4 GiB): a table beyond them is
+        refused before anything is computed (:mod:`mcscan.budget`).
 
     Returns
     -------
     ResponseTable
+
+    Raises
+    ------
+    ConfigError
+        No recoil reaches the detector's bins.
+    InputError
+        The table would exceed a budget.
+    TableError
+        An entry of the table came out non-finite.
     """
     det = config.detector(detector)
+    limits = (max_grid_points, max_memory_gib)
     channels = {}
     for ch in det.channels:
-        channels[ch] = _CHANNEL_BUILDERS[ch](config, det, progress)
+        channels[ch] = _CHANNEL_BUILDERS[ch](config, det, progress, limits)
     tc = table_config(config, detector)
+    with np.errstate(all="ignore"):
+        background = background_counts(det.edges_kev, det.background_ckkd, det.mass_kg,
+                                       live_days(config.source))
+    if not np.all(np.isfinite(background)):
+        raise TableError(f"the background of {det.name} is not finite: check background_ckkd, "
+                         f"mass_kg and the source's exposure")
     return ResponseTable(
         detector=det.name,
         edges_kev=np.asarray(det.edges_kev, dtype=float),
-        background=background_counts(det.edges_kev, det.background_ckkd, det.mass_kg,
-                                     live_days(config.source)),
+        background=background,
         channels=channels,
         components=tuple(c.name for c in flux.COMPONENTS),
         flavours=tuple(c.flavour for c in flux.COMPONENTS),

@@ -92,3 +92,11 @@ def test_chi2_properties(base_coefs, det, theta, bkg, empty, big):
 
 def test_params_order_is_the_documented_one():
     assert PARAMS == ("q_ee", "q_mumu", "q_tautau", "q_emu", "q_etau", "q_mutau")
+
+
+def test_table_types_live_in_types_module():
+    # the data types moved to mcscan.tables.types; the builder re-exports them
+    from mcscan.tables import build, types
+
+    assert build.ResponseTable is types.ResponseTable
+    assert build.ChannelTable is types.ChannelTable
