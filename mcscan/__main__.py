@@ -1,5 +1,9 @@
+"""``python -m mcscan``: the command line."""
 import sys
 
-from .cli import main
+try:
+    from .cli import main
+except KeyboardInterrupt:          # Ctrl-C while starting: quietly, as any interrupt
+    sys.exit(130)
 
 sys.exit(main())

@@ -1,235 +1,508 @@
-"""The user-level pipeline: configuration -> tables -> scans -> limits.
+"""The user-level API: configuration -> tables -> limits, regions, scans.
 
-Each function here is what one CLI command calls; they also form the
-Python API (``import mcscan.api as mp``).
+The main entry point is :class:`Analysis`: it loads (building missing or
+outdated ones) and verifies the response tables of its detectors once and
+keeps their coefficients, so any number of limits, regions and scans that
+follow read no file::
+
+    import mcscan
+    a = mcscan.Analysis()                      # built-in ESS config, CsI, Xe, Ge
+    print(a.limits("q_ee", detectors="Ge").regions)
+
+Every command of the ``mcscan`` command line is one call of this module.
+The module-level functions (:func:`build_tables`, :func:`load_coefficients`,
+:func:`limits`, :func:`region`, :func:`sensitivities`) are the same
+computations for one-off use without an :class:`Analysis`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+import math
 from pathlib import Path
 
 import numpy as np
 
-from .tables.build import build_table
-from .config.load import Config, config_hash, table_config
-from .params import PARAMS
+from . import budget as _budget
+from .config.load import Config, config_hash, load_config, table_config
 from .errors import InputError, TableError
-from .scans.limits import VISIBLE_PARAMS, Limit, limit_1d
-from .stats.reference import coefficients
+from .io import tables as _tio
+from .params import check_param
+from .results import Sensitivities
 from .scans.grid import ScanSettings
-from .io.tables import load_table, save_results, save_table, table_path
+from .scans.limits import (CL_RANGE, VISIBLE_PARAMS, Limit, check_fixed, check_range,
+                           delta_chi2_level, limit_1d)
+from .stats.reference import coefficients
 
-__all__ = ["build_tables", "load_coefficients", "parse_channels", "limits", "region",
-           "save_region", "sensitivities", "Sensitivities", "save_sensitivities", "DEFAULT_TABLES"]
+__all__ = ["Analysis", "build_tables", "load_coefficients", "parse_channels", "limits", "region",
+           "sensitivities", "Sensitivities", "check_cl",
+           "default_tables_dir", "sweep", "xsec", "DEFAULT_TABLES", "CL_MIN", "CL_MAX"]
 
-#: Default folder for built tables.
+#: Default folder for tables built from the built-in configuration.
 DEFAULT_TABLES = Path("tables")
 
+#: Accepted confidence levels: [CL_MIN, CL_MAX] (beyond them the chi2 quantile
+#: is dominated by rounding: 1 - 1e-9 is already Delta chi2 = 37.3).
+CL_MIN, CL_MAX = CL_RANGE
+
+
+# --------------------------------------------------------------- arguments
 
 def parse_channels(text) -> tuple:
     """'nuclear,electron' (or a sequence) -> ('nuclear', 'electron'), checked."""
     from .config.load import CHANNELS
 
     items = text.split(",") if isinstance(text, str) else list(text)
-    items = [s.strip() for s in items if s.strip()]
+    items = [str(s).strip() for s in items if str(s).strip()]
     if not items:
-        raise InputError("--channels: expected a comma-separated list like 'nuclear,electron'")
+        raise InputError("channels: expected a comma-separated list like 'nuclear,electron'")
     for c in items:
         if c not in CHANNELS:
             raise InputError(f"unknown channel {c!r}: expected one of {', '.join(CHANNELS)}")
+    if len(set(items)) != len(items):
+        raise InputError(f"channels {','.join(items)!r}: a channel is named twice")
     if "nuclear" not in items:
         raise InputError(f"channels {','.join(items)!r}: the nuclear channel is required")
     return tuple(c for c in CHANNELS if c in items)
 
 
+def _range(p, r) -> tuple:
+    try:
+        lo, hi = r
+    except (TypeError, ValueError):
+        raise InputError(f"range {r!r} of {p}: expected two numbers (lo, hi) in e") from None
+    return check_range(p, lo, hi)
+
+
+def check_cl(cl) -> float:
+    """A confidence level as a float in [CL_MIN, CL_MAX], or an InputError saying so."""
+    delta_chi2_level(cl, 1)
+    return float(cl)
+
+
+def _builtin() -> Config:
+    """The built-in configuration, loaded once per process."""
+    global _BUILTIN
+    if _BUILTIN is None:
+        _BUILTIN = load_config()
+    return _BUILTIN
+
+
+_BUILTIN = None
+
+
+def _config(config) -> Config:
+    """A Config from a Config, a TOML path or None (the built-in configuration)."""
+    if isinstance(config, Config):
+        return config
+    return load_config(config)
+
+
 def _detectors(config: Config, names) -> list[str]:
-    names = list(names or config.detectors)
+    if isinstance(names, str):
+        names = [names]
+    names = list(config.detectors if names is None else names)
+    if not names:
+        raise InputError("no detector given: expected at least one detector name")
     for n in names:
         config.detector(n)
     if len(set(names)) != len(names):
-        raise InputError(f"detector named twice in {names}")
+        raise InputError(f"detector named twice in {', '.join(names)}")
     return names
 
 
-def build_tables(config: Config, detectors=None, tables_dir=DEFAULT_TABLES, *, force=False,
+def default_tables_dir(config, config_path=None) -> Path:
+    """Where the tables of ``config`` go by default.
+
+    ``tables/`` when every detector's table configuration is that of the
+    built-in configuration; otherwise a folder of its own,
+    ``tables/<config file stem>-<first 8 hex of the table configuration hash>/``,
+    so that tables of a user configuration never replace the built-in ones.
+    """
+    if config is None and config_path is None:
+        return DEFAULT_TABLES
+    config = _config(config if config is not None else config_path)
+    builtin = _builtin()
+    mine = {n: config_hash(table_config(config, n)) for n in config.detectors}
+    if all(n in builtin.detectors and config_hash(table_config(builtin, n)) == h
+           for n, h in mine.items()):
+        return DEFAULT_TABLES
+    key = hashlib.sha256(json.dumps(mine, sort_keys=True).encode()).hexdigest()[:8]
+    stem = Path(config_path).stem if config_path is not None else "custom"
+    return DEFAULT_TABLES / f"{stem}-{key}"
+
+
+# ------------------------------------------------------------------ tables
+
+def _verified(path, want, det):
+    """The table at ``path`` if it is whole, current and has every channel ``det`` enables."""
+    try:
+        return _tio.load_table(path, expected_hash=want, channels=det.channels)
+    except TableError:
+        return None
+
+
+def _ensure_table(config: Config, name: str, tables, *, force=False, progress=False):
+    """(table, status): the verified table of ``name`` in ``tables``, built if missing,
+    outdated or ``force``; status is "built" or "up to date".  Opens the file once."""
+    path = _tio.table_path(tables, name)
+    want = config_hash(table_config(config, name))
+    table = None if force or not path.is_file() else _verified(path, want, config.detector(name))
+    if table is not None:
+        return table, path, "up to date"
+    from .tables.build import build_table
+
+    table = build_table(config, name, progress=progress)
+    _tio.save_table(table, path)
+    return table, path, "built"
+
+
+def build_tables(config=None, detectors=None, tables=DEFAULT_TABLES, *, force=False,
                  progress=False, log=None) -> dict:
     """Build (or keep, if up to date) the response table of each detector.
+
+    Parameters
+    ----------
+    config : Config, path of a TOML file, or None (the built-in configuration)
+    detectors : names (default every detector of the configuration)
+    tables : folder of the tables
+    force : rebuild even up-to-date tables
+    log : callable(str) told what happened to each table
 
     A table is rebuilt only when its configuration hash differs from the
     requested one (or ``force``).  Returns {detector: (path, "built"|"up to date")}.
     """
+    config = _config(config)
     out = {}
     for name in _detectors(config, detectors):
-        path = table_path(tables_dir, name)
-        want = config_hash(table_config(config, name))
-        if not force and _loads(path, want, config.detector(name)):
-            out[name] = (path, "up to date")
-        else:
-            save_table(build_table(config, name, progress=progress), path)
-            out[name] = (path, "built")
+        _, path, status = _ensure_table(config, name, tables, force=force, progress=progress)
+        out[name] = (path, status)
         if log:
-            log(f"{name}: {out[name][1]} -> {path}")
+            log(f"{name}: {status} -> {path}")
     return out
 
 
-def _loads(path, want, det) -> bool:
-    """The table at ``path`` is whole, current and has every channel ``det`` enables."""
-    try:
-        load_table(path, expected_hash=want, channels=det.channels)
-        return True
-    except TableError:
-        return False
+def _check_channels(config: Config, name: str, channels) -> None:
+    det = config.detector(name)
+    for ch in channels:
+        if ch not in det.channels:
+            raise InputError(
+                f"detector {name} does not enable the {ch!r} channel: add it to "
+                f"detectors.{name}.channels in your configuration"
+            )
 
 
-def load_coefficients(config: Config, detectors, tables_dir=DEFAULT_TABLES,
-                      channels=("nuclear",)) -> list:
-    """Load and check each detector's table; return per-detector coefficients."""
-    coefs = []
-    for name in _detectors(config, detectors):
-        det = config.detector(name)
-        for ch in channels:
-            if ch not in det.channels:
-                raise InputError(
-                    f"detector {name} does not enable the {ch!r} channel: add it to "
-                    f"detectors.{name}.channels in your configuration"
-                )
-        path = table_path(tables_dir, name)
-        if not path.is_file():
-            raise TableError(f"no table for {name} in {str(Path(tables_dir))!r}: build it with "
-                             f"'mcscan build --detector {name}' (same --config and --tables)")
-        table = load_table(path, expected_hash=config_hash(table_config(config, name)),
-                           channels=channels)
-        coefs.append(coefficients(table, channels))
-    return coefs
+def _load_coef(config: Config, name: str, tables, channels):
+    path = _tio.table_path(tables, name)
+    if not path.is_file():
+        raise TableError(f"no table for {name} in {str(Path(tables))!r}: build it with "
+                         f"'mcscan build --detector {name}' (same --config and --tables)")
+    table = _tio.load_table(path, expected_hash=config_hash(table_config(config, name)),
+                            channels=channels)
+    return coefficients(table, channels)
 
 
-def limits(config: Config, detectors, param, *, tables_dir=DEFAULT_TABLES, cl=None,
+def load_coefficients(config, detectors, tables_dir=DEFAULT_TABLES, channels=("nuclear",)) -> list:
+    """Load and check each detector's table (no building); return per-detector coefficients."""
+    config = _config(config)
+    names = _detectors(config, detectors)
+    for name in names:
+        _check_channels(config, name, channels)
+    return [_load_coef(config, name, tables_dir, channels) for name in names]
+
+
+# ---------------------------------------------------------------- analysis
+
+class Analysis:
+    """Detectors, channels and their verified tables, ready for limits, regions and scans.
+
+    Parameters
+    ----------
+    config : :class:`mcscan.config.Config`, path of a TOML file, or None
+        (the built-in ESS configuration)
+    detectors : names (default: every detector of the configuration, i.e.
+        CsI, Xe and Ge for the built-in one; with channels beyond the nuclear
+        one, those detectors that enable them)
+    channels : detection channels, ``("nuclear",)`` or ``("nuclear", "electron")``
+    tables : folder of the response tables (default: ``tables/`` for the
+        built-in configuration, a folder of its own for any other, see
+        :func:`default_tables_dir`)
+    build : build missing or outdated tables (default); False: refuse them
+    progress, log : progress bars while building; callable(str) told what
+        happened to each table
+
+    Each table is opened once, here; the methods read no file.
+    """
+
+    def __init__(self, config=None, detectors=None, channels=("nuclear",), tables=None, *,
+                 build: bool = True, progress: bool = False, log=None):
+        path = config if isinstance(config, (str, Path)) else None
+        self.config = _config(config)
+        self.channels = parse_channels(channels)
+        if detectors is None:
+            names = [n for n in _detectors(self.config, None)
+                     if all(c in self.config.detector(n).channels for c in self.channels)]
+            if not names:
+                raise InputError(f"no detector of the configuration enables the channels "
+                                 f"{','.join(self.channels)}")
+        else:
+            names = _detectors(self.config, detectors)
+            for n in names:
+                _check_channels(self.config, n, self.channels)
+        self.detectors = tuple(names)
+        self.tables = Path(default_tables_dir(self.config, path) if tables is None else tables)
+        self.status = {}
+        self._coefs = {}
+        for name in self.detectors:
+            if build:
+                table, tpath, status = _ensure_table(self.config, name, self.tables,
+                                                     progress=progress)
+                self._coefs[name] = coefficients(table, self.channels)
+            else:
+                tpath, status = _tio.table_path(self.tables, name), "loaded"
+                self._coefs[name] = _load_coef(self.config, name, self.tables, self.channels)
+            self.status[name] = (tpath, status)
+            if log:
+                log(f"{name}: {status} -> {tpath}")
+        self.settings = ScanSettings.from_config(self.config)
+
+    def __repr__(self) -> str:
+        return (f"Analysis(detectors={list(self.detectors)}, channels={list(self.channels)}, "
+                f"tables={str(self.tables)!r})")
+
+    # ------------------------------------------------------------ helpers
+
+    def coefficients(self, detectors=None) -> list:
+        """Coefficients of ``detectors`` (a name or names; default all of this Analysis's)."""
+        if detectors is None:
+            return [self._coefs[n] for n in self.detectors]
+        names = [detectors] if isinstance(detectors, str) else list(detectors)
+        if not names:
+            raise InputError("no detector given: expected at least one detector name")
+        for n in names:
+            if n not in self._coefs:
+                self.config.detector(n)   # an unknown name: ConfigError naming the choices
+                raise InputError(f"detector {n!r} is not part of this analysis "
+                                 f"({', '.join(self.detectors)})")
+        if len(set(names)) != len(names):
+            raise InputError(f"detector named twice in {', '.join(names)}")
+        return [self._coefs[n] for n in names]
+
+    def _cl(self, cl) -> float:
+        return self.config.analysis.cl if cl is None else check_cl(cl)
+
+    # -------------------------------------------------------------- limits
+
+    def limits(self, param, cl=None, profile=(), fixed=None, detectors=None, xrange=None,
+               points=None, *, level=None, progress=False, max_points=None,
+               max_memory_gib=None, max_evaluations=None) -> Limit:
+        """Allowed set of ``param`` at ``cl`` (default the configured 0.90).
+
+        ``profile`` names charges minimised over at each point (searched over
+        their configured ranges); ``fixed`` sets other charges (default 0);
+        ``detectors`` selects (and combines) detectors; ``xrange`` fixes the
+        scan range (default: the configured one, widened while the allowed set
+        touches an end); ``level`` sets the Delta chi2 threshold directly.
+        """
+        check_param(param)
+        profile = (profile,) if isinstance(profile, str) else tuple(profile)
+        for p in profile:
+            check_param(p)
+        cl = self._cl(cl)
+        fixed = check_fixed(fixed)
+        auto = xrange is None
+        xr = self.config.analysis.ranges[param] if auto else _range(param, xrange)
+        if points is None:
+            points = self.config.numerics.scan_points if not profile else min(
+                self.config.numerics.scan_points, 801)
+        if max_points is not None:
+            _budget.check_points(f"the limit of {param}", int(points), max_points)
+        return limit_1d(
+            self.coefficients(detectors), param, cl=cl, xrange=xr, points=points, fixed=fixed,
+            settings=self.settings, extend=6 if auto else 0, progress=progress,
+            profile=profile, profile_ranges=self.config.analysis.ranges, level=level,
+            max_evaluations=max_evaluations, max_memory_gib=max_memory_gib,
+        )
+
+    # -------------------------------------------------------------- region
+
+    def region(self, params, cl=None, fixed=None, detectors=None, ranges=None, points=201, *,
+               progress=False, max_points=None, max_memory_gib=None):
+        """Allowed region of two charges at ``cl`` (2 d.o.f.): polygons, extent, area.
+
+        Without ``ranges`` the scan starts from the configured ranges and
+        zooms onto the region; with them it keeps them.
+        """
+        from .scans.regions import region_2d
+
+        params = tuple([params] if isinstance(params, str) else params)
+        for p in params:
+            check_param(p)
+        if len(params) != 2 or params[0] == params[1]:
+            raise InputError(f"a region needs two different parameters, got {', '.join(params)}")
+        fixed = check_fixed(fixed)
+        for p in params:
+            if p in fixed:
+                raise InputError(f"{p} is both scanned and fixed")
+        auto = ranges is None
+        if auto:
+            rr = [self.config.analysis.ranges[p] for p in params]
+        else:
+            ranges = list(ranges)
+            if len(ranges) != 2:
+                raise InputError(f"{len(ranges)} ranges for two parameters: expected "
+                                 "((lo0, hi0), (lo1, hi1))")
+            rr = [_range(p, r) for p, r in zip(params, ranges)]
+        return region_2d(
+            self.coefficients(detectors), params, cl=self._cl(cl), ranges=rr, points=points,
+            fixed=fixed, zoom=auto, settings=self.settings, progress=progress,
+            max_points=max_points, max_memory_gib=max_memory_gib,
+        )
+
+    # ---------------------------------------------------------------- scan
+
+    def scan(self, params, ranges=None, points=None, fixed=None, detectors=None, out=None,
+             resume=False, projections=None, at=None, backend=None, chunk_points=None,
+             force=False, *, progress=False, max_points=None, max_memory_gib=None,
+             max_disk_gib=None):
+        """Profiled chi2 on a grid of 1 to 6 charges (the last varying fastest).
+
+        ``ranges`` (default configured) and ``points`` (one for all or one per
+        charge; default 2001 in 1D, 201 in 2D, 51 in 3D, 21 in 4D-5D, 11 in 6D).
+        ``out``: stream to this results file (resumable with ``resume``; an
+        existing file is refused unless ``force``); None keeps it in memory.
+        ``projections``/``at``: profiled and fixed projections (default each
+        scanned charge alone).  ``backend``: a :mod:`mcscan.scans.backends`
+        backend (default local).
+        """
+        from .scans import engine
+
+        params = [params] if isinstance(params, str) else list(params)
+        for p in params:
+            check_param(p)
+        n = len(params)
+        if not 1 <= n <= 6:
+            raise InputError(f"{n} scanned parameters: a scan takes 1 to 6")
+        if len(set(params)) != n:
+            raise InputError(f"a parameter is scanned twice in {', '.join(params)}")
+        fixed = check_fixed(fixed)
+        for p in params:
+            if p in fixed:
+                raise InputError(f"{p} is both scanned and fixed")
+        if ranges is None:
+            rr = [self.config.analysis.ranges[p] for p in params]
+        else:
+            ranges = list(ranges)
+            if n == 1 and len(ranges) == 2 and not hasattr(ranges[0], "__len__"):
+                ranges = [ranges]
+            if len(ranges) != n:
+                raise InputError(f"{n} scanned parameter(s) but {len(ranges)} ranges: "
+                                 "give one (lo, hi) per parameter")
+            rr = [_range(p, r) for p, r in zip(params, ranges)]
+        default = self.config.numerics.scan_points if n == 1 else _ND_POINTS[n]
+        pts = [default] if points is None else (
+            [points] if isinstance(points, (int, np.integer)) else list(points))
+        if len(pts) == 1:
+            pts = pts * n
+        if len(pts) != n:
+            raise InputError(f"{n} scanned parameter(s) but {len(pts)} point counts: "
+                             "give one for all or one per parameter")
+        pts = [int(k) for k in pts]
+        for p, k in zip(params, pts):
+            if not 2 <= k <= 2_000_000_000:
+                raise InputError(f"{k} points for {p}: expected 2 to 2000000000")
+        total = math.prod(pts)
+        limit = _budget.MAX_SCAN_POINTS if max_points is None else max_points
+        _budget.check_points("scan", float(total), limit)
+        axes = [np.linspace(lo, hi, k) for (lo, hi), k in zip(rr, pts)]
+        coefs = self.coefficients(detectors)
+        return engine.scan(coefs, params, axes, out, fixed=fixed, at=at, projections=projections,
+                           settings=self.settings, backend=backend, resume=resume,
+                           chunk_points=chunk_points, progress=progress, config=self.config,
+                           force=force, max_points=max_points, max_memory_gib=max_memory_gib,
+                           max_disk_gib=max_disk_gib)
+
+    # -------------------------------------------------------- sensitivities
+
+    def sensitivities(self, cl=None, combined=True, *, params=None, progress=False):
+        """Every detector's (and, if ``combined``, their combination's) allowed
+        set of each charge the source can see, at ``cl``."""
+        cl = self._cl(cl)
+        params = VISIBLE_PARAMS if params is None else tuple(params)
+        rows = [[n] for n in self.detectors]
+        if combined and len(self.detectors) > 1:
+            rows.append(list(self.detectors))
+        from tqdm.auto import tqdm
+
+        out = {}
+        todo = [(r, p) for r in rows for p in params]
+        for r, p in tqdm(todo, desc="sensitivities", disable=not progress):
+            label = r[0] if len(r) == 1 else "combined"
+            out[(label, p)] = self.limits(p, cl=cl, detectors=r)
+        labels = tuple(r[0] if len(r) == 1 else "combined" for r in rows)
+        return Sensitivities(float(cl), tuple(self.channels), labels, tuple(params), out)
+
+
+#: Default points per axis of a scan, by dimension (1D: numerics.scan_points).
+_ND_POINTS = {2: 201, 3: 51, 4: 21, 5: 21, 6: 11}
+
+
+# ---------------------------------------------------- one-off functions
+
+def limits(config, detectors, param, *, tables_dir=DEFAULT_TABLES, cl=None,
            channels=("nuclear",), xrange=None, points=None, fixed=None, profile=(),
            level=None, progress=False) -> Limit:
-    """Allowed set of ``param`` for the (combined) detectors.
-
-    ``profile`` names charges minimised over at each point (searched over
-    their configured ranges); ``level`` overrides the Delta chi2 threshold.
-    """
-    from .scans.grid import check_param
-
+    """Allowed set of ``param`` for the (combined) detectors, tables read (not built) from
+    ``tables_dir``.  Same as ``Analysis(config, detectors, channels, tables_dir,
+    build=False).limits(...)``."""
     check_param(param)
-    for p in profile:
-        check_param(p)
-    coefs = load_coefficients(config, detectors, tables_dir, channels)
-    auto = xrange is None
-    if points is None:
-        points = config.numerics.scan_points if not profile else min(config.numerics.scan_points, 801)
-    return limit_1d(
-        coefs, param,
-        cl=config.analysis.cl if cl is None else cl,
-        xrange=config.analysis.ranges[param] if auto else xrange,
-        points=points, fixed=fixed, settings=ScanSettings.from_config(config),
-        extend=6 if auto else 0, progress=progress,
-        profile=tuple(profile), profile_ranges=config.analysis.ranges, level=level,
-    )
+    a = Analysis(config, detectors, channels, tables_dir, build=False)
+    return a.limits(param, cl=cl, profile=profile, fixed=fixed, xrange=xrange, points=points,
+                    level=level, progress=progress)
 
 
-def region(config: Config, detectors, params, *, tables_dir=DEFAULT_TABLES, cl=None,
+def region(config, detectors, params, *, tables_dir=DEFAULT_TABLES, cl=None,
            channels=("nuclear",), ranges=None, points=201, fixed=None, progress=False):
-    """Allowed region of two charges (closed polygons, extent, area)."""
-    from .scans.regions import region_2d
-    from .scans.grid import check_param
-
-    params = tuple(params)
+    """Allowed region of two charges (closed polygons, extent, area); tables read, not built."""
     for p in params:
         check_param(p)
-    coefs = load_coefficients(config, detectors, tables_dir, channels)
-    auto = ranges is None
-    return region_2d(
-        coefs, params, cl=config.analysis.cl if cl is None else cl,
-        ranges=[config.analysis.ranges[p] for p in params] if auto else ranges,
-        points=points, fixed=fixed, zoom=auto, settings=ScanSettings.from_config(config),
-        progress=progress,
-    )
+    a = Analysis(config, detectors, channels, tables_dir, build=False)
+    return a.region(params, cl=cl, fixed=fixed, ranges=ranges, points=points, progress=progress)
 
 
-def save_region(path, regions: dict, config: Config) -> Path:
-    """Write regions {label: Region} to a results file (group per label)."""
-    groups = {}
-    for label, r in regions.items():
-        sc = r.scan
-        data = {"axis_0": (sc.axes[0], "e"), "axis_1": (sc.axes[1], "e"),
-                "chi2": (sc.chi2, "chi2"), "delta_chi2": (sc.chi2 - r.chi2_min, "chi2"),
-                "converged": (sc.converged.astype(np.int8), "bool")}
-        for i, (outer, holes) in enumerate(r.polygons):
-            data[f"polygon_{i}"] = (outer, "e")
-            for j, h in enumerate(holes):
-                data[f"polygon_{i}_hole_{j}"] = (h, "e")
-        groups[label] = {"attrs": {
-            "params": list(r.params), "detectors": list(r.detectors), "cl": r.cl,
-            "delta_chi2_level": r.delta_chi2, "chi2_min": r.chi2_min, "area": r.area,
-            "extent": r.extent, "touches_edge": int(r.touches_edge), "n_polygons": len(r.polygons),
-            "channels": list(sc.channels), "table_hashes": list(sc.table_hashes),
-            "fixed": list(map(float, sc.base)),
-        }, "data": data}
-    return save_results(path, groups, {"kind_detail": "regions", "config": config.to_dict()})
-
-
-@dataclass(frozen=True)
-class Sensitivities:
-    """Detector x charge table of allowed sets at one C.L."""
-
-    cl: float
-    channels: tuple
-    rows: tuple               # detector names, then "combined" if asked
-    params: tuple
-    limits: dict              # (row, param) -> Limit
-
-
-def sensitivities(config: Config, *, tables_dir=DEFAULT_TABLES, cl=None, channels=("nuclear",),
+def sensitivities(config, *, tables_dir=DEFAULT_TABLES, cl=None, channels=("nuclear",),
                   detectors=None, combined=True, progress=False, log=None) -> Sensitivities:
     """The main job: build missing tables, then every detector's 1D limits."""
-    names = _detectors(config, detectors)
-    chan_ok = [n for n in names if all(c in config.detector(n).channels for c in channels)]
-    if not chan_ok:
-        raise InputError(f"no detector enables the channels {','.join(channels)}")
-    build_tables(config, chan_ok, tables_dir, progress=progress, log=log)
-    cl = config.analysis.cl if cl is None else cl
-    rows = [[n] for n in chan_ok]
-    if combined and len(chan_ok) > 1:
-        rows.append(chan_ok)
-    out = {}
-    from tqdm.auto import tqdm
-
-    todo = [(r, p) for r in rows for p in VISIBLE_PARAMS]
-    for r, p in tqdm(todo, desc="sensitivities", disable=not progress):
-        label = r[0] if len(r) == 1 else "combined"
-        out[(label, p)] = limits(config, r, p, tables_dir=tables_dir, cl=cl, channels=channels)
-    labels = tuple(r[0] if len(r) == 1 else "combined" for r in rows)
-    return Sensitivities(float(cl), tuple(channels), labels, VISIBLE_PARAMS, out)
+    a = Analysis(config, detectors, channels, tables_dir, progress=progress, log=log)
+    return a.sensitivities(cl=cl, combined=combined, progress=progress)
 
 
-def save_sensitivities(sens: Sensitivities, path, config: Config) -> Path:
-    """Write every profile and interval of a sensitivity table to HDF5."""
-    groups = {}
-    for (row, p), lim in sens.limits.items():
-        sc = lim.scan
-        data = {
-            "x": (sc.axes[0], "e"),
-            "chi2": (sc.chi2, "chi2"),
-            "delta_chi2": (sc.chi2 - lim.chi2_min, "chi2"),
-            "converged": (sc.converged.astype(np.int8), "bool"),
-            "regions": (np.asarray(lim.regions, dtype=float).reshape(-1, 2), "e"),
-        }
-        for det, (a, b) in sc.pulls.items():
-            data[f"pull_signal_{det}"] = (a, "fraction")
-            data[f"pull_background_{det}"] = (b, "fraction")
-        groups[f"{row}/{p}"] = {
-            "attrs": {
-                "param": p, "detectors": list(lim.detectors), "cl": lim.cl,
-                "delta_chi2_level": lim.delta_chi2, "chi2_min": lim.chi2_min,
-                "open_low": int(lim.open_low), "open_high": int(lim.open_high),
-                "table_hashes": list(sc.table_hashes), "fixed": list(map(float, sc.base)),
-            },
-            "data": data,
-        }
-    attrs = {"kind_detail": "sensitivities", "cl": sens.cl, "channels": list(sens.channels),
-             "rows": list(sens.rows), "params": list(sens.params),
-             "config": config.to_dict(), "params_order": list(PARAMS)}
-    return save_results(path, groups, attrs)
+def sweep(config_path, varies, params, *, detectors=None, tables=DEFAULT_TABLES, cl=None,
+          channels=("nuclear",), backend=None, out=None, force=False, progress=False, log=None):
+    """Limits over a grid of configurations (see :mod:`mcscan.scans.sweep`).
+
+    ``varies``: "KEY=lo:hi:n" or "KEY=a,b,c" strings; each distinct
+    configuration's tables are built once under ``<tables>/sweep/``.
+    Returns (SweepResult, path of the results file or None without ``out``).
+    """
+    from .scans.sweep import plan_sweep, run_sweep
+
+    if out is not None:
+        from .io.paths import check_output
+
+        check_output(out, force=force)
+    plan = plan_sweep(config_path, varies, params, detectors=detectors, tables_dir=tables, cl=cl,
+                      channels=parse_channels(channels))
+    res = run_sweep(plan, backend=backend, progress=progress, log=log)
+    return res, (res.save(out, config=plan.base_config, force=force) if out is not None else None)
+
+
+def xsec(config, target, enu_mev, flavour, *, antineutrino=False, charges=None, channel="nuclear",
+         tmin_kev=None, tmax_kev=None, points=200, radius_fm=None):
+    """dsigma/dT of ``target`` (a detector or an element) for one neutrino energy, SM and
+    with ``charges`` {param: e}: an :class:`mcscan.physics.spectra.XsecView`."""
+    from .physics.spectra import xsec_view
+
+    return xsec_view(_config(config), target, enu_mev, flavour, antineutrino=antineutrino,
+                     charges=charges, channel=channel, tmin_kev=tmin_kev, tmax_kev=tmax_kev,
+                     points=points, radius_fm=radius_fm)

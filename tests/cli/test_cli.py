@@ -1,8 +1,9 @@
 """The mcscan command, in-process (``mcscan.cli.commands.main``) and end to end.
 
 Success: the documented outputs (JSON objects, results files).  Bad input:
-exit status 2, exactly one line ``mcscan: error: ...`` on stderr naming the
-problem, nothing on stdout and no file written.
+exit status 2 (1 for a missing or mismatched table), exactly one line
+``mcscan: error: ...`` on stderr naming the problem, nothing on stdout and no
+file written.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from mcscan.stats import kernels
 from mcscan.config.load import config_hash, load_config, table_config
 from mcscan.api import build_tables, limits, load_coefficients
 from mcscan.scans.grid import grid_scan
-from mcscan.io.tables import load_results, read_table_hash, table_path
+from mcscan.io.tables import read_table_hash, table_path
+from mcscan.results import open_results
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -138,17 +140,27 @@ def test_scan_1d(cwd, tables, capsys):
     code, out, err = _run(["scan", "--detector", "Ge", "--param", "q_ee", "--points", "11",
                            "--fix", "q_mumu=-1e-9", "--tables", tables, "--quiet"], capsys)
     assert code == 0, err
-    path = cwd / "results" / "scan_q_ee.h5"
+    path = cwd / "results" / "scan_q_ee_Ge.h5"           # named after what it holds
     assert str(path.relative_to(cwd)) in out
-    res = load_results(path)
-    d = res["groups"]["scan"]["data"]
+    res = open_results(path)
     x = np.linspace(-6e-8, 6e-8, 11)                   # the configured range
-    assert np.array_equal(d["axis_0"], x)
+    assert np.array_equal(res.axes[0], x)
     cfg = load_config()
     ref = grid_scan(load_coefficients(cfg, ["Ge"], tables), ("q_ee",), (x,), fixed={"q_mumu": -1e-9})
-    assert np.array_equal(d["chi2"], ref.chi2)         # same computation, exact
-    assert json.loads(res["groups"]["scan"]["attrs"]["fixed"])[1] == -1e-9
-    assert os.listdir(cwd / "results") == ["scan_q_ee.h5"]
+    assert np.array_equal(np.asarray(res.chi2), ref.chi2)         # same computation, exact
+    assert res.fixed["q_mumu"] == -1e-9
+    assert os.listdir(cwd / "results") == ["scan_q_ee_Ge.h5"]
+    # A second run refuses to replace it; --force replaces it.
+    before = _snapshot(cwd)
+    code, out, err = _run(["scan", "--detector", "Ge", "--param", "q_ee", "--points", "11",
+                           "--tables", tables, "--quiet"], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "results/scan_q_ee_Ge.h5" in err and "--force" in err
+    assert _snapshot(cwd) == before
+    code, out, err = _run(["scan", "--detector", "Ge", "--param", "q_ee", "--points", "11",
+                           "--tables", tables, "--quiet", "--force"], capsys)
+    assert code == 0, err
+    assert open_results(path).fixed["q_mumu"] == 0.0
 
 
 def test_scan_2d_json(cwd, tables, capsys):
@@ -158,14 +170,25 @@ def test_scan_2d_json(cwd, tables, capsys):
                            "--out", "my/scan.h5", "--json", "--tables", tables, "--quiet"], capsys)
     assert code == 0, err
     obj = _one_json(out)
-    assert obj["points"] == [5, 7] and obj["params"] == ["q_ee", "q_emu"]
+    assert obj["shape"] == [5, 7] and obj["points"] == 35 and obj["params"] == ["q_ee", "q_emu"]
     assert obj["detectors"] == ["Ge", "Xe"] and obj["unit"] == "e" and obj["unconverged"] == 0
-    assert obj["out"] == os.path.join("my", "scan.h5")
-    d = load_results(cwd / "my" / "scan.h5")["groups"]["scan"]["data"]
-    assert d["chi2"].shape == (5, 7)
-    assert np.array_equal(d["axis_1"], np.linspace(-2e-8, 4e-8, 7))
-    assert obj["chi2_min"] == float(d["chi2"].min())
+    assert obj["results_file"] == os.path.join("my", "scan.h5")
+    res = open_results(cwd / "my" / "scan.h5")
+    assert res.shape == (5, 7)
+    assert np.array_equal(res.axes[1], np.linspace(-2e-8, 4e-8, 7))
+    assert obj["chi2_min"] == float(np.min(np.asarray(res.chi2)))
     assert not (cwd / "results").exists()
+
+
+def test_scan_and_ndscan_same_numbers(cwd, tables, capsys):
+    """'mcscan scan' and 'mcscan ndscan' make the same API call: bit-identical chi2."""
+    common = ["--detector", "Xe", "--param", "q_ee", "--param", "q_mumu", "--points", "9",
+              "--points", "13", "--tables", tables, "--quiet"]
+    assert _run(["scan", *common, "--out", "a.h5"], capsys)[0] == 0
+    assert _run(["ndscan", *common, "--out", "b.h5"], capsys)[0] == 0
+    a, b = open_results(cwd / "a.h5"), open_results(cwd / "b.h5")
+    assert np.array_equal(np.asarray(a.chi2), np.asarray(b.chi2))          # exact
+    assert np.array_equal(np.asarray(a.converged), np.asarray(b.converged))
 
 
 def test_sensitivities_json(cwd, tables, capsys):
@@ -182,10 +205,12 @@ def test_sensitivities_json(cwd, tables, capsys):
         if row != "combined":
             for p, regions in per.items():
                 assert obj["intervals"]["combined"][p][0][1] <= regions[-1][1] * (1 + 1e-9)
-    res = load_results(cwd / "F.h5")
-    assert "Ge/q_ee" in res["groups"]
+    res = open_results(cwd / "F.h5")
+    assert res.kind == "sensitivities" and res.rows == ("CsI", "Xe", "Ge", "combined")
     # Same numbers in the file and on stdout (exact).
-    assert np.array_equal(res["groups"]["Ge/q_ee"]["data"]["regions"], obj["intervals"]["Ge"]["q_ee"])
+    for row in res.rows:
+        for p in res.params:
+            assert res.limits[(row, p)].regions == obj["intervals"][row][p]
     assert sorted(os.listdir(cwd)) == ["F.h5"]
 
 
@@ -268,18 +293,22 @@ BAD = [
 ]
 
 
+#: Problems with a table (not with the input): exit status 1.
+EXIT_1 = {"missing table", "missing table scan", "mismatched table", "mismatched table scan"}
+
+
 def _empty(cwd):
     (cwd / "empty").mkdir(exist_ok=True)
     return "empty"
 
 
-@pytest.mark.parametrize("build, pattern", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
-def test_bad_input(cwd, tables, other_tables, capsys, build, pattern):
+@pytest.mark.parametrize("name, build, pattern", BAD, ids=[b[0] for b in BAD])
+def test_bad_input(cwd, tables, other_tables, capsys, name, build, pattern):
     argv = build(cwd, tables, other_tables)
     before_cwd = _snapshot(cwd)
     before_tables = (_snapshot(tables), _snapshot(other_tables))
     code, out, err = _run(argv, capsys)
-    assert code == 2
+    assert code == (1 if name in EXIT_1 else 2)
     assert out == ""
     assert err.count("\n") == 1 and err.endswith("\n"), err
     assert err.startswith("mcscan: error: ")
@@ -296,7 +325,7 @@ def test_interrupt_writes_nothing(cwd, tables, capsys, monkeypatch):
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(mp, "limits", interrupted)
+    monkeypatch.setattr(mp.Analysis, "limits", interrupted)
     code, _out, err = _run(["limits", "--detector", "Ge", "--param", "q_ee", "--tables", tables], capsys)
     assert code == 130
     assert err.count("\n") == 1 and "interrupted" in err
@@ -327,6 +356,6 @@ def test_subprocess_bad_input(tmp_path, tables):
     assert r.stdout == ""
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("mcscan: error:") and "inf" in r.stderr
     r = _mcscan(["limits", "--detector", "Ge", "--param", "q_ee", "--tables", "missing"], tmp_path)
-    assert r.returncode == 2
+    assert r.returncode == 1                  # a table problem, not bad input
     assert r.stderr.count("\n") == 1 and "no table for Ge" in r.stderr
     assert not os.listdir(tmp_path)
