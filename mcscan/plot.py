@@ -1,35 +1,187 @@
-"""matplotlib figures (the only module that imports matplotlib, lazily).
+"""Figures of results (the only module that imports matplotlib, lazily).
 
-Every function draws from data already computed: a results file written by
-``mcscan sensitivities``/``scan``/``region``/``figures`` (read with
-:func:`mcscan.io.tables.load_results`) or a view object.  Each figure is saved
-as PNG and PDF.  Install with the ``plots`` extra.
+One entry point draws any results file: :func:`plot_file` opens it with
+:func:`mcscan.open_results` and dispatches on its ``kind``:
+
+=================  ===========================================================
+kind               figure(s)
+=================  ===========================================================
+``scan``           1 charge: Delta chi2 profile; 2 charges: Delta chi2 map with
+                   the 68/90/95% C.L. contours; more: every stored projection
+``limits``         Delta chi2 profile with the allowed set shaded
+``region``         Delta chi2 map with the allowed region's boundary
+``sensitivities``  Delta chi2 profiles, detectors overlaid: diagonal charges
+                   and transition charges
+``sweep``          allowed interval of each charge against the varied value
+``xsec``           dsigma/dT, Standard Model and with charges
+=================  ===========================================================
+
+:func:`plot_result` does the same for an object in memory, and
+:func:`plot_folder` draws the standard figure set of
+:func:`mcscan.figures.compute_figure_data`.  Titles (source, years), legend
+names and colours come from the configuration stored in the results file;
+each detector keeps one colour in every figure (:func:`detector_colors`).
+Every figure is written as PNG and PDF, atomically.
 """
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import numpy as np
 
-from .params import SPEC, display_scale, tex, visible_params
+from .errors import InputError, McscanError, ResultsError
+from .params import SPEC, display_scale, tex
 
-VISIBLE_PARAMS = visible_params(("e", "mu"))
+__all__ = [
+    "COMBINED_COLOR",
+    "FIGURE_SET",
+    "channel_label",
+    "detector_colors",
+    "param_label",
+    "plot_all",
+    "plot_file",
+    "plot_folder",
+    "plot_result",
+    "row_label",
+    "run_label",
+    "title",
+]
 
-__all__ = ["plot_xsec", "plot_profiles", "plot_regions", "plot_electron", "plot_xsec_file",
-           "plot_all", "plot_sweep"]
+#: Manifest of the standard figure set (written by mcscan.figures).
+FIGURE_SET = "figures.json"
 
-_DIAG = tuple(p for p in VISIBLE_PARAMS if SPEC[p].diagonal)
-_TRANS = tuple(p for p in VISIBLE_PARAMS if not SPEC[p].diagonal)
-_TEX = {"q_ee": r"q_{ee}", "q_mumu": r"q_{\mu\mu}", "q_tautau": r"q_{\tau\tau}",
-        "q_emu": r"q_{e\mu}", "q_etau": r"q_{e\tau}", "q_mutau": r"q_{\mu\tau}"}
-_COLORS = {"CsI": "C0", "Xe": "C1", "Ge": "C2", "combined": "k"}
+#: The first three detectors of the reference configuration keep the first
+#: three colours of matplotlib's default cycle in every figure.
+_FIXED = {"CsI": "#1f77b4", "Xe": "#ff7f0e", "Ge": "#2ca02c"}
+#: The combination of detectors is drawn in black.
+COMBINED_COLOR = "#000000"
+# the rest of the default cycle (grey left out: it marks C.L. levels), then the
+# lighter tab20 shades
+_CYCLE = ("#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
+          "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
+          "#dbdb8d", "#9edae5")
+_SM_COLOR = "#000000"
+_LEVEL_COLOR = "#7f7f7f"
 
 
-def _order(name):
-    row = name.split("/")[0]
-    known = list(_COLORS)
-    return (known.index(row) if row in known else len(known), name)
+# ---------------------------------------------------------------- names, colours, titles
 
+def detector_colors(names) -> dict:
+    """A distinct colour (hex) for each name: CsI, Xe and Ge keep matplotlib's
+    C0, C1, C2; ``combined`` is black; any other detector takes the next free
+    colour of a fixed cycle, in the order given (pass the configuration's
+    detector order so a detector keeps its colour in every figure)."""
+    out, used = {}, set()
+    for n in names:
+        if n in _FIXED:
+            out[n] = _FIXED[n]
+        elif n == "combined":
+            out[n] = COMBINED_COLOR
+        if n in out:
+            used.add(out[n])
+    free = iter(c for c in _CYCLE if c not in used)
+    k = 0
+    for n in names:
+        if n in out:
+            continue
+        c = next(free, None)
+        if c is None:      # beyond the cycle: hues spread by the golden angle, all distinct
+            import colorsys
+
+            h = (0.11 + 0.618033988749895 * k) % 1.0
+            k += 1
+            c = "#%02x%02x%02x" % tuple(round(255 * v) for v in colorsys.hsv_to_rgb(h, 0.75, 0.8))
+            while c in used:  # pragma: no cover - needs hundreds of detectors
+                h = (h + 0.013) % 1.0
+                c = "#%02x%02x%02x" % tuple(round(255 * v) for v in colorsys.hsv_to_rgb(h, 0.75, 0.8))
+        out[n] = c
+        used.add(c)
+    return out
+
+
+def param_label(p: str) -> str:
+    """Axis label of a charge in its display unit: ``$q_{ee}$ [$10^{-9}\\,e$]``."""
+    exp = round(math.log10(display_scale(p)))
+    return rf"${tex(p)}$ [$10^{{{exp}}}\,{SPEC[p].unit}$]"
+
+
+def channel_label(channels) -> str:
+    """``('nuclear', 'electron')`` -> ``'nuclear + electron'``."""
+    return " + ".join(channels)
+
+
+def row_label(row: str, channels=None, config=None) -> str:
+    """Legend name of a detector row: ``CsI``, ``CsI, nuclear + electron``,
+    ``combined``; with ``config``, a detector's mass is added (``Ge2 (10 kg)``).
+
+    Old-style row names ``CsI_nuclear+electron`` are spelled out too."""
+    name, chans = row, tuple(channels or ())
+    if "_" in row and row.split("_", 1)[1].replace("+", "").isalpha() and \
+            all(c in ("nuclear", "electron") for c in row.split("_", 1)[1].split("+")):
+        name, chans = row.split("_", 1)[0], tuple(row.split("_", 1)[1].split("+"))
+    text = name
+    det = (_as_dict(config) or {}).get("detectors", {}).get(name)
+    if det and "mass_kg" in det:
+        text += f" ({float(det['mass_kg']):g} kg)"
+    if chans and tuple(chans) != ("nuclear",):
+        text += ", " + channel_label(chans)
+    return text
+
+
+def _years(y) -> str:
+    y = float(y)
+    return f"{y:g} year" + ("" if y == 1 else "s")
+
+
+def run_label(config, years: bool = True) -> str:
+    """``ESS, 3 years`` from a configuration (dict of Config.to_dict(), or a Config)."""
+    config = _as_dict(config)
+    if not config:
+        return ""
+    src = config.get("source", {})
+    parts = [str(src["name"])] if src.get("name") else []
+    if years and "years" in src:
+        parts.append(_years(src["years"]))
+    return ", ".join(parts)
+
+
+def title(config, what: str, years: bool = True) -> str:
+    """Figure title: ``ESS, 5 years: <what>`` (just ``what`` without a configuration;
+    ``years=False`` leaves the years out, e.g. when a sweep varies them)."""
+    run = run_label(config, years)
+    return f"{run}: {what}" if run else what
+
+
+def _as_dict(config):
+    if config is None:
+        return None
+    if hasattr(config, "to_dict"):
+        return config.to_dict()
+    return dict(config)
+
+
+def _detector_order(config, rows) -> list:
+    """Names to colour, configuration order first, so colours agree between figures."""
+    names = list((_as_dict(config) or {}).get("detectors", {}))
+    for r in rows:
+        if r not in names:
+            names.append(r)
+    return names
+
+
+def _row_colors(config, rows) -> dict:
+    base = {r: r.split("_", 1)[0] if "_" in r else r for r in rows}
+    colors = detector_colors(_detector_order(config, list(dict.fromkeys(base.values()))))
+    return {r: colors[b] for r, b in base.items()}
+
+
+def _fmt_cl(cl) -> str:
+    return f"{float(cl) * 100:g}% C.L."
+
+
+# ---------------------------------------------------------------- matplotlib plumbing
 
 def _pyplot():
     try:
@@ -37,290 +189,572 @@ def _pyplot():
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except ImportError:  # pragma: no cover
-        from .errors import McscanError
-
-        raise McscanError("plotting needs matplotlib: pip install 'mcscan[plots]'") from None
+    except ImportError:  # pragma: no cover - matplotlib is a dependency
+        raise McscanError("plotting needs matplotlib: pip install matplotlib") from None
+    plt.rcParams.update({"font.size": 10, "axes.titlesize": 10, "legend.fontsize": 8,
+                         "figure.dpi": 100, "savefig.dpi": 200, "axes.grid": True,
+                         "grid.alpha": 0.3, "legend.framealpha": 0.9})
     return plt
 
 
-def _save(fig, path, formats=(".png", ".pdf")):
-    """Save atomically in each format; returns the written paths."""
+def _save(fig, path, formats=(".png", ".pdf")) -> list:
+    """Save atomically in each format (temp file, then rename); returns the paths."""
+    import os
+    import tempfile
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     out = []
-    suffixes = (path.suffix,) if path.suffix else formats
-    for suf in suffixes:
-        target = path.with_suffix(suf)
-        tmp = target.with_name(f".{target.stem}.tmp{suf}")
-        fig.savefig(tmp, dpi=150, bbox_inches="tight")
-        tmp.replace(target)
+    for suf in ((path.suffix,) if path.suffix in (".png", ".pdf", ".svg") else formats):
+        target = path.with_name(path.name if path.suffix == suf else path.name + suf)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{suf}", dir=target.parent)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, bbox_inches="tight", format=suf[1:])
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         out.append(target)
     return out
 
 
-def _scale(p):
-    return display_scale(p)
+def _finish(plt, fig, path) -> list:
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
 
 
-def _label(p, s=None):
-    s = s or _scale(p)
-    return rf"${tex(p)}$ [$10^{{{int(round(np.log10(s)))}}}\,e$]"
+# ---------------------------------------------------------------- data out of result objects
+
+def _limit_curve(lim):
+    """(x in e, Delta chi2, level, cl) of a Limit."""
+    scan = lim.scan
+    x = np.asarray(scan.axes[0], dtype=float)
+    chi2 = np.asarray(scan.chi2, dtype=float)
+    return x, chi2 - float(lim.chi2_min), float(lim.delta_chi2), float(lim.cl)
 
 
-def plot_xsec(view, path):
-    """dsigma/dT against recoil energy, SM and with charges, from an XsecView."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    unit = "keVnr" if view.channel == "nuclear" else "keVee"
-    ax.loglog(view.T_kev, view.sm, label="Standard Model", color="k")
-    label = ", ".join(f"{k} = {v:.3g} e" for k, v in view.charges.items()) or "no charges"
-    ax.loglog(view.T_kev, view.bsm, label=label, color="C3", ls="--")
-    nu = ("anti-" if view.antineutrino else "") + {"e": "nu_e", "mu": "nu_mu", "tau": "nu_tau"}[view.flavour]
-    ax.set_title(f"{view.target}, {view.channel} channel, {nu}, E = {view.enu_mev:g} MeV")
-    ax.set_xlabel(f"recoil energy T [{unit}]")
-    ax.set_ylabel(r"$d\sigma/dT$ [cm$^2$ / keV per formula unit]")
-    ax.legend()
-    ax.grid(alpha=0.3, which="both")
-    out = _save(fig, path)
-    plt.close(fig)
-    return out[0]
+def _level(cl, dof):
+    from .scans.limits import delta_chi2_level
+
+    return delta_chi2_level(cl, dof)
 
 
-def _profiles_from(results):
-    """{row: {param: (x, dchi2, level, cl)}} from a sensitivities-layout file."""
-    out = {}
-    for name, g in sorted(results["groups"].items(), key=lambda kv: _order(kv[0])):
-        if "/" not in name or "x" not in g["data"]:
-            continue
-        row, p = name.split("/", 1)
-        out.setdefault(row, {})[p] = (g["data"]["x"], g["data"]["delta_chi2"],
-                                      float(g["attrs"]["delta_chi2_level"]), float(g["attrs"]["cl"]))
-    return out
+def _levels_of(obj, dof) -> dict:
+    """{cl: Delta chi2} of a scan or projection: its own stored levels, else 68/90/95% for dof."""
+    lv = getattr(obj, "cl_levels", None)
+    if isinstance(lv, dict) and lv:
+        return {float(k): float(v) for k, v in lv.items()}
+    return {cl: _level(cl, dof) for cl in (0.68, 0.90, 0.95)}
 
 
-def _profile_panel(ax, curves, p, title=None, colors=None, scale=None, labels=None):
-    level = cl = None
-    scale = scale or _scale(p)
-    for row, (x, d, level, cl) in curves.items():
-        ax.plot(x / scale, d, label=(labels or {}).get(row, row), color=(colors or _COLORS).get(row))
-    if level is not None:
-        ax.axhline(level, color="gray", ls=":", lw=1.2)
-        ax.text(0.02, level, f" {cl:.0%} C.L.", transform=ax.get_yaxis_transform(),
-                va="bottom", color="gray")
-    ax.set_xlabel(_label(p, scale) if labels is None else rf"charge [$10^{{{int(round(np.log10(scale)))}}}\,e$]")
-    ax.set_ylabel(r"$\Delta\chi^2$")
-    ax.set_ylim(0, 3.5 * (level or 2.71))
-    ax.grid(alpha=0.3)
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=8)
-
-
-def _xlim_from(curves, p, level, scale=None):
+def _xlim(curves, level, pad=0.08):
+    """x range (e) where any curve is below 4 x level, padded; None if nowhere."""
     lo, hi = np.inf, -np.inf
-    for x, d, *_ in curves.values():
-        inside = x[d <= 3.5 * level]
+    for x, d in curves:
+        inside = x[np.isfinite(d) & (d <= 4.0 * level)]
         if inside.size:
             lo, hi = min(lo, inside.min()), max(hi, inside.max())
-    scale = scale or _scale(p)
-    return lo / scale, hi / scale
+    if not np.isfinite(lo) or hi <= lo:
+        return None
+    w = hi - lo
+    return lo - pad * w, hi + pad * w
 
 
-def plot_profiles(results, outdir):
-    """Delta chi2 profiles, detectors overlaid: one figure for the diagonal and
-    one for the transition charges. ``results``: load_results() of a
-    sensitivities-layout file. Returns the written paths."""
-    plt = _pyplot()
-    prof = _profiles_from(results)
-    written = []
-    for name, params in (("profiles_diagonal", _DIAG), ("profiles_transition", _TRANS)):
-        params = [p for p in params if any(p in v for v in prof.values())]
-        if not params:
-            continue
-        fig, axes = plt.subplots(1, len(params), figsize=(5 * len(params), 4), squeeze=False)
-        for ax, p in zip(axes[0], params):
-            curves = {row: v[p] for row, v in prof.items() if p in v}
-            _profile_panel(ax, curves, p)
-            level = next(iter(curves.values()))[2]
-            ax.set_xlim(*_xlim_from(curves, p, level))
-        fig.suptitle("ESS, 3 years: expected $\\Delta\\chi^2$ profiles (others fixed at 0)")
-        fig.tight_layout()
-        written += _save(fig, Path(outdir) / name)
-        plt.close(fig)
-    return written
+# ---------------------------------------------------------------- panels
+
+def _profile_panel(ax, curves, p, level, cl, *, shade=None):
+    """Delta chi2 curves of charge ``p``: curves = [(x e, dchi2, label, colour, style)]."""
+    s = display_scale(p)
+    for x, d, label, color, style in curves:
+        ax.plot(np.asarray(x) / s, d, label=label, color=color, **{"lw": 1.6, **(style or {})})
+    for lo, hi in shade or ():
+        ax.axvspan(lo / s, hi / s, color=curves[0][3], alpha=0.12, lw=0)
+    ax.axhline(level, color=_LEVEL_COLOR, ls=":", lw=1.2)
+    ax.annotate(_fmt_cl(cl), xy=(1.0, level), xycoords=("axes fraction", "data"), xytext=(-3, 3),
+                textcoords="offset points", ha="right", va="bottom", color=_LEVEL_COLOR, fontsize=8)
+    lim = _xlim([(np.asarray(c[0]), np.asarray(c[1])) for c in curves], level)
+    if lim:
+        ax.set_xlim(lim[0] / s, lim[1] / s)
+    ax.set_ylim(0.0, 3.5 * level)
+    ax.set_xlabel(param_label(p))
+    ax.set_ylabel(r"$\Delta\chi^2$")
 
 
-def _regions_from(results):
-    """{pair: {row: (polygons, holes, attrs)}} from a regions file."""
-    out = {}
-    for name, g in sorted(results["groups"].items(), key=lambda kv: _order(kv[0])):
-        if "n_polygons" not in g["attrs"]:
-            continue
-        row, pair = name.split("/", 1)
-        n = int(g["attrs"]["n_polygons"])
-        polys = [g["data"][f"polygon_{i}"] for i in range(n)]
-        holes = [[v for k, v in g["data"].items() if k.startswith(f"polygon_{i}_hole_")] for i in range(n)]
-        out.setdefault(pair, {})[row] = (polys, holes, g["attrs"])
+def _map_panel(fig, ax, x, y, dchi2, params, levels, *, cmap="viridis", vmax=None):
+    """Delta chi2 map with C.L. contours; x, y in e; levels {cl: Delta chi2}."""
+    sx, sy = display_scale(params[0]), display_scale(params[1])
+    d = np.asarray(dchi2, dtype=float)
+    top = vmax or 3.0 * max(levels.values())
+    mesh = ax.pcolormesh(np.asarray(x) / sx, np.asarray(y) / sy, np.clip(d.T, 0, top), cmap=cmap,
+                         vmin=0.0, vmax=top, shading="auto", rasterized=True)
+    cb = fig.colorbar(mesh, ax=ax, extend="max", pad=0.02)
+    cb.set_label(r"$\Delta\chi^2$")
+    ordered = sorted(levels.items())
+    styles = ("-",) if len(ordered) == 1 else ("--", "-", ":")
+    for (cl, lv), ls in zip(ordered, styles):
+        ax.contour(np.asarray(x) / sx, np.asarray(y) / sy, d.T, levels=[lv], colors="w",
+                   linestyles=ls, linewidths=1.4)
+        ax.plot([], [], color="w", ls=ls, lw=1.4, label=_fmt_cl(cl))
+    ax.plot([0], [0], marker="*", color="w", mec="k", ls="none", ms=10, label="Standard Model")
+    # zoom onto the part of the grid below 4 x the largest level, a little padded
+    near = np.argwhere(np.isfinite(d) & (d <= 4.0 * max(levels.values())))
+    if near.size:
+        for k, (axis, setter, s) in enumerate(((x, ax.set_xlim, sx), (y, ax.set_ylim, sy))):
+            axis = np.asarray(axis, dtype=float)
+            lo, hi = axis[max(near[:, k].min() - 1, 0)], axis[min(near[:, k].max() + 1, axis.size - 1)]
+            pad = 0.1 * (hi - lo)
+            setter(max(lo - pad, axis[0]) / s, min(hi + pad, axis[-1]) / s)
+    ax.set_xlabel(param_label(params[0]))
+    ax.set_ylabel(param_label(params[1]))
+    ax.grid(False)
+    ax.legend(loc="upper right", facecolor="0.25", labelcolor="w", edgecolor="0.5")
+
+
+def _region_outline(ax, region, color, label, *, fill=True, lw=1.6, ls="-"):
+    sx, sy = display_scale(region.params[0]), display_scale(region.params[1])
+    first = True
+    for outer, holes in region.polygons:
+        outer = np.asarray(outer, dtype=float)
+        if fill:
+            ax.fill(outer[:, 0] / sx, outer[:, 1] / sy, color=color, alpha=0.15, lw=0)
+        ax.plot(outer[:, 0] / sx, outer[:, 1] / sy, color=color, lw=lw, ls=ls,
+                label=label if first else None)
+        first = False
+        for h in holes:
+            h = np.asarray(h, dtype=float)
+            if fill:
+                ax.fill(h[:, 0] / sx, h[:, 1] / sy, color="w", alpha=1.0, lw=0)
+            ax.plot(h[:, 0] / sx, h[:, 1] / sy, color=color, lw=lw * 0.7, ls="--")
+    if first and label:          # an empty region still gets its legend entry
+        ax.plot([], [], color=color, lw=lw, ls=ls, label=f"{label} (none)")
+
+
+def _region_limits(regions, pad=0.12):
+    """Axis limits (scaled) around the union of the regions' polygons."""
+    p = regions[0].params
+    pts = [np.asarray(o, dtype=float) for r in regions for o, _ in r.polygons]
+    if not pts:
+        return None
+    allp = np.vstack(pts)
+    out = []
+    for k in range(2):
+        lo, hi = allp[:, k].min(), allp[:, k].max()
+        w = (hi - lo) or abs(hi) or 1e-12
+        out.append(((lo - pad * w) / display_scale(p[k]), (hi + pad * w) / display_scale(p[k])))
     return out
 
 
-def _region_panel(ax, rows, colors=None, scale=None):
-    import json
+# ---------------------------------------------------------------- one figure per kind
 
-    params = None
-    for row, (polys, holes, attrs) in rows.items():
-        params = json.loads(attrs["params"]) if isinstance(attrs["params"], str) else list(attrs["params"])
-        c = (colors or _COLORS).get(row, None)
-        for i, poly in enumerate(polys):
-            s0, s1 = scale or _scale(params[0]), scale or _scale(params[1])
-            ax.fill(poly[:, 0] / s0, poly[:, 1] / s1, color=c, alpha=0.15, lw=0)
-            ax.plot(poly[:, 0] / s0, poly[:, 1] / s1, color=c, lw=1.5, label=row if i == 0 else None)
-            for h in holes[i]:
-                ax.plot(h[:, 0] / s0, h[:, 1] / s1, color=c, lw=1.0, ls="--")
-        cl = float(attrs["cl"])
-    ax.plot([0], [0], marker="*", color="k", ls="none", ms=9, label="SM")
-    ax.set_xlabel(_label(params[0], scale))
-    ax.set_ylabel(_label(params[1], scale))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, title=f"{cl:.0%} C.L. (2 d.o.f.)", title_fontsize=8,
-              loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+def _dets_text(dets) -> str:
+    dets = list(dets)
+    return " + ".join(dets) if len(dets) <= 4 else f"{len(dets)} detectors combined"
 
 
-def plot_regions(results, outdir):
-    """Allowed regions, detectors overlaid, one figure per parameter pair."""
+def _plot_limits(lim, outdir, stem, config):
     plt = _pyplot()
-    written = []
-    for pair, rows in _regions_from(results).items():
-        fig, ax = plt.subplots(figsize=(5.6, 4.8))
-        _region_panel(ax, rows)
-        ax.set_title("ESS, 3 years: expected allowed regions (others fixed at 0)", fontsize=10)
-        written += _save(fig, Path(outdir) / f"region_{pair.replace('-', '_')}")
-        plt.close(fig)
-    return written
+    x, d, level, cl = _limit_curve(lim)
+    dets = list(lim.detectors)
+    color = COMBINED_COLOR if len(dets) > 1 else detector_colors(_detector_order(config, dets))[dets[0]]
+    label = row_label(dets[0], getattr(lim.scan, "channels", None), config) if len(dets) == 1 \
+        else "combined: " + _dets_text(dets)
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    _profile_panel(ax, [(x, d, label, color, None)], lim.param, level, cl, shade=lim.regions)
+    prof = tuple(getattr(lim, "profile", ()) or ())
+    how = f"{', '.join('$' + tex(q) + '$' for q in prof)} profiled" if prof else "other charges fixed at 0"
+    ax.set_title(title(config, f"${tex(lim.param)}$, {how}"))
+    ax.legend(loc="upper center")
+    return _finish(plt, fig, Path(outdir) / stem)
 
 
-def plot_electron(profiles, regions, outdir):
-    """A detector with and without the electron channel: profiles of q_ee and
-    q_mumu (top), and a zoom on the much narrower combined-channel profiles
-    and region (bottom)."""
+def _plot_region(reg, outdir, stem, config):
     plt = _pyplot()
-    prof = _profiles_from(profiles)
-    regs = _regions_from(regions)
-    rows = sorted(prof, key=len)                       # "<det>_nuclear" first
-    colors = {rows[0]: "C0", rows[-1]: "C3"}
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8.5))
-    for ax, p in zip(axes[0], ("q_ee", "q_mumu")):
-        curves = {row: prof[row][p] for row in rows if p in prof[row]}
-        _profile_panel(ax, curves, p, colors=colors)
-        ax.set_xlim(*_xlim_from(curves, p, next(iter(curves.values()))[2]))
-    # zoom: the combined-channel curves of both charges on their own scale
-    both = rows[-1]
-    zoom = {p: prof[both][p] for p in ("q_ee", "q_mumu") if p in prof[both]}
-    lo, hi = _xlim_from(zoom, "q_ee", next(iter(zoom.values()))[2], scale=1.0)
-    zs = 10.0 ** np.floor(np.log10(max(abs(lo), abs(hi))))
-    _profile_panel(axes[1, 0], zoom, "q_ee", colors={"q_ee": "C3", "q_mumu": "C4"}, scale=zs,
-                   labels={"q_ee": rf"$q_{{ee}}$ ({both})", "q_mumu": rf"$q_{{\mu\mu}}$ ({both})"})
-    axes[1, 0].set_xlim(lo / zs, hi / zs)
-    for pair, rr in regs.items():
-        _region_panel(axes[1, 1], {both: rr[both]} if both in rr else rr, colors=colors, scale=zs)
-    axes[1, 1].set_title(f"allowed region, {both}", fontsize=10)
-    fig.suptitle("CsI: nuclear recoils alone and with neutrino-electron scattering")
-    fig.tight_layout()
-    written = _save(fig, Path(outdir) / "csi_electron")
-    plt.close(fig)
-    return written
+    scan = reg.scan
+    x, y = (np.asarray(a, dtype=float) for a in scan.axes[:2])
+    d = np.asarray(scan.chi2, dtype=float) - float(reg.chi2_min)
+    fig, ax = plt.subplots(figsize=(6.0, 4.8))
+    _map_panel(fig, ax, x, y, d, reg.params, {float(reg.cl): float(reg.delta_chi2)}, cmap="Blues_r",
+               vmax=3.0 * float(reg.delta_chi2))
+    dets = list(reg.detectors)
+    ax.set_title(title(config, f"{_dets_text(dets)}, allowed region at {_fmt_cl(reg.cl)} (2 d.o.f.)"))
+    return _finish(plt, fig, Path(outdir) / stem)
 
 
-def plot_xsec_file(results, outdir):
-    """dsigma/dT for each target in an xsec results file, SM and several charges."""
+_DIAGONAL, _TRANSITION = "diagonal", "transition"
+
+
+def _plot_sensitivities(sens, outdir, stem, config):
+    """Delta chi2 profiles, detectors overlaid: diagonal and transition charges."""
     plt = _pyplot()
+    rows = list(sens.rows)
+    colors = _row_colors(config, rows)
     written = []
-    for target, g in results["groups"].items():
-        d, a = g["data"], g["attrs"]
-        fig, ax = plt.subplots(figsize=(6, 4.2))
-        T = d["T_kev"]
-        ax.loglog(T, d["sm"], color="k", lw=2, label="Standard Model")
-        keys = sorted((k for k in d if k.startswith("q_")), key=lambda k: float(k.split("=")[1]))
-        for i, k in enumerate(keys):
-            q = float(k.split("=")[1])
-            ax.loglog(T, d[k], color=f"C{i}", ls="--",
-                      label=rf"${tex(k.split('=')[0])} = {q / 1e-9:+g}\times10^{{-9}}\,e$")
-        ax.set_xlabel("nuclear recoil energy T [keVnr]")
-        ax.set_ylabel(r"$d\sigma/dT$ [cm$^2$/keV per atom]")
-        ax.set_title(rf"{target}: $\nu_e$ CEvNS at $E_\nu$ = {float(a['enu_mev']):g} MeV")
-        ax.set_ylim(np.max(d["sm"]) * 1e-3, np.max([np.max(d[k]) for k in keys] + [np.max(d["sm"])]) * 3)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
-        written += _save(fig, Path(outdir) / f"xsec_{target}")
-        plt.close(fig)
-    return written
-
-
-def plot_all(folder, outdir=None):
-    """Draw every figure whose results file is in ``folder``."""
-    from .io.tables import load_results
-
-    folder = Path(folder)
-    outdir = Path(outdir or folder)
-    written = []
-    if (folder / "profiles.h5").is_file():
-        written += plot_profiles(load_results(folder / "profiles.h5"), outdir)
-    if (folder / "regions.h5").is_file():
-        written += plot_regions(load_results(folder / "regions.h5"), outdir)
-    if (folder / "csi_electron.h5").is_file() and (folder / "csi_electron_regions.h5").is_file():
-        written += plot_electron(load_results(folder / "csi_electron.h5"),
-                                 load_results(folder / "csi_electron_regions.h5"), outdir)
-    if (folder / "xsec.h5").is_file():
-        written += plot_xsec_file(load_results(folder / "xsec.h5"), outdir)
-    return written
-
-
-def plot_sweep(results, outdir):
-    """Allowed interval of each charge against the first varied value of a sweep
-    (``load_results()`` of a file of :func:`mcscan.scans.sweep.save_sweep`): the lower and
-    upper ends of the allowed set, the band between them shaded; one curve per
-    combination of the other varied values.  One figure ``sweep_<param>`` per charge
-    (PNG and PDF, imports matplotlib).  Returns the written paths."""
-    import json
-
-    plt = _pyplot()
-
-    def load(v):
-        return json.loads(v) if isinstance(v, str) else list(v)
-
-    written = []
-    for name, g in sorted(results["groups"].items()):
-        if not name.startswith("sweep/") or "lower" not in g["data"]:
+    groups = ((_DIAGONAL, [p for p in sens.params if SPEC[p].diagonal]),
+              (_TRANSITION, [p for p in sens.params if not SPEC[p].diagonal]))
+    for name, params in groups:
+        params = [p for p in params if any((r, p) in sens.limits for r in rows)]
+        if not params:
             continue
-        a, d = g["attrs"], g["data"]
-        p = str(a["param"])
-        labels, units = load(a["vary_labels"]), load(a["vary_units"])
-        values = np.asarray(d["values"], dtype=float).reshape(len(d["lower"]), -1)
-        # x: the first varied value that takes more than one value
-        ix = next((i for i in range(values.shape[1]) if np.unique(values[:, i]).size > 1), 0)
-        rest = [i for i in range(values.shape[1]) if i != ix]
-        combos = sorted({tuple(row[rest]) for row in values})
-        s = _scale(p)
-        fig, ax = plt.subplots(figsize=(6, 4.2))
+        fig, axes = plt.subplots(1, len(params), figsize=(4.6 * len(params) + 0.4, 4.0), squeeze=False)
+        for ax, p in zip(axes[0], params):
+            curves, level, cl = [], None, sens.cl
+            for r in rows:
+                if (r, p) not in sens.limits:
+                    continue
+                x, d, level, cl = _limit_curve(sens.limits[(r, p)])
+                style = {"lw": 2.2} if r == "combined" else None
+                curves.append((x, d, row_label(r, None, config), colors[r], style))
+            _profile_panel(ax, curves, p, level, cl)
+        axes[0][0].legend(loc="upper left")
+        what = (f"expected $\\Delta\\chi^2$ profiles, {name} charges (one at a time, others fixed at 0)")
+        chans = tuple(sens.channels)
+        if chans != ("nuclear",):
+            what += f"; channels {channel_label(chans)}"
+        fig.suptitle(title(config, what), fontsize=10)
+        fig.tight_layout()
+        written += _finish(plt, fig, Path(outdir) / f"{stem}_{name}")
+    return written
+
+
+def _plot_xsec(view, outdir, stem, config):
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.8, 4.2))
+    T = np.asarray(view.T_kev, dtype=float)
+    unit = "keVnr" if view.channel == "nuclear" else "keVee"
+    ax.loglog(T, view.sm, color=_SM_COLOR, lw=2, label="Standard Model")
+    charges = {k: float(v) for k, v in dict(view.charges).items() if float(v) != 0.0}
+    if charges:
+        ax.loglog(T, view.bsm, color="#d62728", ls="--", lw=1.6, label=_charges_text(charges))
+    _xsec_axes(ax, view, unit)
+    ax.legend()
+    return _finish(plt, fig, Path(outdir) / stem)
+
+
+def _charges_text(charges) -> str:
+    parts = []
+    for p, q in charges.items():
+        exp = math.floor(math.log10(abs(q)))
+        mant = q / 10.0 ** exp
+        parts.append(rf"${tex(p)} = {mant:+.3g}\times10^{{{exp}}}\,{SPEC[p].unit}$")
+    return ", ".join(parts)
+
+
+def _nu_tex(flavour, anti) -> str:
+    f = {"e": "e", "mu": r"\mu", "tau": r"\tau"}[flavour]
+    return rf"$\bar\nu_{f}$" if anti else rf"$\nu_{f}$"
+
+
+def _xsec_axes(ax, view, unit):
+    what = "nuclear recoil" if view.channel == "nuclear" else "electron recoil"
+    ax.set_xlabel(f"{what} energy $T$ [{unit}]")
+    ax.set_ylabel(r"$d\sigma/dT$ [cm$^2$ keV$^{-1}$ per formula unit]")
+    chan = "CEvNS" if view.channel == "nuclear" else r"$\nu$-$e$ scattering"
+    ax.set_title(rf"{view.target}: {_nu_tex(view.flavour, view.antineutrino)} {chan}, "
+                 rf"$E_\nu$ = {float(view.enu_mev):g} MeV")
+    ax.grid(alpha=0.3, which="both")
+
+
+def _plot_sweep(res, outdir, stem, config):
+    """Allowed interval of each charge against the first varied value that changes."""
+    plt = _pyplot()
+    sw = res.sweep
+    written = []
+    values = np.array([list(pt.values) for pt in sw.points], dtype=float).reshape(len(sw.points), -1)
+    ix = next((i for i in range(values.shape[1]) if np.unique(values[:, i]).size > 1), 0)
+    rest = [i for i in range(values.shape[1]) if i != ix]
+    combos = sorted({tuple(row[rest]) for row in values})
+    palette = detector_colors([f"_{k}" for k in range(len(combos))])
+    if len(combos) == 1 and len(sw.detectors) == 1:
+        palette = {"_0": detector_colors(_detector_order(config, list(sw.detectors)))[sw.detectors[0]]}
+    years_fixed = not any(v.key == "source.years" for v in sw.varies)
+    for p in sw.params:
+        s = display_scale(p)
+        lo = np.array([r[1] for r in res.rows(p)], dtype=float)
+        hi = np.array([r[2] for r in res.rows(p)], dtype=float)
+        fig, ax = plt.subplots(figsize=(5.8, 4.2))
         for c, combo in enumerate(combos):
             sel = np.all(values[:, rest] == np.array(combo), axis=1) if rest else np.ones(len(values), bool)
+            sel &= np.isfinite(lo) & np.isfinite(hi)
             order = np.argsort(values[sel, ix])
-            x = values[sel, ix][order]
-            lo, hi = d["lower"][sel][order] / s, d["upper"][sel][order] / s
-            lab = ", ".join(f"{labels[i]} = {v:g}" for i, v in zip(rest, combo)) or None
-            ax.fill_between(x, lo, hi, color=f"C{c}", alpha=0.15, lw=0)
-            ax.plot(x, hi, color=f"C{c}", marker="o", ms=3, label=lab)
-            ax.plot(x, lo, color=f"C{c}", marker="o", ms=3)
-        ax.axhline(0.0, color="gray", lw=0.8)
-        unit = f" [{units[ix]}]" if units[ix] else ""
-        ax.set_xlabel(f"{labels[ix]}{unit}")
-        ax.set_ylabel(f"allowed {_label(p)}")
-        dets = " + ".join(load(a["detectors"]))
-        ax.set_title(f"{dets}: {float(a['cl']):.0%} C.L. allowed interval of ${tex(p)}$", fontsize=10)
-        ax.grid(alpha=0.3)
+            xs = values[sel, ix][order]
+            col = palette[f"_{c}"]
+            lab = ", ".join(f"{sw.varies[i].label} = {v:g}" for i, v in zip(rest, combo)) or None
+            ax.fill_between(xs, lo[sel][order] / s, hi[sel][order] / s, color=col, alpha=0.15, lw=0)
+            ax.plot(xs, hi[sel][order] / s, color=col, marker="o", ms=3, label=lab)
+            ax.plot(xs, lo[sel][order] / s, color=col, marker="o", ms=3)
+        ax.axhline(0.0, color=_LEVEL_COLOR, lw=0.8)
+        v = sw.varies[ix]
+        ax.set_xlabel(f"{v.label}" + (f" [{v.unit}]" if v.unit else ""))
+        ax.set_ylabel(f"allowed {param_label(p)}")
+        ax.set_title(title(config, f"{_dets_text(sw.detectors)}: {_fmt_cl(sw.cl)} allowed "
+                                   f"interval of ${tex(p)}$", years=years_fixed))
         if len(combos) > 1:
-            ax.legend(fontsize=8)
-        written += _save(fig, Path(outdir) / f"sweep_{p}")
-        plt.close(fig)
+            ax.legend()
+        written += _finish(plt, fig, Path(outdir) / f"{stem}_{p}")
     return written
+
+
+def _projection_data(pr):
+    """(params, axes, delta_chi2, levels) of a stored scan projection."""
+    params = tuple(pr.params)
+    axes = tuple(np.asarray(a, dtype=float) for a in pr.axes)
+    d = np.asarray(pr.delta_chi2, dtype=float)
+    return params, axes, d, _levels_of(pr, len(params))
+
+
+def _plot_scan(scan, outdir, stem, config):
+    """1 charge: profile; 2: map with contours; more: every stored projection."""
+    plt = _pyplot()
+    params = tuple(scan.params)
+    dets = _dets_text(scan.detectors)
+    items = []
+    if len(params) <= 2:
+        items.append(("", params, tuple(np.asarray(a, dtype=float) for a in scan.axes),
+                      np.asarray(scan.chi2, dtype=float) - float(scan.chi2_min),
+                      _levels_of(scan, len(params)), "scan"))
+    else:
+        for key, pr in dict(getattr(scan, "projections", {}) or {}).items():
+            kind, name = key if isinstance(key, tuple) else str(key).split("/", 1)
+            p, a, d, lv = _projection_data(pr)
+            at = dict(getattr(pr, "at", {}) or {})
+            how = kind
+            if kind == "fixed" and at:
+                how = "fixed at " + ", ".join(f"${tex(k)}$ = {float(v):.3g} e" for k, v in at.items())
+            items.append((f"_{kind}_{name}", p, a, d, lv, how))
+        if not items:
+            raise ResultsError(f"scan of {len(params)} charges has no stored projection to draw: "
+                               "expected at least one projection")
+    written = []
+    for suffix, p, a, d, levels, kind in items:
+        how = {"scan": "", "profiled": ", others profiled", "fixed": ", others fixed"}.get(
+            kind, f", {kind}" if kind.startswith("fixed at") else "")
+        if len(p) == 1:
+            fig, ax = plt.subplots(figsize=(5.6, 4.0))
+            lv90 = levels.get(0.9, _level(0.9, 1))
+            ax.plot(a[0] / display_scale(p[0]), d, color="k", lw=1.6, label=dets)
+            for (cl, lv), ls in zip(sorted(levels.items()), ("--", ":", "-.")):
+                ax.axhline(lv, color=_LEVEL_COLOR, ls=ls, lw=1.0, label=_fmt_cl(cl))
+            lim = _xlim([(a[0], d)], lv90)
+            if lim:
+                ax.set_xlim(lim[0] / display_scale(p[0]), lim[1] / display_scale(p[0]))
+            ax.set_ylim(0, 3.5 * lv90)
+            ax.set_xlabel(param_label(p[0]))
+            ax.set_ylabel(r"$\Delta\chi^2$")
+            ax.legend(loc="upper center")
+            ax.set_title(title(config, f"{dets}: $\\Delta\\chi^2$ of ${tex(p[0])}${how}"))
+        else:
+            fig, ax = plt.subplots(figsize=(6.0, 4.8))
+            _map_panel(fig, ax, a[0], a[1], d, p, levels)
+            ax.set_title(title(config, f"{dets}: $\\Delta\\chi^2$ in (${tex(p[0])}$, ${tex(p[1])}$){how}"))
+        written += _finish(plt, fig, Path(outdir) / f"{stem}{suffix}")
+    return written
+
+
+_DRAW = {"limits": _plot_limits, "region": _plot_region, "sensitivities": _plot_sensitivities,
+         "xsec": _plot_xsec, "sweep": _plot_sweep, "scan": _plot_scan}
+
+
+def plot_result(obj, outdir, stem=None, config=None) -> list:
+    """Draw a result object by its ``kind`` into ``outdir``; returns the written paths.
+
+    ``config``: the configuration it was computed with (Config or its dict),
+    for titles, legend names and colours.  ``stem``: file name without
+    suffix (default: the kind).
+    """
+    kind = getattr(obj, "kind", None)
+    if kind not in _DRAW:
+        raise ResultsError(f"cannot draw a result of kind {kind!r}: expected one of {', '.join(_DRAW)}")
+    if config is None:
+        config = getattr(obj, "config", None)
+    return _DRAW[kind](obj, Path(outdir), stem or kind, _as_dict(config))
+
+
+def _stored_config(obj, path):
+    cfg = getattr(obj, "config", None)
+    if cfg is not None:
+        return _as_dict(cfg)
+    try:
+        from .io.results import read_config
+    except ImportError:
+        return None
+    return _as_dict(read_config(path))
+
+
+def plot_file(path, outdir=None) -> list:
+    """Draw the results file ``path`` by its ``kind``; figures go to ``outdir``
+    (default: beside the file), named after the file.  Returns the written paths."""
+    from .results import open_results
+
+    path = Path(path)
+    obj = open_results(path)
+    return plot_result(obj, Path(outdir) if outdir is not None else path.parent, path.stem,
+                       _stored_config(obj, path))
+
+
+# ---------------------------------------------------------------- the standard figure set
+
+def _open(folder, name):
+    from .results import open_results
+
+    path = Path(folder) / name
+    obj = open_results(path)
+    return obj, _stored_config(obj, path)
+
+
+def _regions_figure(folder, outdir, spec):
+    """Allowed regions of several detectors overlaid in one plane."""
+    plt = _pyplot()
+    regs = [(row, *_open(folder, f)) for row, f in spec["files"].items()]
+    config = next((c for _, _, c in regs if c), None)
+    colors = _row_colors(config, [r for r, _, _ in regs])
+    fig, ax = plt.subplots(figsize=(5.8, 4.8))
+    for row, reg, _ in regs:
+        _region_outline(ax, reg, colors[row], row_label(row, None, config),
+                        lw=2.2 if row == "combined" else 1.6)
+    first = regs[0][1]
+    lim = _region_limits([r for _, r, _ in regs])
+    if lim:
+        ax.set_xlim(*lim[0])
+        ax.set_ylim(*lim[1])
+    ax.plot([0], [0], marker="*", color=_SM_COLOR, ls="none", ms=9, label="Standard Model")
+    ax.set_xlabel(param_label(first.params[0]))
+    ax.set_ylabel(param_label(first.params[1]))
+    ax.legend(title=f"{_fmt_cl(first.cl)}, 2 d.o.f.", loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              borderaxespad=0.0)
+    ax.set_title(title(config, "expected allowed regions (other charges fixed at 0)"))
+    return _finish(plt, fig, Path(outdir) / spec["name"])
+
+
+def _electron_figure(folder, outdir, spec):
+    """One detector with nuclear recoils alone and with neutrino-electron
+    scattering: q_ee and q_mumu profiles (top), the (q_ee, q_mumu) regions of
+    both (bottom left) and a zoom on the much smaller combined-channel region
+    (bottom right)."""
+    plt = _pyplot()
+    det = spec["detector"]
+    sets = spec["channel_sets"]                   # [[channels...], ...], nuclear alone first
+    colors = [detector_colors(_detector_order(None, [det]))[det], "#d62728"]
+    fig, axes = plt.subplots(2, 2, figsize=(10.5, 8.2))
+    config = None
+    label = [f"{det}, {channel_label(chans)}" for chans in sets]
+    for ax, p in zip(axes[0], spec["params"]):
+        curves, level, cl = [], None, None
+        for k, chans in enumerate(sets):
+            lim, cfg = _open(folder, spec["limits"][k][p])
+            config = config or cfg
+            x, d, level, cl = _limit_curve(lim)
+            curves.append((x, d, label[k], colors[k], None))
+        _profile_panel(ax, curves, p, level, cl)
+        ax.legend(loc="upper left")
+        # inset: the much narrower profile with the electron channel, on its own scale
+        x, d = curves[-1][0], curves[-1][1]
+        lim = _xlim([(x, d)], level)
+        if lim:
+            ins = ax.inset_axes([0.64, 0.52, 0.33, 0.42])
+            s = display_scale(p) / 10.0
+            ins.plot(x / s, d, color=colors[-1], lw=1.4)
+            ins.axhline(level, color=_LEVEL_COLOR, ls=":", lw=1.0)
+            ins.set_xlim(lim[0] / s, lim[1] / s)
+            ins.set_ylim(0.0, 3.5 * level)
+            ins.tick_params(labelsize=7)
+            ins.set_xlabel(rf"${tex(p)}$ [$10^{{{round(math.log10(s))}}}\,e$]", fontsize=7)
+    regs = []
+    for k, chans in enumerate(sets):
+        reg, cfg = _open(folder, spec["regions"][k])
+        regs.append(reg)
+    for ax, zoom in zip(axes[1], (False, True)):
+        for k, (chans, reg) in enumerate(zip(sets, regs)):
+            _region_outline(ax, reg, colors[k], label[k])
+        lim = _region_limits(regs[-1:] if zoom else regs, pad=0.6 if zoom else 0.12)
+        if lim:
+            ax.set_xlim(*lim[0])
+            ax.set_ylim(*lim[1])
+        ax.plot([0], [0], marker="*", color=_SM_COLOR, ls="none", ms=9, label="Standard Model")
+        ax.set_xlabel(param_label(regs[0].params[0]))
+        ax.set_ylabel(param_label(regs[0].params[1]))
+        ax.legend(loc="upper right", title=f"{_fmt_cl(regs[0].cl)}, 2 d.o.f.")
+        ax.set_title("allowed regions" + (f" (zoom on {channel_label(sets[-1])})" if zoom else ""))
+    fig.suptitle(title(config, f"{det}: nuclear recoils alone and with neutrino-electron scattering"),
+                 fontsize=11)
+    fig.tight_layout()
+    return _finish(plt, fig, Path(outdir) / spec["name"])
+
+
+def _xsec_figure(folder, outdir, spec):
+    """dsigma/dT of one target, Standard Model and several values of one charge."""
+    plt = _pyplot()
+    views = [_open(folder, f)[0] for f in spec["files"]]
+    fig, ax = plt.subplots(figsize=(5.8, 4.2))
+    v0 = views[0]
+    T = np.asarray(v0.T_kev, dtype=float)
+    ax.loglog(T, v0.sm, color=_SM_COLOR, lw=2.2, label="Standard Model")
+    charged = [v for v in views if any(float(q) != 0.0 for q in dict(v.charges).values())]
+    palette = detector_colors([f"_{k}" for k in range(len(charged))])
+    top = float(np.max(v0.sm))
+    for k, v in enumerate(charged):
+        charges = {p: float(q) for p, q in dict(v.charges).items() if float(q) != 0.0}
+        ax.loglog(np.asarray(v.T_kev, dtype=float), v.bsm, color=palette[f"_{k}"], ls="--", lw=1.5,
+                  label=_charges_text(charges))
+        top = max(top, float(np.max(v.bsm)))
+    _xsec_axes(ax, v0, "keVnr" if v0.channel == "nuclear" else "keVee")
+    ax.set_ylim(float(np.max(v0.sm)) * 1e-3, top * 3)
+    ax.legend()
+    return _finish(plt, fig, Path(outdir) / spec["name"])
+
+
+_SET_DRAW = {"regions": _regions_figure, "electron": _electron_figure, "xsec": _xsec_figure}
+
+
+def plot_folder(folder, outdir=None) -> list:
+    """Draw a folder of results files; figures go to ``outdir`` (default: the folder).
+
+    A folder written by :func:`mcscan.figures.compute_figure_data` (it has
+    ``figures.json``) gives the standard figure set; any other folder gives
+    one figure set per results file (:func:`plot_file`)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{str(folder)!r} is not a folder: expected a folder of results files")
+    outdir = Path(outdir) if outdir is not None else folder
+    manifest = folder / FIGURE_SET
+    written = []
+    if manifest.is_file():
+        try:
+            figures = json.loads(manifest.read_text())["figures"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ResultsError(f"{manifest}: not a figure-set manifest ({e})") from None
+        for spec in figures:
+            draw = spec.get("draw")
+            if draw == "file":
+                obj, cfg = _open(folder, spec["file"])
+                written += plot_result(obj, outdir, spec["name"], cfg)
+            elif draw in _SET_DRAW:
+                written += _SET_DRAW[draw](folder, outdir, spec)
+            else:
+                raise ResultsError(f"{manifest}: unknown figure type {draw!r}: "
+                                   f"expected file, {', '.join(_SET_DRAW)}")
+        return written
+    files = sorted(folder.glob("*.h5"))
+    if not files:
+        raise InputError(f"{str(folder)!r} holds no results file (*.h5)")
+    for f in files:
+        written += plot_file(f, outdir)
+    return written
+
+
+#: Former name of :func:`plot_folder`.
+plot_all = plot_folder
+
+
+def plot_xsec(view, path) -> Path:
+    """Draw one XsecView to ``path`` (.png, .pdf or .svg; no suffix: both PNG and
+    PDF); returns the first written path."""
+    path = Path(path)
+    return plot_result(view, path.parent, path.name)[0]
+
+
+def plot_sweep(result, outdir, config=None) -> list:
+    """Figures ``sweep_<param>`` of a SweepResult (see :func:`plot_result`)."""
+    return plot_result(result, outdir, "sweep", config)

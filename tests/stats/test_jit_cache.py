@@ -1,0 +1,88 @@
+"""Where numba caches the compiled kernels: a per-user folder, never the package."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import mcscan
+from mcscan.stats._jit import cache_dir
+
+PACKAGE = Path(mcscan.__file__).parent
+
+# a module whose one function is compiled through mcscan's jit options and called
+_MODULE = textwrap.dedent("""
+    from mcscan.stats._jit import helper
+
+    @helper
+    def twice(x):
+        return 2.0 * x
+""")
+
+_RUN = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    import mcscan.stats._jit as j
+    import jitprobe
+    assert jitprobe.twice(1.5) == 3.0
+    print(j.CACHE_DIR)
+""")
+
+
+def _run(tmp_path, **env):
+    (tmp_path / "mod").mkdir(exist_ok=True)
+    (tmp_path / "mod" / "jitprobe.py").write_text(_MODULE)
+    full = {k: v for k, v in os.environ.items()
+            if k not in ("MCSCAN_CACHE_DIR", "NUMBA_CACHE_DIR", "XDG_CACHE_HOME")}
+    full.update(env)
+    return subprocess.run([sys.executable, "-c", _RUN, str(tmp_path / "mod")], env=full,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _cache_files(folder):
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix in (".nbi", ".nbc"))
+
+
+def test_default_folder_is_per_user_and_versioned(tmp_path):
+    env = {"HOME": str(tmp_path / "home")}
+    assert cache_dir(env) == tmp_path / "home" / ".cache" / "mcscan" / mcscan.__version__ / "numba"
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    assert cache_dir(env) == tmp_path / "xdg" / "mcscan" / mcscan.__version__ / "numba"
+
+
+def test_user_settings_win(tmp_path):
+    env = {"HOME": str(tmp_path / "home"), "NUMBA_CACHE_DIR": str(tmp_path / "nb")}
+    assert cache_dir(env) == tmp_path / "nb"
+    env["MCSCAN_CACHE_DIR"] = str(tmp_path / "mc")
+    assert cache_dir(env) == tmp_path / "mc" / mcscan.__version__ / "numba"
+
+
+def test_compiled_code_lands_in_the_cache_folder(tmp_path):
+    before = set(_cache_files(PACKAGE))
+    r = _run(tmp_path, MCSCAN_CACHE_DIR=str(tmp_path / "cache"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(tmp_path / "cache" / mcscan.__version__ / "numba")
+    assert _cache_files(tmp_path / "cache"), "nothing cached"
+    assert not _cache_files(tmp_path / "mod"), "cache written beside the module"
+    assert set(_cache_files(PACKAGE)) == before, "cache written into the package"
+
+
+def test_numba_cache_dir_is_respected(tmp_path):
+    r = _run(tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "nb"), HOME=str(tmp_path / "home"))
+    assert r.returncode == 0, r.stderr
+    assert _cache_files(tmp_path / "nb")
+    assert not (tmp_path / "home").exists()
+
+
+def test_read_only_home_runs_uncached_with_one_warning_line(tmp_path):
+    # a path below a regular file can never be created, even by root
+    blocker = tmp_path / "readonly"
+    blocker.write_text("")
+    r = _run(tmp_path, HOME=str(blocker / "home"), XDG_CACHE_HOME=str(blocker / "cache"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "None"
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not writable" in lines[0], r.stderr
+    assert not _cache_files(tmp_path / "mod")
