@@ -228,7 +228,9 @@ def _chi2_points(S, L, Q, B, D, theta, isa2, isb2, tol, max_iter, armijo,
                 n = S[i] + x
                 n = max(n, 0.0)
                 N[i] = n
-                dl[i] = n - S[i]
+                # T - D = dl + a N + b B with dl = (N - S) + (S + B - D); the last
+                # term is exactly 0 for Asimov data D = S + B
+                dl[i] = (n - S[i]) + ((S[i] + B[i]) - D[i])
             chi, a, b, status = _profile(N, dl, B, D, 0.0, 0.0, 0, isa2, isb2, tol, max_iter, armijo)
             out_chi2[p] = chi
             out_a[p] = a
@@ -337,6 +339,7 @@ def _chi2_rows(S, B, D, E0, cx1, cx2, cy1, cy2, xs, ys, y0, cnt, o0, lanes,
                     c4 = cy2[i]
                     bi = B[i]
                     di = D[i]
+                    ri = (s + bi) - di                         # 0 for Asimov data
                     bb = bi * bi
                     if not di > 0.0:
                         # empty bin (D = 0): u = 1, w = 0, chi2 term T
@@ -351,7 +354,7 @@ def _chi2_rows(S, B, D, E0, cx1, cx2, cy1, cy2, xs, ys, y0, cnt, o0, lanes,
                         b = Bp[l]
                         n = s + (EX[i, l] + (Y[l] * c3 + Y2[l] * c4))
                         n = max(n, 0.0)
-                        df = (n - s) + a * n + b * bi          # T - D
+                        df = ((n - s) + ri) + a * n + b * bi   # T - D
                         T = (1.0 + a) * n + (1.0 + b) * bi
                         r = 1.0 / T
                         u = df * r
@@ -402,7 +405,7 @@ def _chi2_rows(S, B, D, E0, cx1, cx2, cy1, cy2, xs, ys, y0, cnt, o0, lanes,
                         n = S[i] + (EX[i, l] + (y * cy1[i] + Y2[l] * cy2[i]))
                         n = max(n, 0.0)
                         tN[i] = n
-                        tD[i] = n - S[i]
+                        tD[i] = (n - S[i]) + ((S[i] + B[i]) - D[i])
                     if ACT[l] == 2:
                         CHI[l], A[l], Bp[l], IT[l] = _profile(tN, tD, B, D, A[l], Bp[l], IT[l], isa2,
                                                              isb2, tol, max_iter, armijo)

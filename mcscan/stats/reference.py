@@ -61,7 +61,7 @@ def deviance(eps):
 
 
 def _chi2_at(N, dlt, B, D, a, b, isa2, isb2):
-    """chi2 at pulls (a, b); N (npts, nb) counts, dlt = N - S."""
+    """chi2 at pulls (a, b); N (npts, nb) counts, dlt = (N - S) + (S + B - D)."""
     T = (1 + a)[:, None] * N + (1 + b)[:, None] * B
     diff = dlt + a[:, None] * N + b[:, None] * B           # T - D, without cancellation
     Dpos = np.where(D > 0, D, 1.0)
@@ -91,8 +91,9 @@ def chi2(coef: Coefficients, theta, *, signal_pull: float = SIGNAL_PULL,
     theta = np.atleast_2d(check_charges(theta))
     dlt = excess(coef, theta)
     N = np.maximum(coef.S + dlt, 0.0)
-    dlt = N - coef.S
     B, D = coef.B, coef.D
+    # T - D = dlt + a N + b B; the data term S + B - D is exactly 0 for Asimov data
+    dlt = (N - coef.S) + ((coef.S + B) - D)
     isa2, isb2 = 1.0 / signal_pull**2, 1.0 / background_pull**2
     n = theta.shape[0]
     a = np.zeros(n)
