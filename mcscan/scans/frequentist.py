@@ -33,7 +33,7 @@ from ..errors import InputError
 from ..params import PARAMS, SPEC, check_param
 from ..results import Result
 from ..stats.kernels import chi2_points
-from ..stats.toys import expected_counts, generate_toys, grid_counts, toy_chi2
+from ..stats.toys import expected_counts, generate_toys, generate_toys_at, grid_counts, toy_chi2
 from .grid import ScanSettings, base_point, grid_scan
 from .limits import delta_chi2_level, limit_1d
 
@@ -176,7 +176,7 @@ def _chi2_sum(coefs, theta, settings):
     tot = np.zeros(theta.shape[0])
     ok = np.ones(theta.shape[0], dtype=bool)
     for c in coefs:
-        chi, _, _, it = chi2_points(c, theta, parallel=theta.shape[0] > 256, **settings.kwargs())
+        chi, _, _, it = chi2_points(c, theta, parallel=False, **settings.kwargs())
         tot += chi
         ok &= it > 0
     return tot, ok
@@ -391,14 +391,17 @@ def _stream_key(detector: str) -> int:
     return zlib.crc32(detector.encode())
 
 
-def _toy_chi2_block(coefs, Ns, mus, seed, start, stop, key, settings, parallel):
-    """Summed chi2 (n, G) of toys start..stop-1 over the detectors."""
+def _toy_chi2_block(coefs, Ns, mus, seed, start, stop, key, settings, parallel, indices=None):
+    """Summed chi2 (n, G) of toys start..stop-1 (or of the toys ``indices``) over the detectors."""
     tot = None
     ok = None
     for c, N, mu in zip(coefs, Ns, mus):
-        D, a0, b0 = generate_toys(mu, seed, start, stop, key=(_stream_key(c.detector), *key),
-                                  signal_pull=settings.signal_pull,
-                                  background_pull=settings.background_pull)
+        widths = dict(signal_pull=settings.signal_pull, background_pull=settings.background_pull)
+        k = (_stream_key(c.detector), *key)
+        if indices is None:
+            D, a0, b0 = generate_toys(mu, seed, start, stop, key=k, **widths)
+        else:
+            D, a0, b0 = generate_toys_at(mu, seed, indices, key=k, **widths)
         chi, _, _, good = toy_chi2(N, c.S, c.B, D, a0, b0, parallel=parallel, **settings.kwargs())
         tot = chi if tot is None else tot + chi
         ok = good if ok is None else ok & good
@@ -426,6 +429,9 @@ def _window(regions, pad, points):
         w = max(abs(lo), abs(hi), 1e-12)
     return np.linspace(lo - pad * w, hi + pad * w, points)
 
+
+#: Most times a toy's window is extended on a side its allowed set reaches.
+EXTEND = 4
 
 QUANTILES = {"median": 0.5, "p16": 0.16, "p84": 0.84, "p2.5": 0.025, "p97.5": 0.975}
 
@@ -488,8 +494,11 @@ def expected_bands(coefs, param, *, toys=1000, seed=0, cl=0.90, fixed=None, sett
     width on each side.  Its limits are the lowest and highest value where
     chi2 - chi2_min <= the ``cl`` level for one parameter, chi2_min the
     refined grid minimum (:func:`refined_minimum`), crossings linearly
-    interpolated (:func:`toy_limits`).  ``toys`` are processed ``chunk`` at a
-    time; the result does not depend on ``chunk`` or on the thread count.
+    interpolated (:func:`toy_limits`).  A toy whose allowed set reaches an
+    end of the window is profiled again on a window extended on that side by
+    the window width, up to :data:`EXTEND` times (``open_low``/``open_high``
+    count the toys still open after that).  ``toys`` are processed ``chunk``
+    at a time; the result does not depend on ``chunk`` or on the thread count.
     """
     from tqdm.auto import tqdm
 
@@ -508,19 +517,44 @@ def expected_bands(coefs, param, *, toys=1000, seed=0, cl=0.90, fixed=None, sett
     xs = _window(lim.regions, float(pad), points)
     Ns = [grid_counts(c, base, k, xs) for c in coefs]
     mus = [expected_counts(c, base) for c in coefs]
+    G = xs.size
+    width = xs[-1] - xs[0]
+
+    def limits_on(nl, nh, start, stop, indices=None):
+        """Limits of toys on the window extended by nl (nh) widths below (above)."""
+        grid = xs if nl == nh == 0 else np.linspace(xs[0] - nl * width, xs[-1] + nh * width,
+                                                    G + (nl + nh) * (G - 1))
+        Ng = Ns if nl == nh == 0 else [grid_counts(c, base, k, grid) for c in coefs]
+        chi, ok = _toy_chi2_block(coefs, Ng, mus, seed, start, stop, (), settings, parallel, indices)
+        _, cmin = refined_minimum(chi, grid)
+        return (*toy_limits(chi - cmin[:, None], grid, level), ~ok.all(axis=1))
+
     lower = np.empty(toys)
     upper = np.empty(toys)
-    olo = ohi = bad = 0
+    open_lo = np.zeros(toys, dtype=bool)
+    open_hi = np.zeros(toys, dtype=bool)
+    unconv = np.zeros(toys, dtype=bool)
     for start in tqdm(range(0, toys, chunk), desc=f"bands {param}", disable=not progress):
         stop = min(toys, start + chunk)
-        chi, ok = _toy_chi2_block(coefs, Ns, mus, seed, start, stop, (), settings, parallel)
-        _, cmin = refined_minimum(chi, xs)
-        lo, hi, ol, oh = toy_limits(chi - cmin[:, None], xs, level)
-        lower[start:stop] = lo
-        upper[start:stop] = hi
-        olo += int(ol.sum())
-        ohi += int(oh.sum())
-        bad += int((~ok.all(axis=1)).sum())
+        lo, hi, ol, oh, nc = limits_on(0, 0, start, stop)
+        sl = slice(start, stop)
+        lower[sl], upper[sl], open_lo[sl], open_hi[sl], unconv[sl] = lo, hi, ol, oh, nc
+    # a toy whose allowed set reaches an end of the window is redone on a window
+    # extended on that side (by its width, up to EXTEND times): each toy's
+    # windows depend on its own data only
+    nl = np.zeros(toys, dtype=np.int64)
+    nh = np.zeros(toys, dtype=np.int64)
+    for _ in range(EXTEND):
+        todo = np.flatnonzero(open_lo | open_hi)
+        if todo.size == 0:
+            break
+        nl[todo] += open_lo[todo]
+        nh[todo] += open_hi[todo]
+        for a, b in sorted({(int(nl[t]), int(nh[t])) for t in todo}):
+            sel = todo[(nl[todo] == a) & (nh[todo] == b)]
+            lo, hi, ol, oh, nc = limits_on(a, b, 0, 0, sel)
+            lower[sel], upper[sel], open_lo[sel], open_hi[sel], unconv[sel] = lo, hi, ol, oh, nc
+    olo, ohi, bad = int(open_lo.sum()), int(open_hi.sum()), int(unconv.sum())
     return Bands(tuple(c.detector for c in coefs), param, float(cl), toys, seed,
                  [list(r) for r in lim.regions], _quantiles(lower), _quantiles(upper), xs,
                  lower, upper, olo, ohi, bad, {p: float(v) for p, v in fixed.items()})

@@ -59,6 +59,7 @@ __all__ = [
     "grid_counts",
     "expected_counts",
     "generate_toys",
+    "generate_toys_at",
     "toy_chi2",
     "toy_chi2_numpy",
     "warm_up",
@@ -138,6 +139,25 @@ def generate_toys(mu, seed, start, stop, *, key=(), signal_pull=SIGNAL_PULL,
         D[lo - start:hi - start] = counts[lo - blk * TOY_BLOCK:hi - blk * TOY_BLOCK]
         aux[lo - start:hi - start] = z[lo - blk * TOY_BLOCK:hi - blk * TOY_BLOCK] * widths
     return D, aux[:, 0].copy(), aux[:, 1].copy()
+
+
+def generate_toys_at(mu, seed, indices, *, key=(), signal_pull=SIGNAL_PULL,
+                     background_pull=BACKGROUND_PULL):
+    """The toys of the given indices (any order), as :func:`generate_toys` draws them."""
+    idx = np.asarray(indices, dtype=np.int64).ravel()
+    mu = np.asarray(mu, dtype=float)
+    D = np.empty((idx.size, mu.size))
+    a0 = np.empty(idx.size)
+    b0 = np.empty(idx.size)
+    if idx.size and idx.min() < 0:
+        raise InputError("toy indices must be non-negative")
+    for blk in np.unique(idx // TOY_BLOCK):
+        lo = int(blk) * TOY_BLOCK
+        d, a, b = generate_toys(mu, seed, lo, lo + TOY_BLOCK, key=key, signal_pull=signal_pull,
+                                background_pull=background_pull)
+        sel = np.flatnonzero(idx // TOY_BLOCK == blk)
+        D[sel], a0[sel], b0[sel] = d[idx[sel] - lo], a[idx[sel] - lo], b[idx[sel] - lo]
+    return D, a0, b0
 
 
 # ---------------------------------------------------------------------------

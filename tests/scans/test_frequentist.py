@@ -218,10 +218,11 @@ def test_bands_of_a_linear_gaussian_model(warm):
     se_med = 1.2533 * sigma / np.sqrt(toys)
     assert abs(b.upper["median"] - hi) < 3 * se_med and abs(b.lower["median"] - lo) < 3 * se_med
     assert abs((b.upper["p84"] - b.upper["p16"]) / (2 * sigma) - 1) < 0.06
-    # every closed toy interval has the Asimov width (grid interpolation error ~1e-4 of it)
-    closed = (b.lower_limits > b.grid[0]) & (b.upper_limits < b.grid[-1])
-    assert closed.sum() == toys - b.open_low - b.open_high and closed.mean() > 0.99
-    np.testing.assert_allclose((b.upper_limits - b.lower_limits)[closed], hi - lo, rtol=1e-3)
+    # every toy interval has the Asimov width (grid interpolation error ~1e-4 of it), also
+    # those beyond the first window (redone on an extended window)
+    beyond = (b.lower_limits < b.grid[0]) | (b.upper_limits > b.grid[-1])
+    assert b.open_low == b.open_high == 0 and 0 < beyond.sum() < 0.02 * toys
+    np.testing.assert_allclose(b.upper_limits - b.lower_limits, hi - lo, rtol=1e-3)
 
 
 # ---------------------------------------------------------------------------
