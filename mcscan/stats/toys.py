@@ -24,8 +24,10 @@ same streams across versions).
 
 The fit
 -------
-:func:`toy_chi2` runs the numba kernel :func:`_toy_rows`: parallel over
-toys (``prange``), each toy walks the grid in order, exactly as a row of
+:func:`toy_chi2` runs the numba kernel :func:`_toy_lanes`: parallel over
+blocks of :data:`TOY_LANES` toys (``prange``) that run in lockstep, one
+vector lane per toy (:func:`_toy_rows` is the same algorithm one toy at a
+time, and gives the same bits).  Each toy walks the grid in order, exactly as a row of
 :func:`mcscan.stats.kernels.chi2_rows`: the pulls of a point start from a
 cubic extrapolation of those of the previous four points, one Newton pass
 computes gradient, Hessian and chi2 (the deviance polynomial, no logarithm),
@@ -34,7 +36,8 @@ that need a line search, a damped step or logarithms go to the scalar
 safeguarded Newton :func:`_profile_c` (the algorithm of
 :func:`mcscan.stats.kernels.chi2_points` with shifted penalties).  A toy
 depends on nothing but its own data, so the results are bit-identical for
-any number of threads, any chunking and serial or parallel builds.
+any number of threads, any chunking, any block size and serial or parallel
+builds (no fast-math flags: no sum depends on the vector width).
 
 The NumPy twin is :func:`toy_chi2_numpy` (vectorised, from (a, b) = (0, 0)
 at every point); the constants of the Newton iteration of both come from
@@ -56,6 +59,7 @@ from .reference import deviance
 
 __all__ = [
     "TOY_BLOCK",
+    "TOY_LANES",
     "grid_counts",
     "expected_counts",
     "generate_toys",
@@ -374,7 +378,169 @@ def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, d
             out_ok[t, g] = status > 0
 
 
+def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo, umax, dev_coef,
+               max_model_step, out_chi2, out_a, out_b, out_ok):
+    """:func:`_toy_rows` for blocks of ``lanes`` toys in lockstep, one vector lane
+    per toy: the loop over lanes has no reductions across lanes and vectorises
+    without reordering any sum, so a toy's numbers do not depend on the other
+    toys of its block.  A toy with an empty bin (or a detector with a bin
+    without background) takes the scalar path :func:`_profile_c` at every
+    grid point.
+    """
+    ntoys = D.shape[0]
+    G = N.shape[0]
+    nb_ = N.shape[1]
+    nblk = (ntoys + lanes - 1) // lanes
+    for blk in nb.prange(nblk):
+        DT = np.empty((nb_, lanes))
+        RT = np.empty((nb_, lanes))
+        A = np.zeros(lanes)
+        Bp = np.zeros(lanes)
+        CA = np.empty(lanes)
+        CB = np.empty(lanes)
+        HA = np.zeros((4, lanes))
+        HB = np.zeros((4, lanes))
+        NH = np.zeros(lanes, np.int64)
+        ACC = np.empty((7, lanes))
+        ACT = np.empty(lanes, np.int64)       # 1 active, 0 done, 2 scalar path
+        IT = np.empty(lanes, np.int64)
+        CHI = np.empty(lanes)
+        EXACT = np.empty(lanes, np.int64)
+        SCALAR = np.zeros(lanes, np.int64)
+        TOY = np.empty(lanes, np.int64)
+        tdl = np.empty(nb_)
+        tD = np.empty(nb_)
+        for l in range(lanes):
+            TOY[l] = min(blk * lanes + l, ntoys - 1)
+            CA[l] = A0[TOY[l]]
+            CB[l] = B0[TOY[l]]
+        for i in range(nb_):
+            for l in range(lanes):
+                di = D[TOY[l], i]
+                DT[i, l] = di
+                RT[i, l] = (S[i] + B[i]) - di        # 0 for Asimov data
+                if not (di > 0.0 and B[i] > 0.0):
+                    SCALAR[l] = 1
+        for g in range(G):
+            for l in range(lanes):
+                h = NH[l]
+                if h >= 4:
+                    a = 4.0 * HA[0, l] - 6.0 * HA[1, l] + 4.0 * HA[2, l] - HA[3, l]
+                    b = 4.0 * HB[0, l] - 6.0 * HB[1, l] + 4.0 * HB[2, l] - HB[3, l]
+                elif h == 3:
+                    a = 3.0 * HA[0, l] - 3.0 * HA[1, l] + HA[2, l]
+                    b = 3.0 * HB[0, l] - 3.0 * HB[1, l] + HB[2, l]
+                elif h == 2:
+                    a = 2.0 * HA[0, l] - HA[1, l]
+                    b = 2.0 * HB[0, l] - HB[1, l]
+                elif h == 1:
+                    a = HA[0, l]
+                    b = HB[0, l]
+                else:
+                    a = 0.0
+                    b = 0.0
+                IT[l] = 0
+                EXACT[l] = 0
+                ACT[l] = 1
+                if SCALAR[l] != 0 or not (1.0 + a > 0.0 and 1.0 + b > 0.0):
+                    ACT[l] = 2
+                    if not (1.0 + a > 0.0 and 1.0 + b > 0.0):
+                        a = HA[0, l] if h > 0 else 0.0
+                        b = HB[0, l] if h > 0 else 0.0
+                A[l] = a
+                Bp[l] = b
+            for it in range(max_iter):
+                nact = 0
+                for l in range(lanes):
+                    nact += ACT[l] == 1
+                if nact == 0:
+                    break
+                for k in range(7):
+                    for l in range(lanes):
+                        ACC[k, l] = 0.0
+                # one pass over the bins: gradient, Hessian and chi2 at the current pulls
+                for i in range(nb_):
+                    n = N[g, i]
+                    dl = DL[g, i]
+                    bi = B[i]
+                    bb = bi * bi
+                    for l in range(lanes):
+                        a = A[l]
+                        b = Bp[l]
+                        df = (dl + RT[i, l]) + a * n + b * bi      # T - D
+                        T = (1.0 + a) * n + (1.0 + b) * bi
+                        r = 1.0 / T
+                        u = df * r
+                        w = DT[i, l] * r * r
+                        ACC[0, l] += n * u
+                        ACC[1, l] += bi * u
+                        nw = n * w
+                        ACC[2, l] += nw * n
+                        ACC[3, l] += nw * bi
+                        ACC[4, l] += bb * w
+                        ACC[5, l] += df * u * _dev_series(u, dev_coef)
+                        ACC[6, l] = max(ACC[6, l], abs(u))
+                for l in range(lanes):
+                    if ACT[l] != 1:
+                        continue
+                    a = A[l]
+                    b = Bp[l]
+                    ga = 2.0 * ACC[0, l] + 2.0 * (a - CA[l]) * isa2
+                    gb = 2.0 * ACC[1, l] + 2.0 * (b - CB[l]) * isb2
+                    haa = 2.0 * ACC[2, l] + 2.0 * isa2
+                    hab = 2.0 * ACC[3, l]
+                    hbb = 2.0 * ACC[4, l] + 2.0 * isb2
+                    det = haa * hbb - hab * hab
+                    da = -(hbb * ga - hab * gb) / det
+                    db = -(haa * gb - hab * ga) / det
+                    lam2 = max(-(ga * da + gb * db), 0.0)
+                    if not (lam2 <= DECREMENT2_MAX and abs(da) <= STEP_TO_ZERO * (1.0 + a)
+                            and abs(db) <= STEP_TO_ZERO * (1.0 + b)):
+                        ACT[l] = 2
+                        IT[l] = it
+                        continue
+                    A[l] = a + da
+                    Bp[l] = b + db
+                    if max(abs(da), abs(db)) < tol:
+                        CHI[l] = (2.0 * ACC[5, l] + (a - CA[l]) * (a - CA[l]) * isa2
+                                  + (b - CB[l]) * (b - CB[l]) * isb2 - 0.5 * lam2)
+                        EXACT[l] = not (ACC[6, l] <= umax and max(abs(da), abs(db)) <= max_model_step)
+                        IT[l] = it + 1
+                        ACT[l] = 0
+            for l in range(lanes):
+                if ACT[l] != 0 or EXACT[l] != 0:
+                    for i in range(nb_):
+                        tdl[i] = DL[g, i] + RT[i, l]
+                        tD[i] = DT[i, l]
+                    if ACT[l] == 2:
+                        CHI[l], A[l], Bp[l], IT[l] = _profile_c(N[g], tdl, B, tD, A[l], Bp[l], CA[l], CB[l],
+                                                               IT[l], isa2, isb2, tol, max_iter, armijo)
+                    else:
+                        CHI[l] = _chi2_at_c(N[g], tdl, B, tD, A[l], Bp[l], CA[l], CB[l], isa2, isb2)
+                        if ACT[l] == 1:
+                            IT[l] = -max_iter
+                if IT[l] > 0:
+                    for k in range(3, 0, -1):
+                        HA[k, l] = HA[k - 1, l]
+                        HB[k, l] = HB[k - 1, l]
+                    HA[0, l] = A[l]
+                    HB[0, l] = Bp[l]
+                    NH[l] = min(NH[l] + 1, 4)
+                else:
+                    NH[l] = 0
+                if blk * lanes + l < ntoys:
+                    t = blk * lanes + l
+                    out_chi2[t, g] = max(CHI[l], 0.0)
+                    out_a[t, g] = A[l]
+                    out_b[t, g] = Bp[l]
+                    out_ok[t, g] = IT[l] > 0
+
+
 _serial, _parallel = kernel(_toy_rows)
+_lanes_serial, _lanes_parallel = kernel(_toy_lanes)
+
+#: Toys per block of the lane kernel (one vector lane each); results do not depend on it.
+TOY_LANES = 32
 
 
 def _check_toy_inputs(N, S, B, D, a0, b0):
@@ -399,7 +565,7 @@ def _check_toy_inputs(N, S, B, D, a0, b0):
 
 
 def toy_chi2(N, S, B, D, a0, b0, *, signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL,
-             tol=TOL, max_iter=MAX_ITER, parallel=True):
+             tol=TOL, max_iter=MAX_ITER, parallel=True, lanes=None):
     """Profiled chi2 of many toys on a grid (numba).
 
     Parameters
@@ -408,6 +574,9 @@ def toy_chi2(N, S, B, D, a0, b0, *, signal_pull=SIGNAL_PULL, background_pull=BAC
     S, B : (nbins,) SM and background counts
     D : (ntoys, nbins) toy counts;  a0, b0 : (ntoys,) auxiliary pull measurements
     parallel : parallel over toys (results are identical either way)
+    lanes : toys per block of the lane kernel (default :data:`TOY_LANES`); 0 runs
+        the one-toy-at-a-time kernel :func:`_toy_rows`.  Results do not depend
+        on it for lanes >= 1.
 
     Returns
     -------
@@ -418,14 +587,21 @@ def toy_chi2(N, S, B, D, a0, b0, *, signal_pull=SIGNAL_PULL, background_pull=BAC
     shape = (D.shape[0], N.shape[0])
     out = np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape, dtype=np.bool_)
     if D.shape[0] and N.shape[0]:
-        args = (N, N - S, S, B, D, a0, b0, 1.0 / signal_pull**2, 1.0 / background_pull**2,
-                float(tol), int(max_iter), ARMIJO, SERIES_UMAX, deviance_polynomial()[0], MODEL_STEP,
-                *out)
+        lanes = TOY_LANES if lanes is None else int(lanes)
+        lanes = min(lanes, D.shape[0])
+        common = (1.0 / signal_pull**2, 1.0 / background_pull**2, float(tol), int(max_iter), ARMIJO,
+                  SERIES_UMAX, deviance_polynomial()[0], MODEL_STEP, *out)
+        if lanes >= 1:
+            args = (N, N - S, S, B, D, a0, b0, lanes, *common)
+            f = _lanes_parallel if parallel else _lanes_serial
+        else:
+            args = (N, N - S, S, B, D, a0, b0, *common)
+            f = _parallel if parallel else _serial
         if parallel:
             with nb.parallel_chunksize(1):
-                _parallel(*args)
+                f(*args)
         else:
-            _serial(*args)
+            f(*args)
     return out
 
 
@@ -522,4 +698,6 @@ def toy_chi2_numpy(N, S, B, D, a0, b0, *, signal_pull=SIGNAL_PULL, background_pu
 def warm_up(parallel=True):
     """Compile (or load from the cache) the toy kernel on a tiny problem."""
     S = np.ones(2)
-    toy_chi2(np.ones((1, 2)), S, S, 2 * S[None], np.zeros(1), np.zeros(1), parallel=parallel)
+    for lanes in (0, 1):
+        toy_chi2(np.ones((1, 2)), S, S, 2 * S[None], np.zeros(1), np.zeros(1), parallel=parallel,
+                 lanes=lanes)

@@ -75,7 +75,7 @@ def test_kernel_matches_numpy_twin(coefs, warm, det):
     xs, N = _grid(c)
     D, a0, b0 = toys.generate_toys(c.S + c.B, 3, 0, 12)
     par = toys.toy_chi2(N, c.S, c.B, D, a0, b0, parallel=True)
-    ser = toys.toy_chi2(N, c.S, c.B, D, a0, b0, parallel=False)
+    ser = toys.toy_chi2(N, c.S, c.B, D, a0, b0, parallel=False, lanes=0)
     twin = toys.toy_chi2_numpy(N, c.S, c.B, D, a0, b0)
     for p, s in zip(par, ser):
         assert np.array_equal(p, s)                        # serial and parallel: same bits
@@ -116,11 +116,13 @@ def test_kernel_low_counts_and_empty_bins(warm):
     D = np.array([[9.0, 5, 0, 4, 2, 0], [0.0, 0, 0, 0, 0, 1], [8.0, 6, 5, 3, 3, 2]])
     a0 = np.array([0.0, 0.1, -0.1])
     b0 = np.array([0.0, 0.01, 0.0])
-    for parallel in (True, False):
-        k = toys.toy_chi2(N, S, B, D, a0, b0, parallel=parallel)
-        t = toys.toy_chi2_numpy(N, S, B, D, a0, b0)
-        assert k[3].all() and t[3].all()
-        np.testing.assert_allclose(k[0], t[0], rtol=1e-10, atol=1e-9)
+    t = toys.toy_chi2_numpy(N, S, B, D, a0, b0)
+    assert t[3].all()
+    for lanes in (0, 16):
+        for parallel in (True, False):
+            k = toys.toy_chi2(N, S, B, D, a0, b0, parallel=parallel, lanes=lanes)
+            assert k[3].all()
+            np.testing.assert_allclose(k[0], t[0], rtol=1e-10, atol=1e-9)
     for j in range(3):
         for g in (0, 10, 20):
             want = _direct_chi2(N[g], B, D[j], a0[j], b0[j])
@@ -161,6 +163,12 @@ def test_results_do_not_depend_on_threads_or_batches(coefs, warm):
     for x, y, z in zip(one, two, part):
         assert np.array_equal(x, y)
         assert np.array_equal(x[17:33], z)
+    # any block size of the lane kernel, and the one-toy-at-a-time kernel: same bits
+    for lanes in (0, 1, 16, 64):
+        for parallel in (True, False):
+            other = toys.toy_chi2(N, c.S, c.B, D, a0, b0, lanes=lanes, parallel=parallel)
+            for x, y in zip(one, other):
+                assert np.array_equal(x, y)
 
 
 def test_toy_inputs_are_checked():
