@@ -76,7 +76,8 @@ def test_data_file_with_rounded_edges_and_integers(coefs, tmp_path):
 @pytest.mark.parametrize("edit, match", [
     (lambda L: L.__setitem__(3, L[3].rsplit(",", 1)[0] + ",-4"), r"line 4: counts '-4' are negative"),
     (lambda L: L.__setitem__(3, L[3].rsplit(",", 1)[0] + ",nan"), r"line 4: counts 'nan' is not a number"),
-    (lambda L: L.__setitem__(3, L[3].rsplit(",", 1)[0] + ",1e999"), r"line 4: counts '1e999' is out of range"),
+    (lambda L: L.__setitem__(3, L[3].rsplit(",", 1)[0] + ",1e999"),
+     r"line 4: counts '1e999' is out of range"),
     (lambda L: L.__setitem__(3, L[3].rsplit(",", 1)[0] + ","), r"line 4: counts '' is not a number"),
     (lambda L: L.__setitem__(3, L[3].rsplit(",", 1)[0] + ",12,3"), r"line 4: 5 columns"),
     (lambda L: L.__setitem__(0, "detector,low,high,counts"), r"line 1: header"),
@@ -258,7 +259,8 @@ def test_bands_and_critical_values_are_deterministic(coefs, warm):
     finally:
         numba.set_num_threads(old)
     assert b1.to_json() == b2.to_json()
-    assert np.array_equal(b1.lower_limits, b2.lower_limits) and np.array_equal(b1.upper_limits, b2.upper_limits)
+    assert np.array_equal(b1.lower_limits, b2.lower_limits)
+    assert np.array_equal(b1.upper_limits, b2.upper_limits)
     assert f1.to_json() == f2.to_json()
     assert np.array_equal(f1.critical, f2.critical)
     b3 = F.expected_bands(ge, "q_ee", toys=300, seed=10)
