@@ -614,6 +614,21 @@ class FCLimit(Result):
         }
 
 
+def _fc_spec(coefs, param, xs, toys, seed, base, settings) -> dict:
+    """What a stored Feldman-Cousins computation is (its folder must match it to resume)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for c in coefs:
+        for a in (c.S, c.L, c.Q, c.B, c.D):
+            h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(xs, dtype=np.float64).tobytes())
+    return {"kind": "feldman-cousins", "param": param, "detectors": [c.detector for c in coefs],
+            "table_hashes": [c.table_hash for c in coefs], "toys": int(toys), "seed": int(seed),
+            "base": [float(v) for v in base], "settings": dataclasses.asdict(settings),
+            "points": int(xs.size), "inputs_sha256": h.hexdigest()}
+
+
 def _regions_below(xs, h):
     """Union of intervals where h < 0 on the grid, ends linearly interpolated."""
     inside = h < 0
@@ -639,7 +654,7 @@ def _regions_below(xs, h):
 
 def feldman_cousins(coefs, param, *, toys=1000, seed=0, cl=0.90, fixed=None, settings=None,
                     xrange=None, points=201, pad=1.0, grid=None, chunk=4096, parallel=True,
-                    progress=False) -> FCLimit:
+                    progress=False, store=None, resume=False) -> FCLimit:
     """Feldman-Cousins interval of ``param`` for the data D of ``coefs``.
 
     For every value theta_j of a grid (``grid``, or ``points`` values over the
@@ -653,6 +668,11 @@ def feldman_cousins(coefs, param, *, toys=1000, seed=0, cl=0.90, fixed=None, set
     values.  Also returned: the coverage of the Wilks interval at each
     theta_j (fraction of toys with Delta chi2 < the Wilks level) and its
     binomial standard error.
+
+    ``store``: a folder that keeps the toys' Delta chi2 of every finished grid
+    value (one file each, written atomically); after an interruption the same
+    call with ``resume=True`` continues from them (the folder must describe
+    the same computation).  It is deleted when the interval is complete.
     """
     from tqdm.auto import tqdm
 
@@ -680,19 +700,35 @@ def feldman_cousins(coefs, param, *, toys=1000, seed=0, cl=0.90, fixed=None, set
     crit = np.empty(xs.size)
     cov = np.empty(xs.size)
     bad = 0
+    chunks = None
+    if store is not None:
+        from ..io.tables import ChunkStore
+
+        chunks = ChunkStore(store, _fc_spec(coefs, param, xs, toys, seed, base, settings), resume=resume)
+    done = chunks.done() if chunks is not None else set()
     for j in tqdm(range(xs.size), desc=f"feldman-cousins {param}", disable=not progress):
-        theta = base.copy()
-        theta[k] = xs[j]
-        mus = [expected_counts(c, theta) for c in coefs]
-        d = np.empty(toys)
-        for start in range(0, toys, chunk):
-            stop = min(toys, start + chunk)
-            chi, ok = _toy_chi2_block(coefs, Ns, mus, seed, start, stop, (j,), settings, parallel)
-            _, cmin = refined_minimum(chi, xs)
-            d[start:stop] = chi[:, j] - cmin
-            bad += int((~ok.all(axis=1)).sum())
+        if j in done:
+            got = chunks.read(j)
+            d, nbad = got["delta_chi2"], int(got["unconverged"])
+        else:
+            theta = base.copy()
+            theta[k] = xs[j]
+            mus = [expected_counts(c, theta) for c in coefs]
+            d = np.empty(toys)
+            nbad = 0
+            for start in range(0, toys, chunk):
+                stop = min(toys, start + chunk)
+                chi, ok = _toy_chi2_block(coefs, Ns, mus, seed, start, stop, (j,), settings, parallel)
+                _, cmin = refined_minimum(chi, xs)
+                d[start:stop] = chi[:, j] - cmin
+                nbad += int((~ok.all(axis=1)).sum())
+            if chunks is not None:
+                chunks.write(j, {"delta_chi2": d, "unconverged": np.array(nbad)})
+        bad += nbad
         crit[j] = float(np.quantile(d, cl))
         cov[j] = float(np.mean(d < level))
+    if chunks is not None:
+        chunks.remove()
     err = np.sqrt(cov * (1.0 - cov) / toys)
     regions, open_low, open_high = _regions_below(xs, dchi_data - crit)
     return FCLimit(tuple(c.detector for c in coefs), param, float(cl), regions, open_low, open_high,

@@ -275,3 +275,33 @@ def test_bad_toy_arguments(coefs):
         F.expected_bands(coefs["Ge"], "q_xx")
     with pytest.raises(InputError):
         F.feldman_cousins(coefs["Ge"], "q_ee", grid=[0.0, 1.0])
+
+
+def test_feldman_cousins_resumes_from_its_store(coefs, tmp_path, warm, chunk_interrupt, monkeypatch):
+    from mcscan.io.tables import ChunkStore
+    from mcscan.errors import TableError
+
+    ge = coefs["Ge"]
+    kw = dict(toys=64, seed=4, points=11)
+    want = F.feldman_cousins(ge, "q_ee", **kw)
+    folder = tmp_path / "fc.partial"
+    chunk_interrupt.arm(4)
+    with pytest.raises(KeyboardInterrupt):
+        F.feldman_cousins(ge, "q_ee", store=folder, **kw)
+    chunk_interrupt.disarm()
+    assert len(list(folder.glob("chunk_*.npz"))) == 4
+    with pytest.raises(TableError, match="resume"):
+        F.feldman_cousins(ge, "q_ee", store=folder, **kw)
+    with pytest.raises(TableError, match="differs"):
+        F.feldman_cousins(ge, "q_ee", store=folder, resume=True, **dict(kw, seed=5))
+    calls = {"n": 0}
+    real = ChunkStore.write
+
+    def counting(store, k, arrays):
+        calls["n"] += 1
+        real(store, k, arrays)
+
+    monkeypatch.setattr(ChunkStore, "write", counting)
+    got = F.feldman_cousins(ge, "q_ee", store=folder, resume=True, **kw)
+    assert calls["n"] == 11 - 4                        # only the missing grid values are computed
+    assert got.to_json() == want.to_json() and not folder.exists()
