@@ -1,0 +1,703 @@
+"""Pseudo-experiments (toys): generation and the batched profile fit over a grid.
+
+A toy is a set of Poisson counts per bin, drawn around the expectation
+``T_i = N_i(theta) + B_i`` at a chosen charge point, together with the two
+auxiliary measurements of the pulls, ``a0 ~ N(0, sigma_a)`` (signal
+normalisation) and ``b0 ~ N(0, sigma_b)`` (background).  Its chi2 at a point
+of a grid of one charge x is profiled over the pulls with the penalty shifted
+to the auxiliary measurements (docs/statistics.md section 3):
+
+    chi2 = 2 sum_i [T_i - D_i + D_i ln(D_i / T_i)]
+           + ((a - a0) / sigma_a)^2 + ((b - b0) / sigma_b)^2,
+    T_i = (1 + a) N_i(x) + (1 + b) B_i.
+
+Random numbers
+--------------
+Counter-based: toy ``k`` is row ``k % TOY_BLOCK`` of block ``k // TOY_BLOCK``,
+and every block has its own stream, ``Generator(PCG64(SeedSequence(seed,
+spawn_key=(*key, block))))``.  A block draws, in this order, its
+``TOY_BLOCK x nbins`` Poisson counts (row by row) and its ``TOY_BLOCK x 2``
+normal auxiliary measurements; a block is always drawn whole.  So a toy
+depends only on (seed, key, k) -- not on how toys are split into chunks, on
+threads or on machines (for one NumPy version: NumPy does not promise the
+same streams across versions).
+
+The fit
+-------
+:func:`toy_chi2` runs the numba kernel :func:`_toy_lanes`: parallel over
+blocks of :data:`TOY_LANES` toys (``prange``) that run in lockstep, one
+vector lane per toy (:func:`_toy_rows` is the same algorithm one toy at a
+time, and gives the same bits).  Each toy walks the grid in order, exactly as a row of
+:func:`mcscan.stats.kernels.chi2_rows`: the pulls of a point start from a
+cubic extrapolation of those of the previous four points, one Newton pass
+computes gradient, Hessian and chi2 (the deviance polynomial, no logarithm),
+and the chi2 after the last step is taken from the quadratic model.  Points
+that need a line search, a damped step or logarithms go to the scalar
+safeguarded Newton :func:`_profile_c` (the algorithm of
+:func:`mcscan.stats.kernels.chi2_points` with shifted penalties).  A toy
+depends on nothing but its own data, so the results are bit-identical for
+any number of threads, any chunking, any block size and serial or parallel
+builds (no fast-math flags: no sum depends on the vector width).
+
+The NumPy twin is :func:`toy_chi2_numpy` (vectorised, from (a, b) = (0, 0)
+at every point); the constants of the Newton iteration of both come from
+:mod:`mcscan.stats.newton`.
+"""
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from ..errors import InputError
+from ._jit import helper, kernel
+from .kernels import MODEL_STEP, SERIES_UMAX, _dev_series, _deviance, deviance_polynomial
+from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, MAX_BACKTRACK, MAX_ITER,
+                     SIGNAL_PULL, STEP_TO_ZERO, TOL)
+from .reference import deviance
+
+__all__ = [
+    "TOY_BLOCK",
+    "TOY_LANES",
+    "grid_counts",
+    "expected_counts",
+    "generate_toys",
+    "generate_toys_at",
+    "toy_chi2",
+    "toy_chi2_numpy",
+    "warm_up",
+]
+
+#: Toys per random stream (see the module docstring); chunks of toys are cut
+#: on these boundaries internally, so any chunking gives the same toys.
+TOY_BLOCK = 64
+
+
+# ---------------------------------------------------------------------------
+# expectations and generation
+# ---------------------------------------------------------------------------
+
+def grid_counts(coef, base, index, xs):
+    """Signal counts N_i on a grid of one charge: (len(xs), nbins), never negative.
+
+    ``base`` (6,) charges in e; entry ``index`` takes the values ``xs``.
+    Same arithmetic as :func:`mcscan.stats.kernels.chi2_rows` (base part, then
+    the x part, clipped at 0).
+    """
+    base = np.array(base, dtype=float)
+    xs = np.asarray(xs, dtype=float)
+    if not (np.all(np.isfinite(base)) and np.all(np.isfinite(xs))):
+        raise InputError("charges must be finite numbers in units of e")
+    fixed = base.copy()
+    fixed[index] = 0.0
+    E0 = fixed @ coef.L + (fixed * fixed) @ coef.Q
+    x = xs[:, None]
+    N = coef.S + (E0 + (x * coef.L[index] + x * x * coef.Q[index]))
+    return np.maximum(N, 0.0)
+
+
+def expected_counts(coef, theta):
+    """Expected counts N(theta) + B per bin (pulls at 0), (nbins,)."""
+    from .reference import predict
+
+    return predict(coef, np.asarray(theta, dtype=float)) + coef.B
+
+
+def _check_widths(signal_pull, background_pull):
+    for name, v in (("signal_pull", signal_pull), ("background_pull", background_pull)):
+        if not (isinstance(v, (int, float, np.floating)) and math.isfinite(v) and v > 0):
+            raise InputError(f"{name} = {v!r}: expected a positive width")
+
+
+def generate_toys(mu, seed, start, stop, *, key=(), signal_pull=SIGNAL_PULL,
+                  background_pull=BACKGROUND_PULL):
+    """Toys ``start`` to ``stop - 1`` around the expected counts ``mu`` (nbins,).
+
+    Returns
+    -------
+    D : (stop - start, nbins) float Poisson counts;  a0, b0 : (stop - start,)
+    auxiliary measurements of the signal and background pulls.
+    The same (seed, key, toy index) always gives the same toy.
+    """
+    mu = np.asarray(mu, dtype=float)
+    if mu.ndim != 1 or not np.all(np.isfinite(mu)) or np.any(mu < 0):
+        raise InputError("expected counts must be finite and non-negative")
+    seed = int(seed)
+    if seed < 0:
+        raise InputError(f"seed = {seed}: expected a non-negative integer")
+    start, stop = int(start), int(stop)
+    if not 0 <= start <= stop:
+        raise InputError(f"toy range [{start}, {stop}): expected 0 <= start <= stop")
+    _check_widths(signal_pull, background_pull)
+    key = tuple(int(k) for k in key)
+    n = stop - start
+    D = np.empty((n, mu.size))
+    aux = np.empty((n, 2))
+    widths = np.array([signal_pull, background_pull], dtype=float)
+    for blk in range(start // TOY_BLOCK, (stop + TOY_BLOCK - 1) // TOY_BLOCK):
+        g = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(*key, blk))))
+        counts = g.poisson(mu, size=(TOY_BLOCK, mu.size))
+        z = g.normal(size=(TOY_BLOCK, 2))
+        lo, hi = max(start, blk * TOY_BLOCK), min(stop, (blk + 1) * TOY_BLOCK)
+        D[lo - start:hi - start] = counts[lo - blk * TOY_BLOCK:hi - blk * TOY_BLOCK]
+        aux[lo - start:hi - start] = z[lo - blk * TOY_BLOCK:hi - blk * TOY_BLOCK] * widths
+    return D, aux[:, 0].copy(), aux[:, 1].copy()
+
+
+def generate_toys_at(mu, seed, indices, *, key=(), signal_pull=SIGNAL_PULL,
+                     background_pull=BACKGROUND_PULL):
+    """The toys of the given indices (any order), as :func:`generate_toys` draws them."""
+    idx = np.asarray(indices, dtype=np.int64).ravel()
+    mu = np.asarray(mu, dtype=float)
+    D = np.empty((idx.size, mu.size))
+    a0 = np.empty(idx.size)
+    b0 = np.empty(idx.size)
+    if idx.size and idx.min() < 0:
+        raise InputError("toy indices must be non-negative")
+    for blk in np.unique(idx // TOY_BLOCK):
+        lo = int(blk) * TOY_BLOCK
+        d, a, b = generate_toys(mu, seed, lo, lo + TOY_BLOCK, key=key, signal_pull=signal_pull,
+                                background_pull=background_pull)
+        sel = np.flatnonzero(idx // TOY_BLOCK == blk)
+        D[sel], a0[sel], b0[sel] = d[idx[sel] - lo], a[idx[sel] - lo], b[idx[sel] - lo]
+    return D, a0, b0
+
+
+# ---------------------------------------------------------------------------
+# numba: scalar profile with shifted penalties, and the batched toy kernel
+# ---------------------------------------------------------------------------
+
+@helper
+def _chi2_at_c(N, dl, B, D, a, b, a0, b0, isa2, isb2):
+    """chi2 at pulls (a, b) with penalty centres (a0, b0); dl = (N - S) + (S + B - D)."""
+    chi = 0.0
+    for i in range(N.shape[0]):
+        if D[i] > 0.0:
+            chi += D[i] * _deviance((dl[i] + a * N[i] + b * B[i]) / D[i])
+        else:
+            chi += (1.0 + a) * N[i] + (1.0 + b) * B[i]
+    return 2.0 * chi + (a - a0) * (a - a0) * isa2 + (b - b0) * (b - b0) * isb2
+
+
+@helper
+def _profile_c(N, dl, B, D, a, b, a0, b0, it0, isa2, isb2, tol, max_iter, armijo):
+    """The safeguarded Newton iteration of :func:`mcscan.stats.kernels._profile`
+    with penalties centred on (a0, b0).  Returns chi2, a, b, iterations
+    (-max_iter if not converged)."""
+    nb_ = N.shape[0]
+    status = -max_iter
+    for i in range(nb_):
+        if D[i] > 0.0 and N[i] <= 0.0 and B[i] <= 0.0:
+            return math.inf, a, b, status
+    for it in range(it0, max_iter):
+        ga = 0.0
+        gb = 0.0
+        haa = 0.0
+        hbb = 0.0
+        hab = 0.0
+        for i in range(nb_):
+            T = (1.0 + a) * N[i] + (1.0 + b) * B[i]
+            if D[i] > 0.0:
+                u = (dl[i] + a * N[i] + b * B[i]) / T
+                w = 2.0 * (D[i] / T) / T
+            else:
+                u = 1.0
+                w = 0.0
+            ga += N[i] * u
+            gb += B[i] * u
+            haa += N[i] * N[i] * w
+            hab += N[i] * B[i] * w
+            hbb += B[i] * B[i] * w
+        ga = 2.0 * ga + 2.0 * (a - a0) * isa2
+        gb = 2.0 * gb + 2.0 * (b - b0) * isb2
+        haa += 2.0 * isa2
+        hbb += 2.0 * isb2
+        det = haa * hbb - hab * hab
+        da = -(hbb * ga - hab * gb) / det
+        db = -(haa * gb - hab * ga) / det
+        lam2 = max(-(ga * da + gb * db), 0.0)
+        t = 1.0
+        for i in range(nb_):
+            dT = da * N[i] + db * B[i]
+            if dT < 0.0:
+                lim = -STEP_TO_ZERO * ((1.0 + a) * N[i] + (1.0 + b) * B[i]) / dT
+                t = min(t, lim)
+        if lam2 > DECREMENT2_MAX:
+            f0 = _chi2_at_c(N, dl, B, D, a, b, a0, b0, isa2, isb2)
+            for _ in range(MAX_BACKTRACK):
+                f1 = _chi2_at_c(N, dl, B, D, a + t * da, b + t * db, a0, b0, isa2, isb2)
+                if f1 <= f0 - armijo * t * lam2:
+                    break
+                t *= BACKTRACK
+        sa = t * da
+        sb = t * db
+        a += sa
+        b += sb
+        if max(abs(sa), abs(sb)) < tol:
+            status = it + 1
+            break
+    return _chi2_at_c(N, dl, B, D, a, b, a0, b0, isa2, isb2), a, b, status
+
+
+def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, dev_coef,
+              max_model_step, out_chi2, out_a, out_b, out_ok):
+    """Profiled chi2 of every toy (rows of D, A0, B0) at every grid point (rows of N).
+
+    N, DL : (G, nb) signal counts and N - S on the grid;  S, B : (nb,);
+    D : (ntoys, nb) toy counts;  A0, B0 : (ntoys,) auxiliary measurements.
+    Outputs (ntoys, G).  Toy t depends on row t of the inputs only.
+    """
+    ntoys = D.shape[0]
+    G = N.shape[0]
+    nb_ = N.shape[1]
+    for t in nb.prange(ntoys):
+        R = np.empty(nb_)
+        tdl = np.empty(nb_)
+        Dt = np.empty(nb_)
+        for i in range(nb_):
+            Dt[i] = D[t, i]
+            R[i] = (S[i] + B[i]) - Dt[i]            # 0 for Asimov data
+        a0 = A0[t]
+        b0 = B0[t]
+        HA = np.zeros(4)
+        HB = np.zeros(4)
+        nh = 0
+        for g in range(G):
+            if nh >= 4:
+                a = 4.0 * HA[0] - 6.0 * HA[1] + 4.0 * HA[2] - HA[3]
+                b = 4.0 * HB[0] - 6.0 * HB[1] + 4.0 * HB[2] - HB[3]
+            elif nh == 3:
+                a = 3.0 * HA[0] - 3.0 * HA[1] + HA[2]
+                b = 3.0 * HB[0] - 3.0 * HB[1] + HB[2]
+            elif nh == 2:
+                a = 2.0 * HA[0] - HA[1]
+                b = 2.0 * HB[0] - HB[1]
+            elif nh == 1:
+                a = HA[0]
+                b = HB[0]
+            else:
+                a = 0.0
+                b = 0.0
+            mode = 1                      # 1 vector Newton, 0 converged, 2 scalar path
+            exact = False
+            it_done = 0
+            chi = 0.0
+            if not (1.0 + a > 0.0 and 1.0 + b > 0.0):
+                mode = 2
+                if nh > 0:
+                    a = HA[0]
+                    b = HB[0]
+            if mode == 1:
+                for it in range(max_iter):
+                    sa_ = 0.0
+                    sb_ = 0.0
+                    haa = 0.0
+                    hab = 0.0
+                    hbb = 0.0
+                    dev = 0.0
+                    umx = 0.0
+                    bad = False
+                    for i in range(nb_):
+                        n = N[g, i]
+                        bi = B[i]
+                        di = Dt[i]
+                        T = (1.0 + a) * n + (1.0 + b) * bi
+                        if not di > 0.0:
+                            sa_ += n
+                            sb_ += bi
+                            dev += T
+                            continue
+                        if not T > 0.0:
+                            bad = True
+                            break
+                        df = (DL[g, i] + R[i]) + a * n + b * bi      # T - D
+                        r = 1.0 / T
+                        u = df * r
+                        w = di * r * r
+                        sa_ += n * u
+                        sb_ += bi * u
+                        nw = n * w
+                        haa += nw * n
+                        hab += nw * bi
+                        hbb += bi * bi * w
+                        dev += df * u * _dev_series(u, dev_coef)
+                        umx = max(umx, abs(u))
+                    if bad:
+                        mode = 2
+                        it_done = it
+                        break
+                    ga = 2.0 * sa_ + 2.0 * (a - a0) * isa2
+                    gb = 2.0 * sb_ + 2.0 * (b - b0) * isb2
+                    haa = 2.0 * haa + 2.0 * isa2
+                    hab = 2.0 * hab
+                    hbb = 2.0 * hbb + 2.0 * isb2
+                    det = haa * hbb - hab * hab
+                    da = -(hbb * ga - hab * gb) / det
+                    db = -(haa * gb - hab * ga) / det
+                    lam2 = max(-(ga * da + gb * db), 0.0)
+                    if not (lam2 <= DECREMENT2_MAX and abs(da) <= STEP_TO_ZERO * (1.0 + a)
+                            and abs(db) <= STEP_TO_ZERO * (1.0 + b)):
+                        mode = 2
+                        it_done = it
+                        break
+                    a_old = a
+                    b_old = b
+                    a = a + da
+                    b = b + db
+                    if max(abs(da), abs(db)) < tol:
+                        chi = (2.0 * dev + (a_old - a0) * (a_old - a0) * isa2
+                               + (b_old - b0) * (b_old - b0) * isb2 - 0.5 * lam2)
+                        exact = not (umx <= umax and max(abs(da), abs(db)) <= max_model_step)
+                        it_done = it + 1
+                        mode = 0
+                        break
+            status = it_done
+            if mode != 0 or exact:
+                for i in range(nb_):
+                    tdl[i] = DL[g, i] + R[i]
+                if mode == 2:
+                    chi, a, b, status = _profile_c(N[g], tdl, B, Dt, a, b, a0, b0, it_done, isa2, isb2,
+                                                   tol, max_iter, armijo)
+                else:
+                    chi = _chi2_at_c(N[g], tdl, B, Dt, a, b, a0, b0, isa2, isb2)
+                    if mode == 1:
+                        status = -max_iter
+            if status > 0:
+                for k in range(3, 0, -1):
+                    HA[k] = HA[k - 1]
+                    HB[k] = HB[k - 1]
+                HA[0] = a
+                HB[0] = b
+                nh = min(nh + 1, 4)
+            else:
+                nh = 0
+            out_chi2[t, g] = max(chi, 0.0)
+            out_a[t, g] = a
+            out_b[t, g] = b
+            out_ok[t, g] = status > 0
+
+
+def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo, umax, dev_coef,
+               max_model_step, out_chi2, out_a, out_b, out_ok):
+    """:func:`_toy_rows` for blocks of ``lanes`` toys in lockstep, one vector lane
+    per toy: the loop over lanes has no reductions across lanes and vectorises
+    without reordering any sum, so a toy's numbers do not depend on the other
+    toys of its block.  A toy with an empty bin (or a detector with a bin
+    without background) takes the scalar path :func:`_profile_c` at every
+    grid point.
+    """
+    ntoys = D.shape[0]
+    G = N.shape[0]
+    nb_ = N.shape[1]
+    nblk = (ntoys + lanes - 1) // lanes
+    for blk in nb.prange(nblk):
+        DT = np.empty((nb_, lanes))
+        RT = np.empty((nb_, lanes))
+        A = np.zeros(lanes)
+        Bp = np.zeros(lanes)
+        CA = np.empty(lanes)
+        CB = np.empty(lanes)
+        HA = np.zeros((4, lanes))
+        HB = np.zeros((4, lanes))
+        NH = np.zeros(lanes, np.int64)
+        ACC = np.empty((7, lanes))
+        ACT = np.empty(lanes, np.int64)       # 1 active, 0 done, 2 scalar path
+        IT = np.empty(lanes, np.int64)
+        CHI = np.empty(lanes)
+        EXACT = np.empty(lanes, np.int64)
+        SCALAR = np.zeros(lanes, np.int64)
+        TOY = np.empty(lanes, np.int64)
+        tdl = np.empty(nb_)
+        tD = np.empty(nb_)
+        for l in range(lanes):
+            TOY[l] = min(blk * lanes + l, ntoys - 1)
+            CA[l] = A0[TOY[l]]
+            CB[l] = B0[TOY[l]]
+        for i in range(nb_):
+            for l in range(lanes):
+                di = D[TOY[l], i]
+                DT[i, l] = di
+                RT[i, l] = (S[i] + B[i]) - di        # 0 for Asimov data
+                if not (di > 0.0 and B[i] > 0.0):
+                    SCALAR[l] = 1
+        for g in range(G):
+            for l in range(lanes):
+                h = NH[l]
+                if h >= 4:
+                    a = 4.0 * HA[0, l] - 6.0 * HA[1, l] + 4.0 * HA[2, l] - HA[3, l]
+                    b = 4.0 * HB[0, l] - 6.0 * HB[1, l] + 4.0 * HB[2, l] - HB[3, l]
+                elif h == 3:
+                    a = 3.0 * HA[0, l] - 3.0 * HA[1, l] + HA[2, l]
+                    b = 3.0 * HB[0, l] - 3.0 * HB[1, l] + HB[2, l]
+                elif h == 2:
+                    a = 2.0 * HA[0, l] - HA[1, l]
+                    b = 2.0 * HB[0, l] - HB[1, l]
+                elif h == 1:
+                    a = HA[0, l]
+                    b = HB[0, l]
+                else:
+                    a = 0.0
+                    b = 0.0
+                IT[l] = 0
+                EXACT[l] = 0
+                ACT[l] = 1
+                if SCALAR[l] != 0 or not (1.0 + a > 0.0 and 1.0 + b > 0.0):
+                    ACT[l] = 2
+                    if not (1.0 + a > 0.0 and 1.0 + b > 0.0):
+                        a = HA[0, l] if h > 0 else 0.0
+                        b = HB[0, l] if h > 0 else 0.0
+                A[l] = a
+                Bp[l] = b
+            for it in range(max_iter):
+                nact = 0
+                for l in range(lanes):
+                    nact += ACT[l] == 1
+                if nact == 0:
+                    break
+                for k in range(7):
+                    for l in range(lanes):
+                        ACC[k, l] = 0.0
+                # one pass over the bins: gradient, Hessian and chi2 at the current pulls
+                for i in range(nb_):
+                    n = N[g, i]
+                    dl = DL[g, i]
+                    bi = B[i]
+                    bb = bi * bi
+                    for l in range(lanes):
+                        a = A[l]
+                        b = Bp[l]
+                        df = (dl + RT[i, l]) + a * n + b * bi      # T - D
+                        T = (1.0 + a) * n + (1.0 + b) * bi
+                        r = 1.0 / T
+                        u = df * r
+                        w = DT[i, l] * r * r
+                        ACC[0, l] += n * u
+                        ACC[1, l] += bi * u
+                        nw = n * w
+                        ACC[2, l] += nw * n
+                        ACC[3, l] += nw * bi
+                        ACC[4, l] += bb * w
+                        ACC[5, l] += df * u * _dev_series(u, dev_coef)
+                        ACC[6, l] = max(ACC[6, l], abs(u))
+                for l in range(lanes):
+                    if ACT[l] != 1:
+                        continue
+                    a = A[l]
+                    b = Bp[l]
+                    ga = 2.0 * ACC[0, l] + 2.0 * (a - CA[l]) * isa2
+                    gb = 2.0 * ACC[1, l] + 2.0 * (b - CB[l]) * isb2
+                    haa = 2.0 * ACC[2, l] + 2.0 * isa2
+                    hab = 2.0 * ACC[3, l]
+                    hbb = 2.0 * ACC[4, l] + 2.0 * isb2
+                    det = haa * hbb - hab * hab
+                    da = -(hbb * ga - hab * gb) / det
+                    db = -(haa * gb - hab * ga) / det
+                    lam2 = max(-(ga * da + gb * db), 0.0)
+                    if not (lam2 <= DECREMENT2_MAX and abs(da) <= STEP_TO_ZERO * (1.0 + a)
+                            and abs(db) <= STEP_TO_ZERO * (1.0 + b)):
+                        ACT[l] = 2
+                        IT[l] = it
+                        continue
+                    A[l] = a + da
+                    Bp[l] = b + db
+                    if max(abs(da), abs(db)) < tol:
+                        CHI[l] = (2.0 * ACC[5, l] + (a - CA[l]) * (a - CA[l]) * isa2
+                                  + (b - CB[l]) * (b - CB[l]) * isb2 - 0.5 * lam2)
+                        EXACT[l] = not (ACC[6, l] <= umax and max(abs(da), abs(db)) <= max_model_step)
+                        IT[l] = it + 1
+                        ACT[l] = 0
+            for l in range(lanes):
+                if ACT[l] != 0 or EXACT[l] != 0:
+                    for i in range(nb_):
+                        tdl[i] = DL[g, i] + RT[i, l]
+                        tD[i] = DT[i, l]
+                    if ACT[l] == 2:
+                        CHI[l], A[l], Bp[l], IT[l] = _profile_c(N[g], tdl, B, tD, A[l], Bp[l], CA[l], CB[l],
+                                                               IT[l], isa2, isb2, tol, max_iter, armijo)
+                    else:
+                        CHI[l] = _chi2_at_c(N[g], tdl, B, tD, A[l], Bp[l], CA[l], CB[l], isa2, isb2)
+                        if ACT[l] == 1:
+                            IT[l] = -max_iter
+                if IT[l] > 0:
+                    for k in range(3, 0, -1):
+                        HA[k, l] = HA[k - 1, l]
+                        HB[k, l] = HB[k - 1, l]
+                    HA[0, l] = A[l]
+                    HB[0, l] = Bp[l]
+                    NH[l] = min(NH[l] + 1, 4)
+                else:
+                    NH[l] = 0
+                if blk * lanes + l < ntoys:
+                    t = blk * lanes + l
+                    out_chi2[t, g] = max(CHI[l], 0.0)
+                    out_a[t, g] = A[l]
+                    out_b[t, g] = Bp[l]
+                    out_ok[t, g] = IT[l] > 0
+
+
+_serial, _parallel = kernel(_toy_rows)
+_lanes_serial, _lanes_parallel = kernel(_toy_lanes)
+
+#: Toys per block of the lane kernel (one vector lane each); results do not depend on it.
+TOY_LANES = 32
+
+
+def _check_toy_inputs(N, S, B, D, a0, b0):
+    N = np.ascontiguousarray(N, dtype=np.float64)
+    S = np.ascontiguousarray(S, dtype=np.float64)
+    B = np.ascontiguousarray(B, dtype=np.float64)
+    D = np.ascontiguousarray(np.atleast_2d(D), dtype=np.float64)
+    a0 = np.ascontiguousarray(np.atleast_1d(a0), dtype=np.float64)
+    b0 = np.ascontiguousarray(np.atleast_1d(b0), dtype=np.float64)
+    nbins = S.size
+    if N.ndim != 2 or N.shape[1] != nbins or B.shape != (nbins,) or D.shape[1] != nbins:
+        raise InputError(f"shapes: N {N.shape}, S {S.shape}, B {B.shape}, D {D.shape}: expected "
+                         "(G, nbins), (nbins,), (nbins,), (ntoys, nbins)")
+    if a0.shape != (D.shape[0],) or b0.shape != (D.shape[0],):
+        raise InputError("a0 and b0 need one value per toy")
+    for name, v in (("N", N), ("S", S), ("B", B), ("D", D), ("a0", a0), ("b0", b0)):
+        if not np.all(np.isfinite(v)):
+            raise InputError(f"{name} contains non-finite values")
+    if np.any(N < 0) or np.any(B < 0) or np.any(D < 0):
+        raise InputError("counts must be non-negative")
+    return N, S, B, D, a0, b0
+
+
+def toy_chi2(N, S, B, D, a0, b0, *, signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL,
+             tol=TOL, max_iter=MAX_ITER, parallel=True, lanes=None):
+    """Profiled chi2 of many toys on a grid (numba).
+
+    Parameters
+    ----------
+    N : (G, nbins) signal counts N_i(x_g) >= 0 on the grid (:func:`grid_counts`)
+    S, B : (nbins,) SM and background counts
+    D : (ntoys, nbins) toy counts;  a0, b0 : (ntoys,) auxiliary pull measurements
+    parallel : parallel over toys (results are identical either way)
+    lanes : toys per block of the lane kernel (default :data:`TOY_LANES`); 0 runs
+        the one-toy-at-a-time kernel :func:`_toy_rows`.  Results do not depend
+        on it for lanes >= 1.
+
+    Returns
+    -------
+    chi2, a, b : (ntoys, G) floats;  ok : (ntoys, G) bool (profile converged)
+    """
+    _check_widths(signal_pull, background_pull)
+    N, S, B, D, a0, b0 = _check_toy_inputs(N, S, B, D, a0, b0)
+    shape = (D.shape[0], N.shape[0])
+    out = np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape, dtype=np.bool_)
+    if D.shape[0] and N.shape[0]:
+        lanes = TOY_LANES if lanes is None else int(lanes)
+        lanes = min(lanes, D.shape[0])
+        common = (1.0 / signal_pull**2, 1.0 / background_pull**2, float(tol), int(max_iter), ARMIJO,
+                  SERIES_UMAX, deviance_polynomial()[0], MODEL_STEP, *out)
+        if lanes >= 1:
+            args = (N, N - S, S, B, D, a0, b0, lanes, *common)
+            f = _lanes_parallel if parallel else _lanes_serial
+        else:
+            args = (N, N - S, S, B, D, a0, b0, *common)
+            f = _parallel if parallel else _serial
+        if parallel:
+            with nb.parallel_chunksize(1):
+                f(*args)
+        else:
+            f(*args)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# NumPy twin
+# ---------------------------------------------------------------------------
+
+def _chi2_at_np(N, dl, B, D, a, b, a0, b0, isa2, isb2):
+    T = (1 + a)[:, None] * N + (1 + b)[:, None] * B
+    diff = dl + a[:, None] * N + b[:, None] * B
+    Dpos = np.where(D > 0, D, 1.0)
+    term = np.where(D > 0, D * deviance(diff / Dpos), T)
+    return 2.0 * term.sum(-1) + (a - a0) ** 2 * isa2 + (b - b0) ** 2 * isb2
+
+
+def profile_numpy(N, dl, B, D, a0, b0, *, signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL,
+                  tol=TOL, max_iter=MAX_ITER):
+    """Vectorised safeguarded Newton profile (the algorithm of
+    :func:`mcscan.stats.reference.chi2`) with penalties centred on (a0, b0).
+
+    N, dl, D : (n, nbins) with dl = (N - S) + (S + B - D);  B : (nbins,);  a0, b0 : (n,).
+    Returns chi2, a, b, iterations (n,), iterations negative if not converged.
+    """
+    isa2, isb2 = 1.0 / signal_pull**2, 1.0 / background_pull**2
+    n = N.shape[0]
+    a = np.zeros(n)
+    b = np.zeros(n)
+    iters = np.full(n, -max_iter, dtype=np.int64)
+    active = np.ones(n, dtype=bool)
+    for it in range(max_iter):
+        if not active.any():
+            break
+        idx = np.flatnonzero(active)
+        Na, dla, Da = N[idx], dl[idx], D[idx]
+        aa, bb, ca, cb = a[idx], b[idx], a0[idx], b0[idx]
+        T = (1 + aa)[:, None] * Na + (1 + bb)[:, None] * B
+        Tpos = np.where((Da > 0) & (T > 0), T, 1.0)
+        u = np.where(Da > 0, (dla + aa[:, None] * Na + bb[:, None] * B) / Tpos, 1.0)
+        w = np.where(Da > 0, 2.0 * (Da / Tpos) / Tpos, 0.0)
+        ga = 2.0 * (Na * u).sum(-1) + 2.0 * (aa - ca) * isa2
+        gb = 2.0 * (B * u).sum(-1) + 2.0 * (bb - cb) * isb2
+        haa = (Na * Na * w).sum(-1) + 2.0 * isa2
+        hab = (Na * B * w).sum(-1)
+        hbb = (B * B * w).sum(-1) + 2.0 * isb2
+        det = haa * hbb - hab * hab
+        da = -(hbb * ga - hab * gb) / det
+        db = -(haa * gb - hab * ga) / det
+        lam2 = np.maximum(-(ga * da + gb * db), 0.0)
+        dT = da[:, None] * Na + db[:, None] * B
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lim = np.where(dT < 0, -STEP_TO_ZERO * T / dT, np.inf).min(-1)
+        t = np.minimum(1.0, lim)
+        search = lam2 > DECREMENT2_MAX
+        if search.any():
+            js = np.flatnonzero(search)
+            f0 = _chi2_at_np(Na[js], dla[js], B, Da[js], aa[js], bb[js], ca[js], cb[js], isa2, isb2)
+            for _ in range(MAX_BACKTRACK):
+                f1 = _chi2_at_np(Na[js], dla[js], B, Da[js], aa[js] + t[js] * da[js],
+                                 bb[js] + t[js] * db[js], ca[js], cb[js], isa2, isb2)
+                bad = ~(f1 <= f0 - ARMIJO * t[js] * lam2[js])
+                if not bad.any():
+                    break
+                t[js[bad]] *= BACKTRACK
+                js, f0 = js[bad], f0[bad]
+        sa, sb = t * da, t * db
+        a[idx] = aa + sa
+        b[idx] = bb + sb
+        done = np.maximum(np.abs(sa), np.abs(sb)) < tol
+        iters[idx[done]] = it + 1
+        active[idx[done]] = False
+    out = _chi2_at_np(N, dl, B, D, a, b, a0, b0, isa2, isb2)
+    dead = ((D > 0) & (N <= 0) & (B <= 0)).any(-1)
+    out[dead] = np.inf
+    return out, a, b, iters
+
+
+def toy_chi2_numpy(N, S, B, D, a0, b0, *, signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL,
+                   tol=TOL, max_iter=MAX_ITER):
+    """NumPy twin of :func:`toy_chi2` (same contract and results to the convergence tolerance)."""
+    _check_widths(signal_pull, background_pull)
+    N, S, B, D, a0, b0 = _check_toy_inputs(N, S, B, D, a0, b0)
+    ntoys, G = D.shape[0], N.shape[0]
+    Nr = np.broadcast_to(N[None], (ntoys, G, S.size)).reshape(-1, S.size)
+    Dr = np.broadcast_to(D[:, None], (ntoys, G, S.size)).reshape(-1, S.size)
+    dl = (Nr - S) + ((S + B) - Dr)
+    chi, a, b, it = profile_numpy(Nr, dl, B, Dr, np.repeat(a0, G), np.repeat(b0, G),
+                                  signal_pull=signal_pull, background_pull=background_pull,
+                                  tol=tol, max_iter=max_iter)
+    shape = (ntoys, G)
+    return (np.maximum(chi, 0.0).reshape(shape), a.reshape(shape), b.reshape(shape),
+            (it > 0).reshape(shape))
+
+
+def warm_up(parallel=True):
+    """Compile (or load from the cache) the toy kernel on a tiny problem."""
+    S = np.ones(2)
+    for lanes in (0, 1):
+        toy_chi2(np.ones((1, 2)), S, S, 2 * S[None], np.zeros(1), np.zeros(1), parallel=parallel,
+                 lanes=lanes)
