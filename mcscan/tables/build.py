@@ -12,7 +12,7 @@ panel edges at every kinematic end point (:func:`mcscan.physics.response.true_gr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -45,6 +45,8 @@ class ChannelTable:
     density : (ncomp, 3, nT) S, I, E rate densities, counts per keV (true)
     counts : (ncomp, 3, nbins) S, I, E counts per reco bin
     efficiency : float
+    pairs : (ncomp, npairs, nbins) counts of the entries of the quadratic form of
+        the other parameter families (:func:`mcscan.physics.families.pairs`), or None
     """
 
     name: str
@@ -54,6 +56,7 @@ class ChannelTable:
     density: np.ndarray
     counts: np.ndarray
     efficiency: float
+    pairs: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,38 @@ def _electron(config: Config, det, progress: bool) -> ChannelTable:
     return ChannelTable("electron", T, w, P, density, counts, eff)
 
 
+def _family_pairs(config: Config, det, ch: ChannelTable) -> np.ndarray:
+    """Counts of the quadratic-form entries of every parameter family (docs/physics.md section 11).
+
+    Same true-energy nodes, weights, smearing and normalisation as the channel's
+    S, I, E (which stay as they are); per nuclide the entries carry that nuclide's
+    Z, N and M, so sums over isotopes recombine exactly.
+    """
+    from ..physics import families
+
+    phys = config.physics
+    T = ch.true_kev
+    ncomp = len(flux.COMPONENTS)
+    density = np.zeros((ncomp, len(families.pairs(ch.name)), T.size))
+    units_fluence = det.mass_kg * targets_per_kg(det.composition) * fluence_per_flavour(config.source)
+    if ch.name == "nuclear":
+        for n in nuclides(det.composition, det.rms_radius_fm):
+            for ic, c in enumerate(flux.COMPONENTS):
+                density[ic] += n.per_unit * families.folded_pairs_nuclear(
+                    T * _KEV, n, c, phys.sin2_theta_w, phys.helm_skin_fm)
+        density *= ch.efficiency * units_fluence * _KEV
+    else:
+        from ..physics import atomic
+
+        qf = det.quenching_factor
+        Te = T * qf * _KEV
+        zeff = atomic.z_eff(Te, dict(det.composition))
+        for ic, c in enumerate(flux.COMPONENTS):
+            density[ic] = families.folded_pairs_electron(Te, c, phys.sin2_theta_w, _E_ORDER) * zeff
+        density *= ch.efficiency * units_fluence * _KEV * qf
+    return np.einsum("ij,cpj->cpi", ch.smearing * ch.weights_kev[None, :], density)
+
+
 #: Gauss-Legendre order of the neutrino-energy integral of the electron channel.
 _E_ORDER = 64
 
@@ -173,6 +208,7 @@ def build_table(config: Config, detector: str, *, progress: bool = False) -> Res
     channels = {}
     for ch in det.channels:
         channels[ch] = _CHANNEL_BUILDERS[ch](config, det, progress)
+        channels[ch] = replace(channels[ch], pairs=_family_pairs(config, det, channels[ch]))
     tc = table_config(config, detector)
     return ResponseTable(
         detector=det.name,
