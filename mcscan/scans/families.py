@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..errors import InputError
 from ..params import ALL_PARAMS, SPEC, check_any_param
-from ..stats.families import chi2_all, excess_all, row_polynomial
+from ..stats.families import chi2_all, excess_all, reduced_excess, reduced_form, row_polynomial
 from ..stats.kernels_families import chi2_excess, chi2_rows_poly
 from .grid import MAX_POINTS, Scan, ScanSettings, _check_axis, row_segments
 from .limits import Limit, _merge, allowed_intervals, delta_chi2_level
@@ -127,19 +127,30 @@ def family_grid_scan(fcoefs, params, axes, *, fixed=None, settings: ScanSettings
                 settings=settings)
 
 
-def family_points_chi2(fcoefs, theta, *, settings: ScanSettings | None = None, parallel=True):
-    """Combined chi2 at full parameter points (npts, P) (numba); returns chi2, converged, pulls."""
+def family_points_chi2(fcoefs, theta, *, settings: ScanSettings | None = None, parallel=True,
+                       vary=None):
+    """Combined chi2 at full parameter points (npts, P) (numba); returns chi2, converged, pulls.
+
+    ``vary``: indices of the only parameters that differ between the points (the
+    others equal those of the first point); the counts then come from the form
+    restricted to them (:func:`mcscan.stats.families.reduced_form`), much cheaper
+    than the full recombination.
+    """
     settings = settings or ScanSettings()
     theta = np.atleast_2d(np.asarray(theta, dtype=float))
     n = theta.shape[0]
+    if vary is not None:
+        vary = list(vary)
+        forms = [reduced_form(c, theta[0], vary) for c in fcoefs]
+        t = theta[:, vary] - _origin(fcoefs)[vary]
     tot = np.zeros(n)
     ok = np.ones(n, dtype=bool)
     pulls = {c.detector: (np.empty(n), np.empty(n)) for c in fcoefs}
     for lo in range(0, n, _BATCH):
         hi = min(n, lo + _BATCH)
-        for c in fcoefs:
-            x, a, b, it = chi2_excess(c.S, c.B, c.D, excess_all(c, theta[lo:hi]), parallel=parallel,
-                                      **settings.kwargs())
+        for j, c in enumerate(fcoefs):
+            ex = excess_all(c, theta[lo:hi]) if vary is None else reduced_excess(forms[j], t[lo:hi])
+            x, a, b, it = chi2_excess(c.S, c.B, c.D, ex, parallel=parallel, **settings.kwargs())
             tot[lo:hi] += x
             ok[lo:hi] &= it > 0
             pulls[c.detector][0][lo:hi] = a
@@ -162,7 +173,7 @@ def family_chi2_function(fcoefs, param, *, fixed=None, settings: ScanSettings | 
 
 
 def family_profiled_chi2(fcoefs, rows, profile, ranges, *, settings: ScanSettings | None = None,
-                         points: int | None = None, rounds: int | None = None):
+                         points: int | None = None, rounds: int | None = None, vary=()):
     """Minimum of the combined chi2 over the ``profile`` parameters, per row of (n, P) values.
 
     The algorithm of :func:`mcscan.scans.profile.profiled_chi2` (a global grid over the
@@ -175,6 +186,9 @@ def family_profiled_chi2(fcoefs, rows, profile, ranges, *, settings: ScanSetting
     idx = [check_any_param(p) for p in profile]
     if not idx:
         raise InputError("a profile needs at least one profiled parameter")
+    # parameters that differ between rows or candidates: the rest is folded into the form
+    moving = sorted(set(idx) | {int(i) for i in vary}
+                    | {int(i) for i in np.flatnonzero(np.any(rows != rows[:1], axis=0))})
     k = len(idx)
     g = points or (201 if k == 1 else max(5, int(round(2000 ** (1.0 / k)))))
     axes = []
@@ -192,7 +206,7 @@ def family_profiled_chi2(fcoefs, rows, profile, ranges, *, settings: ScanSetting
         hi = min(n, lo + per)
         th = np.repeat(rows[lo:hi], G, axis=0)
         th[:, idx] = np.tile(cand, (hi - lo, 1))
-        v = family_points_chi2(fcoefs, th, settings=settings)[0].reshape(hi - lo, G)
+        v = family_points_chi2(fcoefs, th, settings=settings, vary=moving)[0].reshape(hi - lo, G)
         j = np.argmin(v, axis=1)
         bestv[lo:hi] = v[np.arange(hi - lo), j]
         best[lo:hi, idx] = cand[j]
@@ -203,7 +217,7 @@ def family_profiled_chi2(fcoefs, rows, profile, ranges, *, settings: ScanSetting
             th = np.repeat(best, off.size, axis=0)
             vals = np.clip(best[:, pi][:, None] + step[d] * off[None, :], axes[d][0], axes[d][-1])
             th[:, pi] = vals.ravel()
-            v = family_points_chi2(fcoefs, th, settings=settings)[0].reshape(n, off.size)
+            v = family_points_chi2(fcoefs, th, settings=settings, vary=moving)[0].reshape(n, off.size)
             j = np.argmin(v, axis=1)
             better = v[np.arange(n), j] < bestv
             bestv = np.where(better, v[np.arange(n), j], bestv)
@@ -212,7 +226,7 @@ def family_profiled_chi2(fcoefs, rows, profile, ranges, *, settings: ScanSetting
     at_edge = np.zeros(n, dtype=bool)
     for d, pi in enumerate(idx):
         at_edge |= (best[:, pi] <= axes[d][0]) | (best[:, pi] >= axes[d][-1])
-    final, ok, _ = family_points_chi2(fcoefs, best, settings=settings)
+    final, ok, _ = family_points_chi2(fcoefs, best, settings=settings, vary=moving)
     return final, best, at_edge, ok
 
 
@@ -323,8 +337,10 @@ def _profiled_curve(fcoefs, param, fixed, settings, profile, ranges):
     def curve(x):
         rows = np.repeat(base[None, :], x.size, axis=0)
         rows[:, k] = x
-        chi, best, at_edge, ok = family_profiled_chi2(fcoefs, rows, profile, ranges, settings=settings)
-        _, _, pulls = family_points_chi2(fcoefs, best, settings=settings)
+        chi, best, at_edge, ok = family_profiled_chi2(fcoefs, rows, profile, ranges, settings=settings,
+                                                      vary=(k,))
+        _, _, pulls = family_points_chi2(fcoefs, best, settings=settings,
+                                         vary=[k] + [check_any_param(p) for p in profile])
         sc = Scan(params=(param,), axes=(x,), base=base, detectors=tuple(c.detector for c in fcoefs),
                   channels=tuple(fcoefs[0].channels), chi2=chi, pulls=pulls, converged=ok,
                   table_hashes=tuple(c.table_hash for c in fcoefs), settings=settings)

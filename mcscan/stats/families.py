@@ -29,7 +29,8 @@ from .coefficients import Coefficients
 from .newton import BACKGROUND_PULL, MAX_ITER, SIGNAL_PULL, TOL
 
 __all__ = ["FamilyCoefficients", "family_coefficients", "check_theta", "sm_point", "excess_all",
-           "predict_all", "row_polynomial", "chi2_all", "theta_from"]
+           "predict_all", "row_polynomial", "chi2_all", "theta_from", "reduced_form",
+           "reduced_excess"]
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,32 @@ def row_polynomial(fc: FamilyCoefficients, base, ix, iy):
     cx2 = G[:, ix, ix].copy()
     cxy = 2.0 * G[:, ix, iy]
     return E0, cx1, cx2, cy1, cy2, cxy
+
+
+def reduced_form(fc: FamilyCoefficients, base, idx):
+    """The quadratic form restricted to the parameters ``idx``, the others at ``base``.
+
+    Returns (E0 (nbins,), L (nbins, k), Q (nbins, k, k)) with, for offsets t_k =
+    theta_idx[k] - origin, N_i - S_i = E0_i + t . L_i + t^T Q_i t (the entries ``idx`` of
+    ``base`` are ignored).  :func:`row_polynomial` is the two-parameter case.
+    """
+    idx = list(idx)
+    d = check_theta(base) - fc.origin
+    d[idx] = 0.0
+    h = fc.H[:, 0, 1:]
+    G = fc.H[:, 1:, 1:]
+    E0 = 2.0 * (h @ d) + np.einsum("p,ipq,q->i", d, G, d)
+    Gd = G @ d
+    L = 2.0 * h[:, idx] + 2.0 * Gd[:, idx]
+    Q = G[:, idx][:, :, idx]
+    return E0, L, Q
+
+
+def reduced_excess(form, t) -> np.ndarray:
+    """N - S at offsets t (npts, k) of a :func:`reduced_form`, (npts, nbins)."""
+    E0, L, Q = form
+    t = np.atleast_2d(np.asarray(t, dtype=float))
+    return E0 + t @ L.T + np.einsum("nk,ikl,nl->ni", t, Q, t)
 
 
 def _as_charges(fc: FamilyCoefficients, dl: np.ndarray) -> Coefficients:
