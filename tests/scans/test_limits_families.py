@@ -163,3 +163,19 @@ def test_millicharge_q_ee_limits_are_bit_identical(config, table_dir, row):
     dets = ["CsI", "Xe", "Ge"] if row == "combined" else [row]
     lim = limits(config, dets, "q_ee", tables_dir=table_dir)
     assert lim.regions == GOLDEN_Q_EE[row]
+
+
+def test_api_scan_any_family(config, table_dir, coefs):
+    """Charges only: the millicharge grid scan itself (same bits); other families: the family scan."""
+    from mcscan.families import scan
+
+    axes = (np.linspace(-2e-8, 2e-8, 11), np.linspace(-1e-8, 1e-8, 13))
+    a = scan(config, ["Ge"], ("q_ee", "q_mumu"), axes, tables_dir=table_dir)
+    b = grid_scan([coefs["Ge"]], ("q_ee", "q_mumu"), axes)
+    assert np.array_equal(a.chi2, b.chi2)
+    c = scan(config, ["Ge"], ("q_ee", "r2_ee"), (axes[0], np.linspace(-6e-31, 2e-31, 13)),
+             tables_dir=table_dir, fixed={"sin2w": 0.24})
+    assert c.chi2.shape == (11, 13) and np.all(np.isfinite(c.chi2)) and np.all(c.converged)
+    assert c.base.size == len(SPEC) and c.base[list(SPEC).index("sin2w")] == 0.24
+    with pytest.raises(InputError, match="unknown parameter"):
+        scan(config, ["Ge"], ("q_ee", "r2_ex"), axes, tables_dir=table_dir)
