@@ -179,3 +179,16 @@ def test_api_scan_any_family(config, table_dir, coefs):
     assert c.base.size == len(SPEC) and c.base[list(SPEC).index("sin2w")] == 0.24
     with pytest.raises(InputError, match="unknown parameter"):
         scan(config, ["Ge"], ("q_ee", "r2_ex"), axes, tables_dir=table_dir)
+
+
+def test_electron_channel_enters_the_family_limits(csi_electron_table):
+    """CsI with EvES: the moment term per electron tightens mu_e; quark NSI are untouched."""
+    nuc = family_coefficients(csi_electron_table, ("nuclear",))
+    both = family_coefficients(csi_electron_table, ("nuclear", "electron"))
+    a = family_limit([nuc], "mu_e").regions[0][1]
+    b = family_limit([both], "mu_e").regions[0][1]
+    assert b < a * (1 - 1e-4)
+    a = family_limit([nuc], "eps_u_emu").regions
+    b = family_limit([both], "eps_u_emu").regions
+    # EvES adds (NSI-independent) events to the data and the prediction alike: nearly the same
+    assert b[0][1] == pytest.approx(a[0][1], rel=1e-2)
