@@ -4,10 +4,17 @@ Every other module takes the names of the new-physics parameters from here:
 the order of :data:`PARAMS` is the order of a parameter vector ``theta`` in
 the statistics kernels and of the ``fixed`` arrays in results files.
 
-A parameter belongs to a *family* (``charges`` today); each family has one
-unit, and each parameter a display scale (the power of ten its intervals are
-printed in) and the flavours it couples.  See ``docs/physics.md`` section 4
-for the millicharge convention.
+A parameter belongs to a *family*: ``charges`` (q_ab, e), ``radii``
+(<r^2>_ab, cm^2), ``moments`` (mu_a, Bohr magnetons), ``sin2w``
+(sin^2 theta_W itself) and ``nsi`` (vector eps^{u,d}_ab, dimensionless).
+Each family has one unit, and each parameter a display scale (the power of
+ten its intervals are printed in), the flavours it couples, its Standard
+Model value and a default scan range.  See ``docs/physics.md`` section 4 for
+the millicharge convention and section 11 for the other families.
+
+:data:`PARAMS` stays the six charges: the millicharge kernels and files keep
+their six-entry vectors.  :data:`ALL_PARAMS` (charges first) orders the full
+parameter vector of :mod:`mcscan.stats.families`.
 """
 from __future__ import annotations
 
@@ -20,6 +27,11 @@ from .errors import InputError
 __all__ = [
     "FLAVOURS",
     "PARAMS",
+    "ALL_PARAMS",
+    "FAMILY_NAMES",
+    "SIN2W_DEFAULT",
+    "check_any_param",
+    "acts_on",
     "FAMILIES",
     "Param",
     "SPEC",
@@ -48,7 +60,7 @@ class Param:
     Attributes
     ----------
     name : the name used in commands, files and the API (``q_ee``)
-    family : ``charges``
+    family : ``charges``, ``radii``, ``moments``, ``sin2w`` or ``nsi``
     unit : unit of its values (``e``)
     scale : display scale: intervals are printed in units of ``scale * unit``
     flavours : the (incoming, outgoing) flavour pair it couples
@@ -61,10 +73,21 @@ class Param:
     scale: float
     flavours: tuple
     tex: str
+    #: value at which the parameter has no effect (the Standard Model); 0 except sin2w
+    reference: float = 0.0
+    #: default scan range (low, high) in ``unit``; None: taken from the configuration
+    scan_range: tuple | None = None
+    #: physically allowed values (low, high): a limit is never extended beyond them
+    bounds: tuple = (-math.inf, math.inf)
 
     @property
     def diagonal(self) -> bool:
-        return self.flavours[0] == self.flavours[1]
+        return len(self.flavours) == 2 and self.flavours[0] == self.flavours[1]
+
+    @property
+    def universal(self) -> bool:
+        """True for a parameter acting on every flavour alike (sin2w)."""
+        return not self.flavours
 
 
 def _charge(a: str, b: str) -> Param:
@@ -75,23 +98,86 @@ def _charge(a: str, b: str) -> Param:
 
 _PAIRS = (("e", "e"), ("mu", "mu"), ("tau", "tau"), ("e", "mu"), ("e", "tau"), ("mu", "tau"))
 
-#: Every parameter, in the order of a parameter vector.
-SPEC: dict = {p.name: p for p in (_charge(a, b) for a, b in _PAIRS)}
+#: Default weak mixing angle sin^2(theta_W) (low-energy value, docs/physics.md section 2).
+SIN2W_DEFAULT = 0.23857
 
-#: Parameter names in vector order.
-PARAMS = tuple(SPEC)
+
+def _radius(a: str, b: str) -> Param:
+    # the weak charge flips sign near -6e-31 cm^2 (diagonal radii): the range holds both pieces
+    rng = (-1.2e-30, 6e-31) if a == b else (-6e-31, 6e-31)
+    return Param(f"r2_{a}{b}", "radii", "cm^2", 1e-32, (a, b),
+                 rf"\langle r^2\rangle_{{{_FLAVOUR_TEX[a]}{_FLAVOUR_TEX[b]}}}", scan_range=rng)
+
+
+def _moment(a: str) -> Param:
+    return Param(f"mu_{a}", "moments", "mu_B", 1e-10, (a, a),
+                 rf"\mu_{{\nu_{{{_FLAVOUR_TEX[a]}}}}}", scan_range=(-2e-8, 2e-8))
+
+
+def _nsi(q: str, a: str, b: str) -> Param:
+    # diagonal couplings flip the weak charge near +0.4: the range holds both pieces
+    rng = (-0.6, 1.0) if a == b else (-0.5, 0.5)
+    return Param(f"eps_{q}_{a}{b}", "nsi", "1", 1.0, (a, b),
+                 rf"\varepsilon^{{{q}V}}_{{{_FLAVOUR_TEX[a]}{_FLAVOUR_TEX[b]}}}", scan_range=rng)
+
+
+_SIN2W = Param("sin2w", "sin2w", "1", 1.0, (), r"\sin^2\theta_W", reference=SIN2W_DEFAULT,
+               scan_range=(SIN2W_DEFAULT - 0.1, SIN2W_DEFAULT + 0.1), bounds=(0.0, 1.0))
+
+#: Every parameter: the six charges first (in the order of a charge vector), then
+#: charge radii, magnetic moments, sin2w and the vector NSI (u, then d).
+SPEC: dict = {p.name: p for p in (
+    [_charge(a, b) for a, b in _PAIRS]
+    + [_radius(a, b) for a, b in _PAIRS]
+    + [_moment(a) for a in FLAVOURS]
+    + [_SIN2W]
+    + [_nsi(q, a, b) for q in ("u", "d") for a, b in _PAIRS]
+)}
+
+#: Names of the six charges, in the order of a charge vector ``theta`` of the
+#: millicharge kernels (:mod:`mcscan.stats.kernels`) and of results files.
+PARAMS = tuple(p for p in SPEC if SPEC[p].family == "charges")
+
+#: Every parameter name, charges first: the order of a full parameter vector
+#: (:mod:`mcscan.stats.families`).  ``ALL_PARAMS[:6] == PARAMS``.
+ALL_PARAMS = tuple(SPEC)
+
+#: Family names, in order.
+FAMILY_NAMES = ("charges", "radii", "moments", "sin2w", "nsi")
 
 #: Family name -> its parameter names.
-FAMILIES = {"charges": tuple(p for p in PARAMS if SPEC[p].family == "charges")}
+FAMILIES = {f: tuple(p for p in ALL_PARAMS if SPEC[p].family == f) for f in FAMILY_NAMES}
 
 
 def check_param(name) -> int:
-    """Index of ``name`` in :data:`PARAMS`, or an InputError naming the choices."""
+    """Index of the charge ``name`` in :data:`PARAMS`, or an InputError naming the choices.
+
+    The millicharge machinery takes charges only; a parameter of another
+    family is refused with a pointer to :func:`check_any_param`'s users.
+    """
+    if name in SPEC and name not in PARAMS:
+        raise InputError(f"parameter {name!r} belongs to the {SPEC[name].family} family: "
+                         f"this takes a charge, one of {', '.join(PARAMS)}")
     if name not in SPEC:
         close = difflib.get_close_matches(str(name), PARAMS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise InputError(f"unknown parameter {name!r}: expected one of {', '.join(PARAMS)}{hint}")
     return PARAMS.index(name)
+
+
+def check_any_param(name) -> int:
+    """Index of ``name`` in :data:`ALL_PARAMS` (any family), or an InputError naming the choices."""
+    if name not in SPEC:
+        close = difflib.get_close_matches(str(name), ALL_PARAMS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InputError(f"unknown parameter {name!r}: expected one of {', '.join(ALL_PARAMS)}{hint}")
+    return ALL_PARAMS.index(name)
+
+
+def acts_on(name: str) -> frozenset:
+    """Flavours of incoming neutrinos a parameter acts on (every flavour for sin2w)."""
+    p = SPEC[name]
+    return frozenset(FLAVOURS) if p.universal else frozenset(p.flavours)
 
 
 def param_index(name: str) -> int:
@@ -106,7 +192,9 @@ def charge_name(a: str, b: str) -> str:
 
 
 def family_params(family: str) -> tuple:
-    """Parameter names of one family."""
+    """Parameter names of one family (``all``: every parameter)."""
+    if family == "all":
+        return ALL_PARAMS
     if family not in FAMILIES:
         raise InputError(f"unknown family {family!r}: expected one of {', '.join(FAMILIES)}")
     return FAMILIES[family]
@@ -119,7 +207,7 @@ def visible_params(flavours_emitted, family: str = "charges") -> tuple:
     parameter touching e or mu is visible, q_tautau is not.
     """
     seen = set(flavours_emitted)
-    return tuple(p for p in family_params(family) if set(SPEC[p].flavours) & seen)
+    return tuple(p for p in family_params(family) if acts_on(p) & seen)
 
 
 def display_scale(name: str) -> float:
@@ -128,8 +216,10 @@ def display_scale(name: str) -> float:
 
 
 def scale_label(name: str) -> str:
-    """The display unit of ``name`` as text, e.g. ``1e-9 e``."""
+    """The display unit of ``name`` as text, e.g. ``1e-9 e`` (``1`` for dimensionless values)."""
     exp = round(math.log10(SPEC[name].scale))
+    if exp == 0:
+        return SPEC[name].unit
     return f"1e{exp} {SPEC[name].unit}"
 
 

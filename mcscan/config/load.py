@@ -99,7 +99,7 @@ from ..params import PARAMS  # noqa: E402  (re-exported for configuration keys)
 #: Detection channels a detector may enable.
 CHANNELS = ("nuclear", "electron")
 #: Table schema version; bump on any change of what a table holds.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,9 @@ Table layout (``<detector>.h5``)::
     /<channel>/smearing   (nbins, nT) P(reco bin i | true T_j)
     /<channel>/density    (ncomp, 3, nT) S, I, E densities, counts / keV
     /<channel>/counts     (ncomp, 3, nbins) S, I, E counts per bin
+    /<channel>/pairs      (ncomp, npairs, nbins) counts of the quadratic-form entries of the
+                          other parameter families (attrs: basis, pairs; docs/physics.md
+                          section 11), schema 3 on
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ _TABLE_UNITS = {
     "smearing": "probability",
     "density": "counts / keV",
     "counts": "counts per bin",
+    "pairs": "counts per bin (per unit of each coordinate product)",
 }
 _CHANNEL_DATA = ("true_kev", "weights_kev", "smearing", "density", "counts")
 
@@ -81,6 +85,8 @@ def _table_arrays(table: ResponseTable):
         c = table.channels[ch]
         for name in _CHANNEL_DATA:
             yield f"{ch}/{name}", getattr(c, name)
+        if c.pairs is not None:
+            yield f"{ch}/pairs", c.pairs
 
 
 def table_path(tables_dir: str | Path, detector: str) -> Path:
@@ -112,6 +118,12 @@ def save_table(table: ResponseTable, path: str | Path) -> Path:
             g.attrs["efficiency"] = c.efficiency
             for name in _CHANNEL_DATA:
                 _dataset(g, name, getattr(c, name), _TABLE_UNITS[name])
+            if c.pairs is not None:
+                from ..physics.families import BASIS, pair_name, pairs
+
+                ds = _dataset(g, "pairs", c.pairs, _TABLE_UNITS["pairs"])
+                ds.attrs["basis"] = json.dumps(list(BASIS[ch]))
+                ds.attrs["pairs"] = json.dumps([pair_name(ch, jk) for jk in pairs(ch)])
     return path
 
 
@@ -191,7 +203,8 @@ def load_table(path: str | Path, *, expected_hash: str | None = None,
             for ch in have:
                 g = f[ch]
                 chans[ch] = ChannelTable(ch, *(g[n][()] for n in _CHANNEL_DATA),
-                                         efficiency=float(g.attrs["efficiency"]))
+                                         efficiency=float(g.attrs["efficiency"]),
+                                         pairs=g["pairs"][()] if "pairs" in g else None)
             table = ResponseTable(
                 detector=det,
                 edges_kev=f["edges_kev"][()],

@@ -702,7 +702,7 @@ def feldman_cousins(coefs, param, *, toys=1000, seed=0, cl=0.90, fixed=None, set
     bad = 0
     chunks = None
     if store is not None:
-        from ..io.tables import ChunkStore
+        from ..io.chunks import ChunkStore
 
         chunks = ChunkStore(store, _fc_spec(coefs, param, xs, toys, seed, base, settings), resume=resume)
     done = chunks.done() if chunks is not None else set()

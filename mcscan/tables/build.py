@@ -12,6 +12,8 @@ panel edges at every kinematic end point (:func:`mcscan.physics.response.true_gr
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -143,6 +145,42 @@ def _electron(config: Config, det, progress: bool, limits=(None, None)) -> Chann
     return _finite(det, ChannelTable("electron", T, w, P, density, counts, eff))
 
 
+def _family_pairs(config: Config, det, ch: ChannelTable) -> np.ndarray:
+    """Counts of the quadratic-form entries of every parameter family (docs/physics.md section 11).
+
+    Same true-energy nodes, weights, smearing and normalisation as the channel's
+    S, I, E (which stay as they are); per nuclide the entries carry that nuclide's
+    Z, N and M, so sums over isotopes recombine exactly.
+    """
+    from ..physics import families
+
+    phys = config.physics
+    T = ch.true_kev
+    ncomp = len(flux.COMPONENTS)
+    density = np.zeros((ncomp, len(families.pairs(ch.name)), T.size))
+    units_fluence = det.mass_kg * targets_per_kg(det.composition) * fluence_per_flavour(config.source)
+    if ch.name == "nuclear":
+        for n in nuclides(det.composition, det.rms_radius_fm):
+            for ic, c in enumerate(flux.COMPONENTS):
+                density[ic] += n.per_unit * families.folded_pairs_nuclear(
+                    T * _KEV, n, c, phys.sin2_theta_w, phys.helm_skin_fm)
+        density *= ch.efficiency * units_fluence * _KEV
+    else:
+        from ..physics import atomic
+
+        qf = det.quenching_factor
+        Te = T * qf * _KEV
+        zeff = atomic.z_eff(Te, dict(det.composition))
+        for ic, c in enumerate(flux.COMPONENTS):
+            density[ic] = families.folded_pairs_electron(Te, c, phys.sin2_theta_w, _E_ORDER) * zeff
+        density *= ch.efficiency * units_fluence * _KEV * qf
+    pairs = np.einsum("ij,cpj->cpi", ch.smearing * ch.weights_kev[None, :], density)
+    if not np.all(np.isfinite(pairs)):
+        raise TableError(f"the {ch.name} table of {det.name} has non-finite family entries: "
+                         "check the detector's and the source's values")
+    return pairs
+
+
 #: Gauss-Legendre order of the neutrino-energy integral of the electron channel.
 _E_ORDER = 64
 
@@ -184,6 +222,7 @@ def build_table(config: Config, detector: str, *, progress: bool = False,
     channels = {}
     for ch in det.channels:
         channels[ch] = _CHANNEL_BUILDERS[ch](config, det, progress, limits)
+        channels[ch] = replace(channels[ch], pairs=_family_pairs(config, det, channels[ch]))
     tc = table_config(config, detector)
     with np.errstate(all="ignore"):
         background = background_counts(det.edges_kev, det.background_ckkd, det.mass_kg,

@@ -24,6 +24,8 @@ class ChannelTable:
     density : (ncomp, 3, nT) S, I, E rate densities, counts per keV (true)
     counts : (ncomp, 3, nbins) S, I, E counts per reco bin
     efficiency : float
+    pairs : (ncomp, npairs, nbins) counts of the entries of the quadratic form of
+        the other parameter families (:func:`mcscan.physics.families.pairs`), or None
     """
 
     name: str
@@ -33,6 +35,7 @@ class ChannelTable:
     density: np.ndarray
     counts: np.ndarray
     efficiency: float
+    pairs: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

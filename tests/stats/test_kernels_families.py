@@ -1,0 +1,149 @@
+"""Kernels of the parameter families against their NumPy twin (docs/physics.md section 11).
+
+The twin is :func:`mcscan.stats.families.chi2_all`: the NumPy recombination of
+the quadratic forms, then the profile of :func:`mcscan.stats.reference.chi2`.
+The row kernel warm-starts along rows and takes the last chi2 from a series,
+so it agrees with the twin to the convergence tolerance (1e-9 relative, as
+for the millicharge row kernel); serial and parallel builds, block sizes and
+subsets of rows agree bit for bit.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mcscan.params import ALL_PARAMS
+from mcscan.scans.families import family_grid_scan, family_points_chi2
+from mcscan.scans.grid import ScanSettings, grid_scan, row_segments
+from mcscan.stats import kernels_families as kf
+from mcscan.stats.families import chi2_all, family_coefficients, row_polynomial
+from mcscan.stats.reference import coefficients
+
+RTOL = 1e-9
+ATOL = 1e-15
+PULL_ATOL = 1e-9
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm():
+    kf.warm_up(True)
+    kf.warm_up(False)
+
+
+@pytest.fixture(scope="module")
+def fcoefs(tables):
+    return {d: family_coefficients(t, ("nuclear",)) for d, t in tables.items()}
+
+
+def _points(fc, params, axes, flat, fixed=None):
+    th = np.repeat(fc.origin[None, :], flat.size, axis=0)
+    for k, v in (fixed or {}).items():
+        th[:, ALL_PARAMS.index(k)] = v
+    for p, a, i in zip(params, axes, np.unravel_index(flat, tuple(a.size for a in axes))):
+        th[:, ALL_PARAMS.index(p)] = a[i]
+    return th
+
+
+def _check_twin(sc, fcs, fixed=None, n=300, seed=1):
+    flat = np.random.default_rng(seed).choice(sc.chi2.size, size=min(n, sc.chi2.size), replace=False)
+    th = _points(fcs[0], sc.params, sc.axes, flat, fixed)
+    ref = [chi2_all(c, th) for c in fcs]
+    assert np.all(np.isfinite(sc.chi2)) and np.all(sc.converged)
+    np.testing.assert_allclose(sc.chi2.ravel()[flat], sum(r[0] for r in ref), rtol=RTOL, atol=ATOL)
+    for c, r in zip(fcs, ref):
+        a, b = sc.pulls[c.detector]
+        np.testing.assert_allclose(a.ravel()[flat], r[1], rtol=0, atol=PULL_ATOL)
+        np.testing.assert_allclose(b.ravel()[flat], r[2], rtol=0, atol=PULL_ATOL)
+
+
+# a pair with a cross term (same flavour), one without, and sin2w with a charge radius
+CASES = [
+    (("r2_ee", "eps_u_ee"), ((-8e-31, 3e-31), (-0.2, 0.6)), {"mu_mu": 5e-10}),
+    (("mu_e", "eps_d_mumu"), ((-3e-9, 3e-9), (-0.1, 0.45)), {"q_ee": 2e-9}),
+    (("sin2w", "r2_mumu"), ((0.2, 0.28), (-2e-31, 1e-31)), {}),
+]
+
+
+@pytest.mark.parametrize("params,ranges,fixed", CASES, ids=["-".join(c[0]) for c in CASES])
+def test_rows_against_twin_and_builds(fcoefs, params, ranges, fixed):
+    fcs = [fcoefs["Xe"], fcoefs["Ge"]]
+    axes = tuple(np.linspace(lo, hi, n) for (lo, hi), n in zip(ranges, (41, 53)))
+    sc = family_grid_scan(fcs, params, axes, fixed=fixed, parallel=True)
+    _check_twin(sc, fcs, fixed)
+    ser = family_grid_scan(fcs, params, axes, fixed=fixed, parallel=False, chunk=100)
+    assert np.array_equal(sc.chi2, ser.chi2)
+    assert np.array_equal(sc.pulls["Xe"][0], ser.pulls["Xe"][0])
+
+
+def test_cross_term_is_used(fcoefs):
+    """Same-flavour pairs have cxy != 0 (the test above then runs the xy kernel)."""
+    fc = fcoefs["Xe"]
+    i, j = ALL_PARAMS.index("r2_ee"), ALL_PARAMS.index("eps_u_ee")
+    assert np.all(row_polynomial(fc, fc.origin, i, j)[5] != 0.0)
+    k = ALL_PARAMS.index("eps_d_mumu")
+    assert np.all(row_polynomial(fc, fc.origin, i, k)[5] == 0.0)
+
+
+def test_rows_any_block_size_and_subset(fcoefs):
+    """Bitwise: lanes 1, 16, 64 and a subset of rows give the same numbers (xy kernel)."""
+    fc = fcoefs["Ge"]
+    i, j = ALL_PARAMS.index("q_ee"), ALL_PARAMS.index("r2_ee")
+    poly = row_polynomial(fc, fc.origin, i, j)
+    xs = np.linspace(-2e-8, 2e-8, 37)
+    ys = np.linspace(-6e-31, 2e-31, 29)
+    row, y0, cnt, o0 = row_segments(xs.size, ys.size, segment=7)
+    res = []
+    for lanes, parallel in ((1, False), (16, True), (64, True), (16, False)):
+        out = (np.empty(xs.size * ys.size), np.empty(xs.size * ys.size),
+               np.empty(xs.size * ys.size), np.empty(xs.size * ys.size, dtype=bool))
+        kf.chi2_rows_poly(fc.S, fc.B, fc.D, poly, xs[row], ys, y0, cnt, o0, out=out,
+                          lanes=lanes, parallel=parallel)
+        res.append(out)
+    for r in res[1:]:
+        for a, b in zip(res[0], r):
+            assert np.array_equal(a, b)
+    sub = slice(5, 17)
+    n = int(cnt[sub].sum())
+    out = (np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=bool))
+    kf.chi2_rows_poly(fc.S, fc.B, fc.D, poly, xs[row[sub]], ys, y0[sub], cnt[sub],
+                      o0[sub] - o0[sub][0], out=out)
+    lo = o0[sub][0]
+    assert np.array_equal(out[0], res[0][0][lo:lo + n])
+
+
+@pytest.mark.parametrize("parallel", (True, False))
+def test_excess_points_against_twin(fcoefs, parallel):
+    fc = fcoefs["CsI"]
+    rng = np.random.default_rng(5)
+    th = np.repeat(fc.origin[None, :], 40, axis=0)
+    th[:, :6] = rng.normal(size=(40, 6)) * 1e-8
+    th[:, ALL_PARAMS.index("r2_ee")] = rng.normal(size=40) * 2e-31
+    th[:, ALL_PARAMS.index("mu_mu")] = rng.normal(size=40) * 2e-9
+    th[:, ALL_PARAMS.index("sin2w")] += rng.normal(size=40) * 0.02
+    th[:, ALL_PARAMS.index("eps_u_mumu")] = rng.normal(size=40) * 0.1
+    chi, ok, pulls = family_points_chi2([fc], th, parallel=parallel)
+    ref = chi2_all(fc, th)
+    assert np.all(ok)
+    # both start from zero pulls and run the same iteration: rounding only
+    np.testing.assert_allclose(chi, ref[0], rtol=1e-12, atol=ATOL)
+    np.testing.assert_allclose(pulls["CsI"][0], ref[1], rtol=0, atol=1e-12)
+
+
+def test_charges_through_the_family_kernels_match_the_millicharge_scan(tables, fcoefs):
+    """q_ee x q_mumu on Xe: the family scan reproduces the millicharge grid_scan (1e-9)."""
+    axes = (np.linspace(-2e-8, 2e-8, 31), np.linspace(-1e-8, 1e-8, 33))
+    a = grid_scan([coefficients(tables["Xe"])], ("q_ee", "q_mumu"), axes)
+    b = family_grid_scan([fcoefs["Xe"]], ("q_ee", "q_mumu"), axes)
+    np.testing.assert_allclose(b.chi2, a.chi2, rtol=RTOL, atol=1e-12)
+
+
+def test_twin_settings_pass_through(fcoefs):
+    fc = fcoefs["Ge"]
+    s = ScanSettings(signal_pull=0.2, background_pull=0.05)
+    th = fc.origin.copy()
+    th[ALL_PARAMS.index("mu_e")] = 3e-9
+    a = family_points_chi2([fc], th[None, :], settings=s)[0]
+    b = chi2_all(fc, th, **s.kwargs())[0]
+    c = chi2_all(fc, th)[0]
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert abs(b[0] - c[0]) > 1e-6 * c[0]
