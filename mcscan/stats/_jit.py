@@ -39,9 +39,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numba as nb
+import types
 
-__all__ = ["CACHE_DIR", "cache_dir", "helper", "kernel"]
+import numba as nb
+from numba.extending import intrinsic
+
+__all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "cache_dir", "helper", "kernel", "wide_vectors"]
 
 
 def _version() -> str:
@@ -112,8 +115,20 @@ _OPTIONS = dict(cache=CACHE_DIR is not None, error_model="numpy", nogil=True, fa
 
 
 def kernel(func):
-    """Compile ``func`` in serial and parallel mode; returns (serial, parallel)."""
-    return nb.njit(parallel=False, **_OPTIONS)(func), nb.njit(parallel=True, **_OPTIONS)(func)
+    """Compile ``func`` in serial and parallel mode; returns (serial, parallel).
+
+    numba's cache index is keyed on the function's name, bytecode, signature and
+    CPU, not on ``parallel=``: from one function object both builds would share
+    one cache entry, and whichever compiled first would be loaded for the other
+    (a "parallel" scan could then run on one thread).  The parallel build
+    therefore compiles a copy of ``func`` under its own qualified name.
+    """
+    twin = types.FunctionType(func.__code__, func.__globals__, func.__name__,
+                              func.__defaults__, func.__closure__)
+    twin.__qualname__ = func.__qualname__ + "_parallel"
+    twin.__module__ = func.__module__
+    twin.__doc__ = func.__doc__
+    return nb.njit(parallel=False, **_OPTIONS)(func), nb.njit(parallel=True, **_OPTIONS)(twin)
 
 
 def helper(func=None, *, inline=False):
@@ -122,3 +137,30 @@ def helper(func=None, *, inline=False):
     def wrap(f):
         return nb.njit(inline="always" if inline else "never", **_OPTIONS)(f)
     return wrap if func is None else wrap(func)
+
+
+#: Vector width (bits) LLVM should prefer in the functions that call :func:`wide_vectors`.
+#: LLVM's tuning for Intel AVX-512 cores (skylake-avx512 ... sapphirerapids) prefers
+#: 256 bits, which halves the lanes per instruction of the row kernel's bin loop there;
+#: AMD Zen 4/5 already use 512.  Where AVX-512 is missing LLVM stays at what is legal.
+#: Results do not depend on it (no sum is reordered by the vector width).
+PREFER_VECTOR_WIDTH = 512
+
+
+@intrinsic
+def wide_vectors(typingctx):
+    """Mark the LLVM function it is called from with ``"prefer-vector-width"`` =
+    :data:`PREFER_VECTOR_WIDTH` (call it inside a ``prange`` body to reach the
+    outlined parallel function).  Generates no code."""
+
+    def codegen(context, builder, signature, args):
+        # llvmlite's attribute set takes enum attributes; a string attribute added to
+        # the set is printed verbatim into the function header.  Should a later
+        # llvmlite refuse it, the kernel compiles with LLVM's default width.
+        try:
+            set.add(builder.function.attributes, f'"prefer-vector-width"="{PREFER_VECTOR_WIDTH}"')
+        except (AttributeError, TypeError):
+            pass
+        return context.get_dummy_value()
+
+    return nb.types.none(), codegen

@@ -17,6 +17,12 @@ Two kernels:
   see :mod:`mcscan.stats.reference`); no theta array is built.  Blocks of ``lanes``
   rows run in lockstep, one vector lane per row, so the loop over bins has
   no reductions across lanes and vectorises without reordering any sum.
+  The counts of a column are computed once, before its Newton passes; per
+  bin a pass runs two loops over the lanes (u, w and the gradient and Hessian
+  sums; then the deviance series), each with a short dependency chain, so
+  that out-of-order cores keep several iterations in flight.  The kernel
+  asks LLVM for 512-bit vectors (:func:`mcscan.stats._jit.wide_vectors`):
+  LLVM's tuning for Intel AVX-512 cores otherwise prefers 256 bits.
   The pulls of a point start from a cubic extrapolation of the converged
   pulls of the previous four points of its row: one Newton pass per point
   (gradient, Hessian and chi2 together, no logarithm) usually finds a step
@@ -42,7 +48,7 @@ from fractions import Fraction
 import numba as nb
 import numpy as np
 
-from ._jit import helper, kernel
+from ._jit import helper, kernel, wide_vectors
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, DEVIANCE_SERIES_EPS,
                      MAX_BACKTRACK, MAX_ITER, SIGNAL_PULL, STEP_TO_ZERO, TOL)
 
@@ -257,6 +263,7 @@ def _chi2_rows(S, B, D, E0, cx1, cx2, cy1, cy2, xs, ys, y0, cnt, o0, lanes,
     nrows = xs.shape[0]
     nblk = (nrows + lanes - 1) // lanes
     for blk in nb.prange(nblk):
+        wide_vectors()
         EX = np.empty((nb_, lanes))       # row part of the excess
         tN = np.empty(nb_)
         tD = np.empty(nb_)
@@ -268,6 +275,12 @@ def _chi2_rows(S, B, D, E0, cx1, cx2, cy1, cy2, xs, ys, y0, cnt, o0, lanes,
         HB = np.zeros((4, lanes))
         NH = np.zeros(lanes, np.int64)
         ACC = np.empty((7, lanes))        # per-lane sums of one pass over the bins
+        NN = np.empty((nb_, lanes))       # counts N_i of the current point of every lane
+        DL = np.empty((nb_, lanes))       # (N_i - S_i) + (S_i + B_i - D_i), 0 data term for Asimov
+        A1 = np.empty(lanes)              # 1 + a
+        B1 = np.empty(lanes)              # 1 + b
+        U = np.empty(lanes)               # u = 1 - D/T of the current bin
+        DU = np.empty(lanes)              # (T - D) u
         ACT = np.empty(lanes, np.int64)   # 1 active, 0 done, 2 scalar path
         IT = np.empty(lanes, np.int64)
         CHI = np.empty(lanes)
@@ -293,6 +306,16 @@ def _chi2_rows(S, B, D, E0, cx1, cx2, cy1, cy2, xs, ys, y0, cnt, o0, lanes,
                 y = ys[y0[ROW[l]] + min(c, cnt[ROW[l]] - 1)]
                 Y[l] = y
                 Y2[l] = y * y
+            # the counts of this column: fixed during the Newton passes
+            for i in range(nb_):
+                s = S[i]
+                c3 = cy1[i]
+                c4 = cy2[i]
+                ri = (s + B[i]) - D[i]                         # 0 for Asimov data
+                for l in range(lanes):
+                    n = max(s + (EX[i, l] + (Y[l] * c3 + Y2[l] * c4)), 0.0)
+                    NN[i, l] = n
+                    DL[i, l] = (n - s) + ri
             # warm start: extrapolate the pulls of the previous points of the row
             for l in range(lanes):
                 h = NH[l]
@@ -331,31 +354,27 @@ def _chi2_rows(S, B, D, E0, cx1, cx2, cy1, cy2, xs, ys, y0, cnt, o0, lanes,
                 for k in range(7):
                     for l in range(lanes):
                         ACC[k, l] = 0.0
+                for l in range(lanes):
+                    A1[l] = 1.0 + A[l]
+                    B1[l] = 1.0 + Bp[l]
                 # one pass over the bins: gradient, Hessian and chi2 at the current pulls;
                 # with 1 + a > 0 and 1 + b > 0 every T_i > 0 (N_i >= 0, B_i > 0)
                 for i in range(nb_):
-                    s = S[i]
-                    c3 = cy1[i]
-                    c4 = cy2[i]
                     bi = B[i]
                     di = D[i]
-                    ri = (s + bi) - di                         # 0 for Asimov data
                     bb = bi * bi
                     if not di > 0.0:
                         # empty bin (D = 0): u = 1, w = 0, chi2 term T
                         for l in range(lanes):
-                            n = max(s + (EX[i, l] + (Y[l] * c3 + Y2[l] * c4)), 0.0)
+                            n = NN[i, l]
                             ACC[0, l] += n
                             ACC[1, l] += bi
-                            ACC[5, l] += (1.0 + A[l]) * n + (1.0 + Bp[l]) * bi
+                            ACC[5, l] += A1[l] * n + B1[l] * bi
                         continue
                     for l in range(lanes):
-                        a = A[l]
-                        b = Bp[l]
-                        n = s + (EX[i, l] + (Y[l] * c3 + Y2[l] * c4))
-                        n = max(n, 0.0)
-                        df = ((n - s) + ri) + a * n + b * bi   # T - D
-                        T = (1.0 + a) * n + (1.0 + b) * bi
+                        n = NN[i, l]
+                        df = DL[i, l] + A[l] * n + Bp[l] * bi   # T - D
+                        T = A1[l] * n + B1[l] * bi
                         r = 1.0 / T
                         u = df * r
                         w = di * r * r
@@ -365,8 +384,13 @@ def _chi2_rows(S, B, D, E0, cx1, cx2, cy1, cy2, xs, ys, y0, cnt, o0, lanes,
                         ACC[2, l] += nw * n
                         ACC[3, l] += nw * bi
                         ACC[4, l] += bb * w
-                        ACC[5, l] += df * u * _dev_series(u, dev_coef)
                         ACC[6, l] = max(ACC[6, l], abs(u))
+                        U[l] = u
+                        DU[l] = df * u
+                    # the deviance series in a second loop: two short dependency chains
+                    # instead of one long one (more points in flight per core)
+                    for l in range(lanes):
+                        ACC[5, l] += DU[l] * _dev_series(U[l], dev_coef)
                 # per lane: the Newton step, or hand the point to the scalar path
                 for l in range(lanes):
                     if ACT[l] != 1:

@@ -362,3 +362,28 @@ def test_row_segments_cover_grid():
     flat = np.concatenate([np.arange(o, o + n) for o, n in zip(o0, cnt)])
     assert np.array_equal(flat, np.arange(30))
     assert np.array_equal(row * 10 + y0, o0)
+
+
+def test_kernels_prefer_wide_vectors():
+    # LLVM prefers 256-bit vectors on Intel AVX-512 cores; the row kernel asks for 512
+    import numba as nb
+
+    from mcscan.stats._jit import PREFER_VECTOR_WIDTH, wide_vectors
+
+    @nb.njit(cache=False)
+    def f(x):
+        wide_vectors()
+        return x + 1.0
+
+    assert f(1.0) == 2.0
+    ir = f.inspect_llvm(f.signatures[0])
+    assert f'"prefer-vector-width"="{PREFER_VECTOR_WIDTH}"' in ir
+
+
+def test_serial_and_parallel_builds_are_cached_apart():
+    # numba keys its cache on name and bytecode, not on parallel=: the two builds must differ
+    from mcscan.stats import kernels
+
+    ser, par = kernels._rows_serial, kernels._rows_parallel
+    assert ser.py_func.__qualname__ != par.py_func.__qualname__
+    assert par.targetoptions.get("parallel") and not ser.targetoptions.get("parallel")
