@@ -8,10 +8,13 @@ kind               figure(s)
 =================  ===========================================================
 ``scan``           1 charge: Delta chi2 profile; 2 charges: Delta chi2 map with
                    the 68/90/95% C.L. contours; more: every stored projection
-``limits``         Delta chi2 profile with the allowed set shaded
+``limits``         Delta chi2 profile with the allowed set shaded; Feldman-Cousins
+                   limits: critical values t_c(theta) against the Wilks level
+                   and the Wilks coverage (:func:`plot_critical_values`)
+``bands``          expected-limit bands (:func:`plot_bands`)
 ``region``         Delta chi2 map with the allowed region's boundary
 ``sensitivities``  Delta chi2 profiles, detectors overlaid: diagonal charges
-                   and transition charges
+                   and transition charges (other families: one figure each)
 ``sweep``          allowed interval of each charge against the varied value
 ``xsec``           dsigma/dT, Standard Model and with charges
 =================  ===========================================================
@@ -20,6 +23,10 @@ kind               figure(s)
 :func:`plot_folder` draws the standard figure set of
 :func:`mcscan.figures.compute_figure_data`.  Titles (source, years), legend
 names and colours come from the configuration stored in the results file;
+parameters of every family are labelled with their symbol and display unit
+(:mod:`mcscan.params`).  :func:`plot_regions`, :func:`plot_profiles`,
+:func:`plot_bands` and :func:`plot_critical_values` draw the figures of
+several objects in memory (or, for bands and critical values, their JSON);
 each detector keeps one colour in every figure (:func:`detector_colors`).
 Every figure is written as PNG and PDF, atomically.
 """
@@ -35,18 +42,26 @@ from .errors import InputError, McscanError, ResultsError
 from .params import SPEC, display_scale, tex
 
 __all__ = [
+    "BAND_COLORS",
     "COMBINED_COLOR",
+    "FAMILY_TEXT",
     "FIGURE_SET",
     "channel_label",
     "detector_colors",
+    "others_text",
     "param_label",
     "plot_all",
+    "plot_bands",
+    "plot_critical_values",
     "plot_file",
     "plot_folder",
+    "plot_profiles",
+    "plot_regions",
     "plot_result",
     "row_label",
     "run_label",
     "title",
+    "unit_tex",
 ]
 
 #: Manifest of the standard figure set (written by mcscan.figures).
@@ -101,10 +116,33 @@ def detector_colors(names) -> dict:
     return out
 
 
-def param_label(p: str) -> str:
-    """Axis label of a charge in its display unit: ``$q_{ee}$ [$10^{-9}\\,e$]``."""
+#: Units as TeX (inside math mode).
+_UNIT_TEX = {"e": "e", "cm^2": r"\mathrm{cm}^2", "mu_B": r"\mu_B", "1": ""}
+
+
+def unit_tex(p: str) -> str:
+    """Display unit of ``p`` as TeX (no dollar signs): ``10^{-9}\\,e``; ``""`` for a
+    dimensionless parameter printed as it is."""
     exp = round(math.log10(display_scale(p)))
-    return rf"${tex(p)}$ [$10^{{{exp}}}\,{SPEC[p].unit}$]"
+    u = _UNIT_TEX.get(SPEC[p].unit, rf"\mathrm{{{SPEC[p].unit}}}")
+    if exp == 0:
+        return u
+    return rf"10^{{{exp}}}\,{u}" if u else rf"10^{{{exp}}}"
+
+
+def param_label(p: str) -> str:
+    """Axis label of a parameter in its display unit: ``$q_{ee}$ [$10^{-9}\\,e$]``,
+    ``$\\langle r^2\\rangle_{ee}$ [$10^{-32}\\,\\mathrm{cm}^2$]``; a dimensionless
+    parameter shown as it is has no unit: ``$\\varepsilon^{uV}_{ee}$``."""
+    u = unit_tex(p)
+    return rf"${tex(p)}$ [${u}$]" if u else rf"${tex(p)}$"
+
+
+def others_text(params) -> str:
+    """How the parameters not shown are set: charges at 0, others at their SM values."""
+    if all(SPEC[p].family == "charges" for p in params):
+        return "other charges fixed at 0"
+    return "other parameters at their Standard Model values"
 
 
 def channel_label(channels) -> str:
@@ -298,7 +336,8 @@ def _map_panel(fig, ax, x, y, dchi2, params, levels, *, cmap="viridis", vmax=Non
         ax.contour(np.asarray(x) / sx, np.asarray(y) / sy, d.T, levels=[lv], colors="w",
                    linestyles=ls, linewidths=1.4)
         ax.plot([], [], color="w", ls=ls, lw=1.4, label=_fmt_cl(cl))
-    ax.plot([0], [0], marker="*", color="w", mec="k", ls="none", ms=10, label="Standard Model")
+    ax.plot([_sm(params[0])], [_sm(params[1])], marker="*", color="w", mec="k", ls="none", ms=10,
+            label="Standard Model")
     # zoom onto the part of the grid below 4 x the largest level, a little padded
     near = np.argwhere(np.isfinite(d) & (d <= 4.0 * max(levels.values())))
     if near.size:
@@ -313,21 +352,31 @@ def _map_panel(fig, ax, x, y, dchi2, params, levels, *, cmap="viridis", vmax=Non
     ax.legend(loc="upper right", facecolor="0.25", labelcolor="w", edgecolor="0.5")
 
 
-def _region_outline(ax, region, color, label, *, fill=True, lw=1.6, ls="-"):
+def _sm(p) -> float:
+    """Standard Model value of ``p`` in its display unit."""
+    return SPEC[p].reference / display_scale(p)
+
+
+def _region_outline(ax, region, color, label, *, fill=True, lw=1.6, ls="-", alpha=0.15):
+    """Every allowed piece of a region: filled (holes left open, so regions drawn
+    below stay visible), its boundary and its holes' boundaries drawn."""
+    from matplotlib.patches import PathPatch
+    from matplotlib.path import Path as MPath
+
     sx, sy = display_scale(region.params[0]), display_scale(region.params[1])
     first = True
     for outer, holes in region.polygons:
-        outer = np.asarray(outer, dtype=float)
+        rings = [np.asarray(r, dtype=float) / (sx, sy) for r in (outer, *holes)]
         if fill:
-            ax.fill(outer[:, 0] / sx, outer[:, 1] / sy, color=color, alpha=0.15, lw=0)
-        ax.plot(outer[:, 0] / sx, outer[:, 1] / sy, color=color, lw=lw, ls=ls,
+            verts = np.vstack(rings)
+            codes = np.concatenate([[MPath.MOVETO] + [MPath.LINETO] * (len(r) - 2) + [MPath.CLOSEPOLY]
+                                    for r in rings])
+            ax.add_patch(PathPatch(MPath(verts, codes), facecolor=color, alpha=alpha, lw=0))
+        ax.plot(rings[0][:, 0], rings[0][:, 1], color=color, lw=lw, ls=ls,
                 label=label if first else None)
         first = False
-        for h in holes:
-            h = np.asarray(h, dtype=float)
-            if fill:
-                ax.fill(h[:, 0] / sx, h[:, 1] / sy, color="w", alpha=1.0, lw=0)
-            ax.plot(h[:, 0] / sx, h[:, 1] / sy, color=color, lw=lw * 0.7, ls="--")
+        for h in rings[1:]:
+            ax.plot(h[:, 0], h[:, 1], color=color, lw=lw, ls=ls)
     if first and label:          # an empty region still gets its legend entry
         ax.plot([], [], color=color, lw=lw, ls=ls, label=f"{label} (none)")
 
@@ -355,6 +404,8 @@ def _dets_text(dets) -> str:
 
 
 def _plot_limits(lim, outdir, stem, config):
+    if getattr(lim, "method", None) == "feldman-cousins":
+        return plot_critical_values(lim, Path(outdir) / stem, config)
     plt = _pyplot()
     x, d, level, cl = _limit_curve(lim)
     dets = list(lim.detectors)
@@ -364,7 +415,7 @@ def _plot_limits(lim, outdir, stem, config):
     fig, ax = plt.subplots(figsize=(5.6, 4.0))
     _profile_panel(ax, [(x, d, label, color, None)], lim.param, level, cl, shade=lim.regions)
     prof = tuple(getattr(lim, "profile", ()) or ())
-    how = f"{', '.join('$' + tex(q) + '$' for q in prof)} profiled" if prof else "other charges fixed at 0"
+    how = f"{', '.join('$' + tex(q) + '$' for q in prof)} profiled" if prof else others_text([lim.param])
     ax.set_title(title(config, f"${tex(lim.param)}$, {how}"))
     ax.legend(loc="upper center")
     return _finish(plt, fig, Path(outdir) / stem)
@@ -385,6 +436,21 @@ def _plot_region(reg, outdir, stem, config):
 
 _DIAGONAL, _TRANSITION = "diagonal", "transition"
 
+#: Names of the parameter families in figure titles.
+FAMILY_TEXT = {"charges": "millicharges", "radii": "charge radii", "moments": "magnetic moments",
+               "sin2w": "weak mixing angle", "nsi": "vector NSI couplings"}
+
+
+def _panel_grid(plt, n):
+    """Figure with ``n`` profile panels, at most three per line (spare panels removed)."""
+    ncols = min(3, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols + 0.4, 4.0 * nrows), squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        fig.delaxes(ax)
+    return fig, flat[:n]
+
 
 def _plot_sensitivities(sens, outdir, stem, config):
     """Delta chi2 profiles, detectors overlaid: diagonal and transition charges."""
@@ -392,24 +458,31 @@ def _plot_sensitivities(sens, outdir, stem, config):
     rows = list(sens.rows)
     colors = _row_colors(config, rows)
     written = []
-    groups = ((_DIAGONAL, [p for p in sens.params if SPEC[p].diagonal]),
-              (_TRANSITION, [p for p in sens.params if not SPEC[p].diagonal]))
+    charges = [p for p in sens.params if SPEC[p].family == "charges"]
+    groups = [(_DIAGONAL, [p for p in charges if SPEC[p].diagonal]),
+              (_TRANSITION, [p for p in charges if not SPEC[p].diagonal])]
+    groups += [(f, [p for p in sens.params if SPEC[p].family == f])
+               for f in dict.fromkeys(SPEC[p].family for p in sens.params) if f != "charges"]
     for name, params in groups:
-        params = [p for p in params if any((r, p) in sens.limits for r in rows)]
+        params = [p for p in params if any(sens.limits.get((r, p)) is not None for r in rows)]
         if not params:
             continue
-        fig, axes = plt.subplots(1, len(params), figsize=(4.6 * len(params) + 0.4, 4.0), squeeze=False)
-        for ax, p in zip(axes[0], params):
+        fig, axes = _panel_grid(plt, len(params))
+        for ax, p in zip(axes, params):
             curves, level, cl = [], None, sens.cl
             for r in rows:
-                if (r, p) not in sens.limits:
+                if sens.limits.get((r, p)) is None:
                     continue
                 x, d, level, cl = _limit_curve(sens.limits[(r, p)])
                 style = {"lw": 2.2} if r == "combined" else None
                 curves.append((x, d, row_label(r, None, config), colors[r], style))
             _profile_panel(ax, curves, p, level, cl)
-        axes[0][0].legend(loc="upper left")
-        what = (f"expected $\\Delta\\chi^2$ profiles, {name} charges (one at a time, others fixed at 0)")
+        axes[0].legend(loc="upper left")
+        if name in (_DIAGONAL, _TRANSITION):
+            what = f"expected $\\Delta\\chi^2$ profiles, {name} charges (one at a time, others fixed at 0)"
+        else:
+            what = (f"expected $\\Delta\\chi^2$ profiles, {FAMILY_TEXT[name]} (one at a time, "
+                    f"{others_text(params)})")
         chans = tuple(sens.channels)
         if chans != ("nuclear",):
             what += f"; channels {channel_label(chans)}"
@@ -553,7 +626,12 @@ def _plot_scan(scan, outdir, stem, config):
     return written
 
 
-_DRAW = {"limits": _plot_limits, "region": _plot_region, "sensitivities": _plot_sensitivities,
+def _plot_bands_kind(bands, outdir, stem, config):
+    return plot_bands([bands], Path(outdir) / stem, config)
+
+
+_DRAW = {"bands": _plot_bands_kind, "limits": _plot_limits, "region": _plot_region,
+         "sensitivities": _plot_sensitivities,
          "xsec": _plot_xsec, "sweep": _plot_sweep, "scan": _plot_scan}
 
 
@@ -606,9 +684,21 @@ def _open(folder, name):
 
 def _regions_figure(folder, outdir, spec):
     """Allowed regions of several detectors overlaid in one plane."""
-    plt = _pyplot()
     regs = [(row, *_open(folder, f)) for row, f in spec["files"].items()]
     config = next((c for _, _, c in regs if c), None)
+    return plot_regions({row: reg for row, reg, _ in regs}, Path(outdir) / spec["name"], config)
+
+
+def plot_regions(regions, path, config=None) -> list:
+    """Allowed regions of several detectors in one plane, overlaid: ``regions``
+    {row: Region} (row a detector name or ``combined``), parameters of any family.
+    Every allowed piece is filled (holes left open) and outlined; the Standard
+    Model point is marked.  Written as PNG and PDF (see :func:`_save`)."""
+    plt = _pyplot()
+    config = _as_dict(config)
+    regs = [(row, reg, None) for row, reg in dict(regions).items()]
+    if not regs:
+        raise InputError("no region to draw: expected at least one")
     colors = _row_colors(config, [r for r, _, _ in regs])
     fig, ax = plt.subplots(figsize=(5.8, 4.8))
     for row, reg, _ in regs:
@@ -616,16 +706,24 @@ def _regions_figure(folder, outdir, spec):
                         lw=2.2 if row == "combined" else 1.6)
     first = regs[0][1]
     lim = _region_limits([r for _, r, _ in regs])
+    if lim and any(getattr(r, "touches_edge", False) for _, r, _ in regs):
+        # a region cut by the scanned range: show that range, its border is the frame
+        for k in range(2):
+            axs = [np.asarray(r.scan.axes[k], dtype=float) / display_scale(first.params[k])
+                   for _, r, _ in regs if getattr(r, "scan", None) is not None]
+            if axs:
+                lim[k] = (max(lim[k][0], min(a[0] for a in axs)), min(lim[k][1], max(a[-1] for a in axs)))
     if lim:
         ax.set_xlim(*lim[0])
         ax.set_ylim(*lim[1])
-    ax.plot([0], [0], marker="*", color=_SM_COLOR, ls="none", ms=9, label="Standard Model")
+    ax.plot([_sm(first.params[0])], [_sm(first.params[1])], marker="*", color=_SM_COLOR, ls="none",
+            ms=9, label="Standard Model")
     ax.set_xlabel(param_label(first.params[0]))
     ax.set_ylabel(param_label(first.params[1]))
     ax.legend(title=f"{_fmt_cl(first.cl)}, 2 d.o.f.", loc="upper left", bbox_to_anchor=(1.02, 1.0),
               borderaxespad=0.0)
-    ax.set_title(title(config, "expected allowed regions (other charges fixed at 0)"))
-    return _finish(plt, fig, Path(outdir) / spec["name"])
+    ax.set_title(title(config, f"expected allowed regions ({others_text(first.params)})"))
+    return _finish(plt, fig, path)
 
 
 def _electron_figure(folder, outdir, spec):
@@ -705,7 +803,245 @@ def _xsec_figure(folder, outdir, spec):
     return _finish(plt, fig, Path(outdir) / spec["name"])
 
 
-_SET_DRAW = {"regions": _regions_figure, "electron": _electron_figure, "xsec": _xsec_figure}
+# ---------------------------------------------------------------- parameter families
+
+def plot_profiles(limits, path, config=None) -> list:
+    """Delta chi2 profiles of parameters of any family, detectors overlaid, one
+    panel per parameter: ``limits`` {(row, param): Limit} (row a detector name or
+    ``combined``).  Written as PNG and PDF; returns the paths."""
+    plt = _pyplot()
+    config = _as_dict(config)
+    limits = {k: v for k, v in dict(limits).items() if v is not None}
+    if not limits:
+        raise InputError("no profile to draw: expected at least one limit")
+    rows = list(dict.fromkeys(r for r, _ in limits))
+    params = list(dict.fromkeys(p for _, p in limits))
+    colors = _row_colors(config, rows)
+    fig, axes = _panel_grid(plt, len(params))
+    cl = None
+    for ax, p in zip(axes, params):
+        curves, level = [], None
+        for r in rows:
+            if (r, p) not in limits:
+                continue
+            x, d, level, cl = _limit_curve(limits[(r, p)])
+            curves.append((x, d, row_label(r, None, config), colors[r],
+                           {"lw": 2.2} if r == "combined" else None))
+        _profile_panel(ax, curves, p, level, cl)
+    axes[0].legend(loc="upper left", title="1 d.o.f.")
+    fams = list(dict.fromkeys(SPEC[p].family for p in params))
+    what = ", ".join(FAMILY_TEXT[f] for f in fams)
+    fig.suptitle(title(config, f"expected $\\Delta\\chi^2$ profiles, {what} (one at a time, "
+                               f"{others_text(params)})"), fontsize=10)
+    fig.tight_layout()
+    return _finish(plt, fig, path)
+
+
+def _profiles_figure(folder, outdir, spec):
+    """Profiles of several parameters, detectors overlaid (files {param: {row: file}})."""
+    limits, config = {}, None
+    for p, files in spec["files"].items():
+        for row, f in files.items():
+            lim, cfg = _open(folder, f)
+            limits[(row, p)] = lim
+            config = config or cfg
+    return plot_profiles(limits, Path(outdir) / spec["name"], config)
+
+
+# ---------------------------------------------------------------- frequentist statistics
+
+#: Colours of the expected-limit bands: 68% (+-1 sigma) green, 95% (+-2 sigma) yellow.
+BAND_COLORS = {"68": "#00c000", "95": "#ffe000"}
+
+
+def _as_json(obj) -> dict:
+    return dict(obj) if isinstance(obj, dict) else obj.to_json()
+
+
+def _row_of(detectors) -> str:
+    dets = list(detectors)
+    return dets[0] if len(dets) == 1 else "combined"
+
+
+def plot_bands(bands_list, path, config=None) -> list:
+    """Expected-limit ("Brazil") bands: one panel per parameter, one row per
+    detector (or combination).  For each row the upper limit (upper bar) and the
+    lower limit (lower bar) of the toys: median (dashed), 68% (+-1 sigma, green)
+    and 95% (+-2 sigma, yellow) bands; the Asimov allowed set is the line
+    between the bars (every piece).  ``bands_list``: :class:`Bands` objects or
+    their ``to_json()`` dicts.  Written as PNG and PDF; returns the paths."""
+    from matplotlib.patches import Patch
+
+    plt = _pyplot()
+    config = _as_dict(config)
+    items = [_as_json(b) for b in bands_list]
+    if not items:
+        raise InputError("no bands to draw: expected at least one")
+    params = list(dict.fromkeys(b["param"] for b in items))
+    rows = list(dict.fromkeys(_row_of(b["detectors"]) for b in items))
+    colors = _row_colors(config, rows)
+    n = len(params)
+    ncols = min(3, n)
+    nrows = -(-n // ncols)
+    spare = nrows * ncols - n
+    height = 0.55 * len(rows) * nrows + 1.3 * nrows + 0.6
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(3.9 * ncols, 6.0), height),
+                             squeeze=False)
+    flat = list(axes.ravel())
+    h, gap = 0.32, 0.04
+    for ax, p in zip(flat, params):
+        s = display_scale(p)
+        ends = []
+        for b in items:
+            if b["param"] != p:
+                continue
+            y = -rows.index(_row_of(b["detectors"]))
+            for side, off in (("lower", -(gap + h / 2)), ("upper", gap + h / 2)):
+                q = {k: float(v) / s for k, v in b[side].items()}
+                ax.barh(y + off, q["p97.5"] - q["p2.5"], left=q["p2.5"], height=h, color=BAND_COLORS["95"],
+                        lw=0)
+                ax.barh(y + off, q["p84"] - q["p16"], left=q["p16"], height=h, color=BAND_COLORS["68"], lw=0)
+                ax.plot([q["median"]] * 2, [y + off - h / 2, y + off + h / 2], color="k", ls="--", lw=1.3)
+                ends += [q["p2.5"], q["p97.5"]]
+            for lo, hi in b["asimov_regions"]:
+                ax.plot([lo / s, hi / s], [y, y], color=colors[_row_of(b["detectors"])], lw=2.0,
+                        marker="|", ms=9, mew=2.0, solid_capstyle="butt")
+                ends += [lo / s, hi / s]
+        ax.axvline(_sm(p), color=_LEVEL_COLOR, lw=0.8, zorder=0)
+        lo, hi = min(ends), max(ends)
+        pad = 0.06 * (hi - lo or 1.0)
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_ylim(-len(rows) + 0.5, 0.5)
+        ax.set_yticks([-k for k in range(len(rows))])
+        ax.set_yticks([-k + off for k in range(len(rows)) for off in (-(gap + h / 2), gap + h / 2)],
+                      minor=True)
+        if flat.index(ax) % ncols == 0:
+            ax.set_yticklabels([row_label(r, None, config) for r in rows])
+            ax.set_yticklabels(["lower", "upper"] * len(rows), minor=True, fontsize=7, color="0.3")
+            ax.tick_params(axis="y", which="major", pad=34, length=0)
+        else:
+            ax.set_yticklabels([])
+            ax.set_yticklabels([], minor=True)
+        ax.set_xlabel(param_label(p))
+        ax.grid(axis="y", visible=False)
+    handles = [plt.Line2D([], [], color="k", ls="--", lw=1.3, label="median expected"),
+               Patch(color=BAND_COLORS["68"], label=r"68% expected ($\pm1\sigma$)"),
+               Patch(color=BAND_COLORS["95"], label=r"95% expected ($\pm2\sigma$)"),
+               plt.Line2D([], [], color="0.3", lw=2.0, marker="|", ms=9, mew=2.0,
+                          label="Asimov allowed set")]
+    b0 = items[0]
+    cl = _fmt_cl(b0["cl"])
+    legend_title = f"{cl} limits, 1 d.o.f.\n{int(b0['toys'])} toys each"
+    if spare:
+        for ax in flat[n:]:
+            ax.axis("off")
+        flat[n].legend(handles=handles, loc="center", title=legend_title, fontsize=9)
+    fixed = {k: float(v) for k, v in dict(b0.get("fixed", {})).items() if float(v) != 0.0}
+    where = "the Standard Model" if not fixed else \
+        ", ".join(f"${tex(k)}$ = {v:.3g}" for k, v in fixed.items())
+    sep = ":\n" if ncols < 3 else ": "
+    fig.suptitle(title(config, f"expected {cl} limits from toys under {where}{sep}"
+                               "upper and lower limits with their 68% and 95% bands"), fontsize=10)
+    fig.tight_layout()
+    if not spare:      # below the panels (the saved figure's bounding box takes it in)
+        fig.legend(handles=handles, loc="upper center", ncol=2 if ncols < 3 else 4,
+                   title=legend_title.replace("\n", ", "), bbox_to_anchor=(0.5, 0.0))
+    return _finish(plt, fig, path)
+
+
+def _fc_arrays(fc):
+    """(grid, t_c, coverage, error, Delta chi2 of the data or None) of an FCLimit or its JSON."""
+    if isinstance(fc, dict):
+        cv = np.asarray(fc["critical_values"], dtype=float).reshape(-1, 2)
+        cov = np.asarray(fc.get("wilks_coverage") or [], dtype=float).reshape(-1, 3)
+        d = fc.get("delta_chi2_data")
+        return (cv[:, 0], cv[:, 1], (cov[:, 1] if cov.size else None), (cov[:, 2] if cov.size else None),
+                None if d is None else np.asarray(d, dtype=float))
+    d = getattr(fc, "delta_chi2_data", None)
+    cov = getattr(fc, "coverage", None)
+    return (np.asarray(fc.grid, dtype=float), np.asarray(fc.critical, dtype=float),
+            None if cov is None else np.asarray(cov, dtype=float),
+            None if cov is None else np.asarray(fc.coverage_error, dtype=float),
+            None if d is None else np.asarray(d, dtype=float))
+
+
+def plot_critical_values(fc, path, config=None) -> list:
+    """Feldman-Cousins critical values t_c(theta) against the Wilks level (upper
+    panel, with the data's Delta chi2 and both intervals) and the coverage of the
+    Wilks interval per theta with its binomial error (lower panel).  ``fc``: an
+    :class:`FCLimit` or its ``to_json()`` dict.  Written as PNG and PDF."""
+    plt = _pyplot()
+    config = _as_dict(config)
+    js = _as_json(fc)
+    p, cl = js["param"], float(js["cl"])
+    level = float(js["wilks_delta_chi2"])
+    x, tc, cov, err, dchi = _fc_arrays(fc)
+    s = display_scale(p)
+    xs = x / s
+    lower = cov is not None and cov.size == x.size
+    if lower:
+        fig, (ax, bx) = plt.subplots(2, 1, figsize=(6.0, 5.8), sharex=True,
+                                     gridspec_kw={"height_ratios": (2.2, 1.0), "hspace": 0.06})
+    else:
+        fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    for k, (a, b) in enumerate(js["regions"]):
+        ax.axvspan(a / s, b / s, color="#1f77b4", alpha=0.13, lw=0,
+                   label=f"Feldman-Cousins {_fmt_cl(cl)} interval" if k == 0 else None)
+    for k, (a, b) in enumerate(js.get("wilks_regions", [])):
+        for v in (a, b):
+            ax.axvline(v / s, color="#d62728", ls=":", lw=1.2,
+                       label=f"Wilks {_fmt_cl(cl)} interval" if k == 0 and v == a else None)
+    ax.plot(xs, tc, color="k", lw=1.6, marker="o", ms=2.5, label=r"critical value $t_c(\theta)$")
+    ax.axhline(level, color="#d62728", ls="--", lw=1.2,
+               label=rf"Wilks: $\chi^2_1$ quantile {level:.2f}")
+    if dchi is not None and dchi.size == x.size:
+        ax.plot(xs, dchi, color="#1f77b4", lw=1.4, label=r"$\Delta\chi^2$ of the data")
+    top = max(float(np.nanmax(tc)), level) * 1.6
+    ax.set_ylim(0.0, top)
+    ax.set_xlim(xs[0], xs[-1])
+    ax.set_ylabel(r"$\Delta\chi^2$")
+    ax.legend(loc="upper center", ncol=2, fontsize=7)
+    dets = _dets_text(js["detectors"])
+    ax.set_title(title(config, f"{dets}: Feldman-Cousins critical values of ${tex(p)}$ at {_fmt_cl(cl)} "
+                               f"({int(js['toys'])} toys per value)"))
+    if lower:
+        bx.errorbar(xs, cov, yerr=err, color="k", fmt="o", ms=2.5, lw=0.8, capsize=0)
+        bx.axhline(cl, color="#d62728", ls="--", lw=1.2, label=f"nominal {cl * 100:g}%")
+        lo = min(float(np.nanmin(cov - err)), cl) - 0.02
+        hi = max(float(np.nanmax(cov + err)), cl) + 0.02
+        bx.set_ylim(max(lo, 0.0), min(hi, 1.0))
+        bx.set_ylabel("Wilks coverage")
+        bx.legend(loc="lower right", fontsize=7)
+        bx.set_xlabel(param_label(p))
+    else:
+        ax.set_xlabel(param_label(p))
+    return _finish(plt, fig, path)
+
+
+def _read_json_results(folder, name):
+    path = Path(folder) / name
+    try:
+        data = json.loads(path.read_text())
+        return data["results"], data.get("config")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ResultsError(f"{path}: not a results list ({e})") from None
+
+
+def _bands_figure(folder, outdir, spec):
+    items, config = _read_json_results(folder, spec["file"])
+    return plot_bands(items, Path(outdir) / spec["name"], config)
+
+
+def _critical_figure(folder, outdir, spec):
+    items, config = _read_json_results(folder, spec["file"])
+    written = []
+    for fc in items:
+        written += plot_critical_values(fc, Path(outdir) / spec["name"], config)
+    return written
+
+
+_SET_DRAW = {"regions": _regions_figure, "electron": _electron_figure, "xsec": _xsec_figure,
+             "profiles": _profiles_figure, "bands": _bands_figure, "critical_values": _critical_figure}
 
 
 def plot_folder(folder, outdir=None) -> list:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 
 import mcscan
@@ -330,3 +331,205 @@ def test_figure_set(tmp_path, config, table_dir, warm):
     assert stems == {"profiles_diagonal", "profiles_transition", "region_q_ee_q_mumu",
                      "region_q_etau_q_mutau", "csi_electron", "xsec_CsI", "xsec_Xe", "xsec_Ge"}
     assert all(p.stat().st_size > 5000 for p in written)
+
+
+# ---------------------------------------------------------------- parameter families
+
+def _texts(fig):
+    """Every text of a figure: titles, axis labels, tick labels, legends, annotations."""
+    return [t.get_text() for t in fig.findobj(lambda o: hasattr(o, "get_text")) if t.get_text()]
+
+
+def _close(figs):
+    import matplotlib.pyplot as plt
+
+    for fig in figs:
+        plt.close(fig)
+
+
+@pytest.fixture(scope="module")
+def family_results(config, table_dir, warm):
+    """Family regions and moment limits of CsI, Ge and their combination (small grids)."""
+    from mcscan import families
+    from mcscan.figures import NSI_RANGES, family_region
+    from mcscan.scans.families import default_range
+
+    rows = {"CsI": ["CsI"], "Ge": ["Ge"], "combined": ["CsI", "Ge"]}
+    radii = {r: family_region(config, d, ("r2_ee", "r2_mumu"),
+                              {p: default_range(p, config) for p in ("r2_ee", "r2_mumu")},
+                              tables_dir=table_dir, points=61) for r, d in rows.items()}
+    nsi = {r: family_region(config, d, ("eps_u_ee", "eps_d_ee"), NSI_RANGES, tables_dir=table_dir,
+                            points=61) for r, d in rows.items()}
+    moments = {(r, p): families.limits(config, d, p, tables_dir=table_dir, points=401)
+               for r, d in rows.items() for p in ("mu_e", "mu_mu")}
+    return {"radii": radii, "nsi": nsi, "moments": moments}
+
+
+def test_family_labels_carry_units():
+    assert plot.param_label("r2_ee") == r"$\langle r^2\rangle_{ee}$ [$10^{-32}\,\mathrm{cm}^2$]"
+    assert plot.param_label("mu_mu") == r"$\mu_{\nu_{\mu}}$ [$10^{-10}\,\mu_B$]"
+    # dimensionless and shown as they are: no unit bracket
+    assert plot.param_label("eps_d_ee") == r"$\varepsilon^{dV}_{ee}$"
+    assert plot.others_text(["q_ee"]) == "other charges fixed at 0"
+    assert plot.others_text(["r2_ee"]) == "other parameters at their Standard Model values"
+
+
+def test_family_regions_keep_every_piece(family_results):
+    """The charge-radius region is a ring (a polygon with a hole); NSI allows two
+    disjoint bands per detector."""
+    for row in ("CsI", "Ge"):
+        reg = family_results["radii"][row]
+        assert len(reg.polygons) == 1 and len(reg.polygons[0][1]) == 1, row
+    for row in ("CsI", "Ge"):
+        assert len(family_results["nsi"][row].polygons) == 2
+        assert family_results["nsi"][row].touches_edge      # the bands cross the whole plane
+
+
+@pytest.mark.parametrize("plane", ["radii", "nsi"])
+def test_family_plane_figure(family_results, plane, tmp_path, config, monkeypatch):
+    figs = _figures(monkeypatch)
+    regions = family_results[plane]
+    written = plot.plot_regions(regions, tmp_path / plane, config)
+    assert sorted(p.name for p in written) == [f"{plane}.pdf", f"{plane}.png"]
+    assert all(p.stat().st_size > 5000 for p in written)
+    (fig,) = figs
+    ax = fig.axes[0]
+    p0, p1 = regions["CsI"].params
+    assert ax.get_xlabel() == plot.param_label(p0) and ax.get_ylabel() == plot.param_label(p1)
+    if plane == "radii":
+        assert r"\mathrm{cm}^2" in ax.get_xlabel()
+    else:
+        assert r"\varepsilon^{uV}_{ee}" in ax.get_xlabel()
+    leg = ax.get_legend()
+    assert leg.get_title().get_text() == "90% C.L., 2 d.o.f."
+    assert [t.get_text() for t in leg.get_texts()] == ["CsI (22.5 kg)", "Ge (7 kg)", "combined",
+                                                       "Standard Model"]
+    assert "Standard Model values" in ax.get_title()
+    # one filled patch per allowed piece; a ring's patch keeps its hole (two sub-paths)
+    from matplotlib.path import Path as MPath
+
+    patches = ax.patches
+    assert len(patches) == sum(len(r.polygons) for r in regions.values())
+    if plane == "radii":
+        assert any(int(np.sum(pt.get_path().codes == MPath.MOVETO)) >= 2 for pt in patches)
+    _close(figs)
+
+
+def test_moment_profiles_figure(family_results, tmp_path, config, monkeypatch):
+    figs = _figures(monkeypatch)
+    written = plot.plot_profiles(family_results["moments"], tmp_path / "moments.png", config)
+    assert [p.name for p in written] == ["moments.png"] and written[0].stat().st_size > 5000
+    (fig,) = figs
+    assert [a.get_xlabel() for a in fig.axes] == [plot.param_label("mu_e"), plot.param_label("mu_mu")]
+    assert all(r"\mu_B" in a.get_xlabel() for a in fig.axes)
+    sup = fig._suptitle.get_text()
+    assert "magnetic moments" in sup and sup.startswith("ESS, 3 years")
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["CsI (22.5 kg)", "Ge (7 kg)",
+                                                                           "combined"]
+    assert "90% C.L." in _texts(fig)
+    _close(figs)
+
+
+# ---------------------------------------------------------------- frequentist statistics
+
+@pytest.fixture(scope="module")
+def toy_results(coefs, config, warm):
+    """Small toy computations: bands of two charges for CsI and Ge, Feldman-Cousins of Ge q_ee."""
+    from mcscan.scans.frequentist import expected_bands, feldman_cousins
+    from mcscan.scans.grid import ScanSettings
+
+    st = ScanSettings.from_config(config)
+    bands = [expected_bands([coefs[d]], p, toys=200, seed=3, points=41, settings=st)
+             for d in ("CsI", "Ge") for p in ("q_ee", "q_emu")]
+    fc = feldman_cousins([coefs["Ge"]], "q_ee", toys=200, seed=3, points=41, settings=st)
+    return {"bands": bands, "fc": fc}
+
+
+def test_brazil_bands_figure(toy_results, tmp_path, config, monkeypatch):
+    figs = _figures(monkeypatch)
+    written = plot.plot_bands(toy_results["bands"], tmp_path / "bands", config)
+    assert sorted(p.name for p in written) == ["bands.pdf", "bands.png"]
+    assert all(p.stat().st_size > 5000 for p in written)
+    fig = figs[0]
+    xlabels = [a.get_xlabel() for a in fig.axes if a.get_xlabel()]
+    assert xlabels == [plot.param_label("q_ee"), plot.param_label("q_emu")]
+    texts = _texts(fig)
+    for want in ("median expected", r"68% expected ($\pm1\sigma$)", r"95% expected ($\pm2\sigma$)",
+                 "Asimov allowed set", "CsI (22.5 kg)", "Ge (7 kg)", "upper", "lower"):
+        assert want in texts, want
+    sup = fig._suptitle.get_text()
+    assert sup.startswith("ESS, 3 years:") and "90% C.L." in sup and "Standard Model" in sup
+    assert any("200 toys" in t for t in texts)
+    # green (68%) and yellow (95%) bars: 2 per (row, charge, side)
+    import matplotlib.colors as mc
+
+    faces = [mc.to_hex(p.get_facecolor()) for a in fig.axes for p in a.patches]
+    assert faces.count(plot.BAND_COLORS["68"]) == faces.count(plot.BAND_COLORS["95"]) == 2 * 2 * 2
+    # the same figure from the JSON form of the bands, and by kind from plot_result
+    again = plot.plot_bands([b.to_json() for b in toy_results["bands"]], tmp_path / "json.png", config)
+    assert again[0].stat().st_size > 5000
+    by_kind = plot.plot_result(toy_results["bands"][0], tmp_path, "one", config)
+    assert sorted(p.name for p in by_kind) == ["one.pdf", "one.png"]
+    _close(figs)
+
+
+def test_critical_values_figure(toy_results, tmp_path, config, monkeypatch):
+    fc = toy_results["fc"]
+    figs = _figures(monkeypatch)
+    written = plot.plot_critical_values(fc, tmp_path / "fc", config)
+    assert sorted(p.name for p in written) == ["fc.pdf", "fc.png"]
+    assert all(p.stat().st_size > 5000 for p in written)
+    fig = figs[0]
+    top, bottom = fig.axes
+    assert "Feldman-Cousins" in top.get_title() and "$q_{ee}$" in top.get_title()
+    assert "90% C.L." in top.get_title() and "200 toys" in top.get_title()
+    legend = [t.get_text() for t in top.get_legend().get_texts()]
+    assert r"critical value $t_c(\theta)$" in legend
+    assert r"Wilks: $\chi^2_1$ quantile 2.71" in legend
+    assert "Feldman-Cousins 90% C.L. interval" in legend
+    assert bottom.get_ylabel() == "Wilks coverage" and bottom.get_xlabel() == plot.param_label("q_ee")
+    # the Wilks line is at the one-parameter 90% level
+    wilks = [ln for ln in top.get_lines() if ln.get_label().startswith("Wilks:")]
+    assert abs(wilks[0].get_ydata()[0] - 2.705543454095404) < 1e-9
+    # dispatch by kind: a limits object whose method is Feldman-Cousins
+    by_kind = plot.plot_result(fc, tmp_path, "by_kind", config)
+    assert sorted(p.name for p in by_kind) == ["by_kind.pdf", "by_kind.png"]
+    assert len(figs) == 2 and len(figs[1].axes) == 2
+    _close(figs)
+
+
+# ---------------------------------------------------------------- optional figure sets
+
+def test_optional_figure_sets(tmp_path, config, table_dir, warm):
+    import json
+    import shutil
+    import time
+
+    from mcscan.errors import InputError
+    from mcscan.figures import compute_figure_data
+
+    tables = tmp_path / "tables"
+    shutil.copytree(table_dir, tables)
+    out = tmp_path / "figs"
+    t0 = time.perf_counter()
+    figures = compute_figure_data(config, out, tables_dir=tables, progress=False, points=41,
+                                  families=("radii", "nsi", "moments"),
+                                  frequentist=("bands", "feldman-cousins"), toys=100, fc_points=21,
+                                  detectors=("Xe", "Ge"))
+    assert time.perf_counter() - t0 < 60.0
+    assert list(figures) == ["region_r2_ee_r2_mumu", "region_eps_u_ee_eps_d_ee", "moments", "bands",
+                             "fc_Ge_q_ee"]
+    manifest = json.loads((out / "figures.json").read_text())["figures"]
+    assert [f["name"] for f in manifest] == list(figures)
+    kinds = {f.name: mcscan.open_results(f).kind for f in out.glob("*.h5")}
+    assert kinds["region_combined_r2_ee-r2_mumu.h5"] == "region"
+    assert kinds["region_Ge_eps_u_ee-eps_d_ee.h5"] == "region"
+    assert kinds["moments_combined_mu_mu.h5"] == "limits"
+    bands = json.loads((out / "bands.json").read_text())["results"]
+    assert [(b["detectors"], b["param"]) for b in bands] == [
+        ([d], p) for d in ("Xe", "Ge") for p in ("q_ee", "q_mumu", "q_emu", "q_etau", "q_mutau")]
+    written = plot.plot_folder(out)
+    assert {p.stem for p in written} == set(figures)
+    assert all(p.stat().st_size > 5000 for p in written)
+    with pytest.raises(InputError, match="unknown figure set 'radius'"):
+        compute_figure_data(config, out, tables_dir=tables, progress=False, families=("radius",))
