@@ -198,15 +198,58 @@ def compute_chunk(k: int, task: ChunkTask) -> dict:
         return out
     ny, nx = shape[-1], shape[-2]
     r0, r1 = lo // ny, hi // ny
-    pos = 0
-    for o in range(r0 // nx, (r1 - 1) // nx + 1):
-        i0, i1 = max(r0 - o * nx, 0), min(r1 - o * nx, nx)
-        fixed = dict(others)
-        if len(shape) > 2:
-            for p, a, i in zip(g.params[:-2], g.axes[:-2], np.unravel_index(o, shape[:-2])):
-                fixed[p] = float(a[i])
-        pos = put(pos, grid_scan(coefs, inner, (g.axes[-2][i0:i1], g.axes[-1]), fixed=fixed, **kw))
+    if len(shape) == 2:
+        put(0, grid_scan(coefs, inner, (g.axes[-2][r0:r1], g.axes[-1]), fixed=others, **kw))
+        return out
+    _planes(coefs, g, r0, r1, task, out)
     return out
+
+
+def _planes(coefs, g, r0: int, r1: int, task, out) -> None:
+    """Rows r0 .. r1 - 1 of an N-D grid (N >= 3), across as many planes of the last two
+    charges as they touch, in ONE kernel call per detector: each plane's fixed
+    charges are a base point of :func:`mcscan.stats.kernels.chi2_rows` and every row
+    names its plane.  A point depends only on its row segment, so the bits equal a
+    :func:`grid_scan` per plane; no Python runs per plane."""
+    from ..stats.kernels import chi2_rows, row_lanes
+    from .grid import row_segments
+
+    shape = g.shape
+    ny, nx = shape[-1], shape[-2]
+    ix, iy = (check_param(p) for p in g.params[-2:])
+    planes = np.arange(r0 // nx, (r1 - 1) // nx + 1)
+    bases = np.repeat(g.base[None, :], planes.size, axis=0)
+    outer = np.unravel_index(planes, shape[:-2])
+    for p, a, i in zip(g.params[:-2], g.axes[:-2], outer):
+        bases[:, check_param(p)] = a[i]
+    rows = np.arange(r0, r1, dtype=np.int64)
+    seg_row, y0, cnt, o0 = row_segments(rows.size, ny)
+    xs = g.axes[-2][rows[seg_row] % nx]
+    base_rows = rows[seg_row] // nx - planes[0]
+    n = (r1 - r0) * ny
+    chi2 = np.empty(n)
+    ok = np.empty(n, dtype=bool)
+    lanes = row_lanes(seg_row.size)
+    par = task.parallel and seg_row.size > 1
+    for k, c in enumerate(coefs):
+        a = np.empty(n)
+        b = np.empty(n)
+        chi2_rows(c, bases, ix, iy, xs, g.axes[-1], y0, cnt, o0, out=(chi2, a, b, ok),
+                  accumulate=k > 0, base_rows=base_rows, parallel=par, lanes=lanes,
+                  **task.settings.kwargs())
+        if task.pulls:
+            out[f"pull_signal_{c.detector}"][:] = a
+            out[f"pull_background_{c.detector}"][:] = b
+    bad = np.isnan(chi2)
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        at = np.unravel_index(r0 * ny + j, shape)
+        where = ", ".join(f"{p} = {float(ax[i]):.6g}" for p, ax, i in zip(g.params, g.axes, at))
+        raise InputError(f"chi2 is nan (not a number) at {where} e ({int(bad.sum())} point(s)): the "
+                         "tables or the charges give numbers beyond double precision; check the "
+                         "tables and narrow the scanned range")
+    out["chi2"][:] = chi2
+    out["converged"][:] = ok
 
 
 def scan_spec(coefs, grid: Grid, settings, chunk_points, pulls: bool) -> dict:

@@ -244,13 +244,16 @@ def _chi2_points(S, L, Q, B, D, theta, isa2, isb2, tol, max_iter, armijo,
             out_it[p] = status
 
 
-def _chi2_rows(S, B, D, E0, cx1, cx2, cy1, cy2, xs, ys, y0, cnt, o0, lanes,
+def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, xs, ys, y0, cnt, o0, lanes,
                isa2, isb2, tol, max_iter, armijo, umax, dev_coef, max_model_step, accumulate,
                out_chi2, out_a, out_b, out_ok, out_stats):
     """Profiled chi2 along rows.  Row r has the charge x = xs[r] and the points
     y = ys[y0[r] + c], c < cnt[r], written at flat index o0[r] + c, with counts
 
-        N_i = max(S_i + (E0_i + (x cx1_i + x^2 cx2_i)) + (y cy1_i + y^2 cy2_i), 0).
+        N_i = max(S_i + (E0[e0r[r]]_i + (x cx1_i + x^2 cx2_i)) + (y cy1_i + y^2 cy2_i), 0).
+
+    ``E0`` (m, nbins) holds the excess of the fixed charges of m base points and
+    ``e0r[r]`` names row r's: rows of several planes of an N-D grid run in one call.
 
     Blocks of ``lanes`` consecutive rows run in lockstep, one row per lane;
     the pulls of a point start from an extrapolation of the converged pulls
@@ -300,7 +303,7 @@ def _chi2_rows(S, B, D, E0, cx1, cx2, cy1, cy2, xs, ys, y0, cnt, o0, lanes,
         for i in range(nb_):
             for l in range(lanes):
                 x = xs[ROW[l]]
-                EX[i, l] = E0[i] + (x * cx1[i] + x * x * cx2[i])
+                EX[i, l] = E0[e0r[ROW[l]], i] + (x * cx1[i] + x * x * cx2[i])
         for c in range(ncols):
             for l in range(lanes):
                 y = ys[y0[ROW[l]] + min(c, cnt[ROW[l]] - 1)]
@@ -507,7 +510,7 @@ def row_lanes(nrows, threads=None):
     return int(min(LANES, -(-per // 16) * 16))
 
 
-def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
+def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False, base_rows=None,
               signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL, tol=TOL, max_iter=MAX_ITER, parallel=True,
               lanes=None):
     """Profiled chi2 along rows of a grid (numba); see the module docstring.
@@ -515,7 +518,10 @@ def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
     Parameters
     ----------
     coef : :class:`mcscan.stats.reference.Coefficients`
-    base : (6,) finite charges in e; entries ``ix`` and ``iy`` are replaced per point
+    base : (6,) finite charges in e; entries ``ix`` and ``iy`` are replaced per point.
+        Or (m, 6), m base points, with ``base_rows`` (nrows,) naming each row's: the
+        rows of many planes of an N-D grid in one call (the same bits as one call per
+        plane)
     ix, iy : indices (into :data:`mcscan.config.load.PARAMS`) of the row charge x and
         the column charge y; ``ix=None`` for a 1D scan
     xs : (nrows,) x of every row, e (ignored with ``ix=None``)
@@ -532,6 +538,11 @@ def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
     from .reference import check_charges
 
     base = check_charges(base)
+    if base.ndim == 1:
+        base = base[None, :]
+        base_rows = None
+    elif base.ndim != 2 or base_rows is None:
+        raise ValueError("a base of shape (m, 6) needs base_rows, one index per row")
     xs = np.ascontiguousarray(xs, dtype=np.float64)
     ys = np.ascontiguousarray(ys, dtype=np.float64)
     if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
@@ -552,11 +563,19 @@ def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
         lo, hi = o0[order], (o0 + cnt)[order]
         if lo[0] < 0 or hi[-1] > n_out or np.any(lo[1:] < hi[:-1]):
             raise ValueError("rows must write to separate ranges inside the output arrays")
-    fixed = np.array(base, dtype=np.float64)
-    if ix is not None:
-        fixed[ix] = 0.0
-    fixed[iy] = 0.0
-    E0 = fixed @ coef.L + (fixed * fixed) @ coef.Q
+    if base_rows is None:
+        e0r = np.zeros(nrows, dtype=np.int64)
+    else:
+        e0r = np.ascontiguousarray(base_rows, dtype=np.int64)
+        if e0r.shape != (nrows,) or (nrows and (e0r.min() < 0 or e0r.max() >= base.shape[0])):
+            raise ValueError("base_rows needs one index into base per row")
+    E0 = np.empty((base.shape[0], coef.S.size))
+    for m, point in enumerate(base):
+        fixed = np.array(point, dtype=np.float64)
+        if ix is not None:
+            fixed[ix] = 0.0
+        fixed[iy] = 0.0
+        E0[m] = fixed @ coef.L + (fixed * fixed) @ coef.Q
     zero = np.zeros_like(coef.S)
     cx1, cx2 = (coef.L[ix], coef.Q[ix]) if ix is not None else (zero, zero)
     lanes = row_lanes(nrows) if lanes is None else int(lanes)
@@ -564,7 +583,7 @@ def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
     stats = np.zeros((nblk, 4), dtype=np.int64)
     if nrows:
         c = np.ascontiguousarray
-        args = (coef.S, coef.B, coef.D, c(E0), c(cx1), c(cx2), c(coef.L[iy]), c(coef.Q[iy]),
+        args = (coef.S, coef.B, coef.D, c(E0), e0r, c(cx1), c(cx2), c(coef.L[iy]), c(coef.Q[iy]),
                 xs, ys, y0, cnt, o0, lanes, 1.0 / signal_pull**2, 1.0 / background_pull**2,
                 float(tol), int(max_iter), ARMIJO, SERIES_UMAX, deviance_polynomial()[0],
                 MODEL_STEP, bool(accumulate), *out, stats)
@@ -590,6 +609,7 @@ def warm_up(parallel=True):
     g = _rows_parallel if parallel else _rows_serial
     o = np.empty(1), np.empty(1), np.empty(1), np.empty(1, dtype=np.bool_)
     i1 = np.zeros(1, dtype=np.int64)
-    g(S, S, 2 * S, S * 0, S * 0, S * 0, S * 0, S * 0, np.zeros(1), np.zeros(1), i1, i1 + 1, i1,
+    g(S, S, 2 * S, np.zeros((1, nb_)), i1, S * 0, S * 0, S * 0, S * 0, np.zeros(1), np.zeros(1), i1,
+      i1 + 1, i1,
       16, 100.0, 1e4, TOL, MAX_ITER, ARMIJO, SERIES_UMAX, deviance_polynomial()[0], MODEL_STEP, False, *o,
       np.zeros((1, 4), dtype=np.int64))

@@ -333,7 +333,8 @@ def chi2_rows_poly(S, B, D, poly, xs, ys, y0, cnt, o0, *, out, accumulate=False,
     stats = np.zeros((nblk, 4), dtype=np.int64)
     if nrows:
         cross = bool(np.any(cxy != 0.0))
-        head = (c(S), c(B), c(D), E0, cx1, cx2, cy1, cy2) + ((cxy,) if cross else ())
+        head = ((c(S), c(B), c(D), E0, cx1, cx2, cy1, cy2, cxy) if cross else
+                (c(S), c(B), c(D), c(E0[None, :]), np.zeros(nrows, dtype=np.int64), cx1, cx2, cy1, cy2))
         args = head + (xs, ys, y0, cnt, o0, lanes, 1.0 / signal_pull**2, 1.0 / background_pull**2,
                        float(tol), int(max_iter), ARMIJO, SERIES_UMAX, deviance_polynomial()[0],
                        MODEL_STEP, bool(accumulate), *out, stats)

@@ -322,3 +322,27 @@ def test_cli_ndscan_text(tables, tmp_path, capsys, monkeypatch):
     assert code == 0, e
     assert "scanned q_ee x q_mumu x q_emu on 9 x 9 x 9 = 729 points for Xe" in o
     assert "profiled over the others" in o and "others at q_mumu = 0, q_emu = 0" in o
+
+
+@pytest.mark.parametrize("params, n, chunk", [
+    (("q_ee", "q_mumu", "q_emu"), 7, None),
+    (("q_etau", "q_ee", "q_mumu", "q_mutau"), 5, 35),      # chunks that cut through planes
+])
+def test_nd_rows_across_planes_equal_one_grid_scan_per_plane(coefs, params, n, chunk):
+    # The N-D engine runs the rows of many planes in one kernel call per detector; the
+    # bits must equal a grid_scan per plane of the last two charges, pulls included.
+    from mcscan.scans.engine import scan
+    from mcscan.scans.grid import grid_scan
+
+    axes = tuple(np.linspace(-2e-8, 3e-8, n) for _ in params)
+    res = scan(coefs, params, axes, chunk_points=chunk, pulls=True, fixed={"q_tautau": 1e-9})
+    chi2 = np.asarray(res.chi2)
+    for outer in np.ndindex(*(n,) * (len(params) - 2)):
+        fixed = {p: float(a[i]) for p, a, i in zip(params[:-2], axes[:-2], outer)}
+        fixed["q_tautau"] = 1e-9
+        sc = grid_scan(coefs, params[-2:], axes[-2:], fixed=fixed)
+        assert np.array_equal(chi2[outer], sc.chi2), outer                       # exact
+        assert np.array_equal(np.asarray(res.converged)[outer].astype(bool), sc.converged)
+        for det, (a, b) in sc.pulls.items():
+            assert np.array_equal(np.asarray(res.pulls[det][0])[outer], a)      # exact
+            assert np.array_equal(np.asarray(res.pulls[det][1])[outer], b)      # exact
