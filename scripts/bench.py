@@ -183,13 +183,18 @@ def _mcscan_cmd() -> list:
     return [exe] if os.path.isfile(exe) else [sys.executable, "-m", "mcscan"]
 
 
-def _timed(cmd, cwd, env):
-    """Wall time (s) of one command, interpreter start included; stops on failure."""
+def _timed(cmd, cwd, env, cpu=False):
+    """Wall time (s) of one command, interpreter start included; stops on failure.
+    With ``cpu``: (wall, CPU seconds user + system of the command and its children)."""
+    u0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    u1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode:
         raise SystemExit(f"benchmark command failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr[-2000:]}")
+    if cpu:
+        return wall, (u1.ru_utime - u0.ru_utime) + (u1.ru_stime - u0.ru_stime)
     return wall
 
 
@@ -200,10 +205,18 @@ def main_job(repeat=3):
     with tempfile.TemporaryDirectory() as d:
         env = {**os.environ, "MCSCAN_CACHE_DIR": os.path.join(d, "cache")}
         env.pop("NUMBA_CACHE_DIR", None)
+        # as in a user's installation, modules load from their byte-code cache
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         build_s = _timed(mcscan + ["build", "--quiet"], d, env)
         cmd = mcscan + ["sensitivities", "--quiet", "--force"]
         cold = _timed(cmd, d, env)
-        warm = [_timed(cmd, d, env) for _ in range(max(1, repeat))]
+        load_before = list(os.getloadavg())
+        runs = [_timed(cmd, d, env, cpu=True) for _ in range(max(3, repeat))]
+        load_after = list(os.getloadavg())
+        warm = [w for w, _ in runs]
+        print(f"main job: warm 'mcscan sensitivities' median {np.median(warm):.3f} s wall, "
+              f"{np.median([c for _, c in runs]):.3f} s CPU; load average {load_before[0]:.2f} "
+              f"before, {load_after[0]:.2f} after", file=sys.stderr)
         probe = ("import json, numba, mcscan.cli, mcscan.stats._jit as j; "
                  "print(json.dumps([numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS, "
                  "str(j.CACHE_DIR)]))")
@@ -217,6 +230,9 @@ def main_job(repeat=3):
         "cold_wall_s": cold,
         "warm_wall_s": float(np.median(warm)),
         "warm_wall_s_each": warm,
+        "warm_cpu_s": float(np.median([c for _, c in runs])),
+        "warm_cpu_s_each": [c for _, c in runs],
+        "loadavg_1min_before_after_warm": [load_before[0], load_after[0]],
         "numba_threads": threads,
         "numba_threads_available": threads_max,
         "table_build_wall_s": build_s,
@@ -225,8 +241,10 @@ def main_job(repeat=3):
         "cache_dir_during_run": cache,
         "note": "wall time of whole processes (interpreter start included) in a fresh folder: "
                 "tables built first by 'mcscan build'; cold = empty kernel cache "
-                "(MCSCAN_CACHE_DIR), so every kernel is compiled; warm = the same cache, "
-                f"median of {max(1, repeat)} runs",
+                "(MCSCAN_CACHE_DIR), so every kernel is compiled; warm = the same cache and "
+                f"tables, results file overwritten (--force), median of {max(3, repeat)} runs; "
+                "CPU = user + system time of the process; on a shared machine compare with "
+                "the load average",
     }
 
 

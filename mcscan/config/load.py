@@ -368,12 +368,14 @@ def _edges(where: str, raw: Mapping) -> tuple[float, ...]:
 
 def _recoil_end_kev(composition, radii) -> float:
     """Largest nuclear recoil energy (keV) the source's neutrinos can give the target."""
-    from ..physics import flux
+    from ..physics.flux import max_energy
     from ..physics.cevns import t_max
     from ..physics.nuclei import nuclides
 
-    nucs = nuclides(composition, radii)
-    return max(float(t_max(c.e_max, n.mass)) for n in nucs for c in flux.COMPONENTS) * 1e3
+    # t_max grows with the neutrino energy: the largest energy of the source
+    # (flux.max_energy, no particle-table lookup) gives the largest recoil
+    e_max = max_energy()
+    return max(float(t_max(e_max, n.mass)) for n in nuclides(composition, radii)) * 1e3
 
 
 def _detector(name: str, raw: Mapping, skin_fm: float | None = None) -> Detector:

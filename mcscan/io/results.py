@@ -16,6 +16,7 @@ one-line :class:`mcscan.errors.ResultsError`.
 from __future__ import annotations
 
 import dataclasses
+import json
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import OutputError, ResultsError
-from ..params import PARAMS
+from ..params import ALL_PARAMS, PARAMS, SPEC
 from .h5 import (LazyArray, atomic_h5, dataset, digest, flat_boxes, get_attr, now, read_tree,
                  set_attr, set_strs, write_tree)
 from .paths import check_input_file, check_output
@@ -35,7 +36,7 @@ __all__ = ["SCHEMA_VERSION", "register", "save", "open_results", "read_kind", "r
 
 #: Version of the results-file layout documented in docs/results.md.
 SCHEMA_VERSION = 2
-_KINDS = ("scan", "limits", "region", "sensitivities", "sweep", "xsec")
+_KINDS = ("scan", "limits", "region", "sensitivities", "sweep", "xsec", "fit", "bands")
 _BLOCK = 1 << 20
 
 
@@ -197,16 +198,20 @@ def _read_settings(g):
 
 
 def _write_fixed(g, base, prefix="fixed") -> None:
-    set_strs(g, f"{prefix}_names", list(PARAMS))
-    set_attr(g, f"{prefix}_values", np.asarray(base, dtype=float))
+    base = np.asarray(base, dtype=float)
+    set_strs(g, f"{prefix}_names", list(ALL_PARAMS[:base.size]))     # charges first
+    set_attr(g, f"{prefix}_values", base)
 
 
 def _read_base(g) -> np.ndarray:
+    """The base point: six charges, or every parameter (ALL_PARAMS order) when a
+    parameter of another family is stored."""
     names = _strs(g, "fixed_names")
     vals = np.asarray(g.attrs["fixed_values"], dtype=float)
-    base = np.zeros(len(PARAMS))
+    order = PARAMS if all(n in PARAMS for n in names) else ALL_PARAMS
+    base = np.zeros(len(order))
     for n, v in zip(names, vals):
-        base[PARAMS.index(n)] = v
+        base[order.index(n)] = v
     return base
 
 
@@ -283,14 +288,14 @@ def _write_limit(g, lim) -> None:
     _write_settings(g, sc.settings)
     x = np.asarray(sc.axes[0], dtype=float)
     chi2 = np.asarray(sc.chi2, dtype=float)
-    dataset(g, "x", x, "e")
+    dataset(g, "x", x, lim.unit)
     dataset(g, "chi2", chi2, "chi2")
     dataset(g, "delta_chi2", chi2 - lim.chi2_min, "chi2")
     dataset(g, "converged", np.asarray(sc.converged).astype(np.int8), "bool")
-    dataset(g, "regions", np.asarray(lim.regions, dtype=float).reshape(-1, 2), "e")
+    dataset(g, "regions", np.asarray(lim.regions, dtype=float).reshape(-1, 2), lim.unit)
     _write_pulls(g, sc.pulls)
     for p, v in (lim.profile_best or {}).items():
-        dataset(g, f"best/{p}", np.asarray(v, dtype=float), "e")
+        dataset(g, f"best/{p}", np.asarray(v, dtype=float), SPEC[p].unit if p in SPEC else "e")
     _write_extras(g, lim, _LIMIT_KNOWN)
 
 
@@ -691,7 +696,35 @@ def open_scan_unverified(path):
         return _r_scan(f, str(path))
 
 
+# ------------------------------------------------------------ fit, bands
+
+def _record_writer(kind):
+    """Kinds stored as their record (``obj.to_record() -> (attrs, arrays)``): group
+    ``<kind>`` with attributes ``type`` (the class name) and ``json`` (the attrs as
+    strict JSON), and one dataset ``arrays/<name>`` per array."""
+    def write(f, obj) -> None:
+        attrs, arrays = obj.to_record()
+        g = f.create_group(kind)
+        set_attr(g, "type", type(obj).__name__)
+        set_attr(g, "json", json.dumps(attrs, allow_nan=False, sort_keys=True))
+        a = g.create_group("arrays")
+        for name, arr in arrays.items():
+            dataset(a, str(name), np.asarray(arr), "")
+    return write
+
+
+def _record_reader(kind):
+    def read(f, path):
+        g = f[kind]
+        cls = _type(get_attr(g, "type"))
+        arrays = {name: ds[()] for name, ds in g["arrays"].items()} if "arrays" in g else {}
+        return cls.from_record(json.loads(get_attr(g, "json")), arrays)
+    return read
+
+
 _WRITERS = {"limits": _w_limits, "sensitivities": _w_sens, "region": _w_region, "xsec": _w_xsec,
-            "sweep": _w_sweep, "scan": _w_scan}
+            "sweep": _w_sweep, "scan": _w_scan, "fit": _record_writer("fit"),
+            "bands": _record_writer("bands")}
 _READERS = {"limits": _r_limits, "sensitivities": _r_sens, "region": _r_region, "xsec": _r_xsec,
-            "sweep": _r_sweep, "scan": _r_scan}
+            "sweep": _r_sweep, "scan": _r_scan, "fit": _record_reader("fit"),
+            "bands": _record_reader("bands")}

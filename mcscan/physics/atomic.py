@@ -45,7 +45,6 @@ import functools
 from collections.abc import Iterable, Mapping
 
 import numpy as np
-import xraydb
 
 __all__ = ["edges", "subshell_labels", "subshells", "z_eff"]
 
@@ -57,16 +56,24 @@ _SHELL_LETTERS = "KLMNOPQ"
 _L_OF = {"s": 0, "p": 1, "d": 2, "f": 3, "g": 4}
 
 
+def _xraydb():
+    """The ``xraydb`` module, imported on first use (its import takes ~0.2 s; the
+    nuclear channel never needs it)."""
+    import xraydb
+
+    return xraydb
+
+
 def _check_symbol(element: str) -> int:
     """Return the atomic number of an exactly spelled element symbol."""
     if not isinstance(element, str):
         raise ValueError(f"element symbol must be a str, got {element!r}")
     try:
-        z = int(xraydb.atomic_number(element))
+        z = int(_xraydb().atomic_number(element))
     except (ValueError, KeyError, TypeError):
         raise ValueError(f"unknown element symbol {element!r}") from None
     # xraydb is case-insensitive ('n' -> N); insist on the canonical spelling.
-    if z < 1 or xraydb.atomic_symbol(z) != element:
+    if z < 1 or _xraydb().atomic_symbol(z) != element:
         raise ValueError(
             f"unknown element symbol {element!r} (symbols are case-sensitive, e.g. 'Cs')"
         )
@@ -88,7 +95,7 @@ def _edge_name(n: int, ell: int, two_j: int) -> str:
 def _table(element: str) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     """Cached (labels, binding_MeV, occupancy) for one element (read-only arrays)."""
     z = _check_symbol(element)
-    tabulated = xraydb.xray_edges(element)
+    tabulated = _xraydb().xray_edges(element)
     if not tabulated:
         raise ValueError(f"xraydb has no X-ray edge energies for element {element!r}")
 

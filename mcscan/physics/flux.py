@@ -14,7 +14,7 @@ import numpy as np
 from . import constants
 from .constants import M_MU
 
-__all__ = ["Component", "COMPONENTS", "prompt_energy", "fluence_per_flavour",
+__all__ = ["Component", "COMPONENTS", "max_energy", "prompt_energy", "fluence_per_flavour",
            "live_days", "spectrum"]
 
 
@@ -62,6 +62,15 @@ def prompt_energy(m_pi: float | None = None, m_mu: float = M_MU) -> float:
     (default pion mass: :data:`mcscan.physics.constants.M_PI`)."""
     m_pi = constants.M_PI if m_pi is None else m_pi
     return (m_pi**2 - m_mu**2) / (2.0 * m_pi)
+
+
+def max_energy() -> float:
+    """Largest neutrino energy of the source, MeV: the end point m_mu / 2 of the
+    delayed spectra, equal to ``max(c.e_max for c in COMPONENTS)``.  The prompt
+    line lies below it, since (m_pi^2 - m_mu^2) / (2 m_pi) < m_mu / 2 whenever
+    m_pi < (1 + sqrt 5) / 2 m_mu (m_pi / m_mu = 1.32).  Needs no pion mass, so
+    validating a configuration does not load the particle table."""
+    return M_MU / 2.0
 
 
 def _components() -> tuple[Component, ...]:

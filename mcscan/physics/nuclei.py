@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import periodictable
-from scipy.special import spherical_jn
 
 from .constants import AMU_MEV, AVOGADRO, HBARC_MEV_CM, M_E
 from ..errors import ConfigError
@@ -128,6 +127,8 @@ def helm(q, rms_radius_fm: float, skin_fm: float):
             f"rms radius {rms_radius_fm} fm is too small for a Helm skin of {skin_fm} fm "
             "(need R^2 > 3 s^2)"
         )
+    from scipy.special import spherical_jn      # here: validating a configuration needs no SciPy
+
     qfm = np.asarray(q, dtype=float) / _HBARC_MEV_FM
     x = qfm * np.sqrt(r0sq)
     xs = np.where(x == 0.0, 1.0, x)

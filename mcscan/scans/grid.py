@@ -20,7 +20,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..params import PARAMS, check_param
 from ..errors import InputError
@@ -189,8 +188,8 @@ def grid_scan(coefs, params, axes, *, fixed=None, settings: ScanSettings | None 
     ok = np.empty(n, dtype=bool)
     pulls = {c.detector: (np.empty(n), np.empty(n)) for c in coefs}
     count = dict(points=n, iterations=0, scalar_path=0, log_chi2=0, unconverged=0)
-    bar = tqdm(total=n * len(coefs), desc="scan " + " x ".join(params), unit="pt",
-               unit_scale=True, disable=not progress, leave=False)
+    bar = _bar(progress, total=n * len(coefs), desc="scan " + " x ".join(params), unit="pt",
+               unit_scale=True, leave=False)
     with bar:
         if kernel == "rows":
             _scan_rows(coefs, idx, axes, base, settings, chunk, parallel, total, ok, pulls, count,
@@ -221,6 +220,27 @@ def grid_scan(coefs, params, axes, *, fixed=None, settings: ScanSettings | None 
     )
 
 
+class _NoBar:
+    """Stands in for a progress bar that is not shown (tqdm is then not imported)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n=1):
+        pass
+
+
+def _bar(progress, **kw):
+    if not progress:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(**kw)
+
+
 def _scan_rows(coefs, idx, axes, base, settings, chunk, parallel, total, ok, pulls, count, bar):
     from ..stats.kernels import row_lanes
 
@@ -238,10 +258,13 @@ def _scan_rows(coefs, idx, axes, base, settings, chunk, parallel, total, ok, pul
     for lo in range(0, nseg, step):
         sl = slice(lo, min(nseg, lo + step))
         npts = int(cnt[sl].sum())
+        # one segment is one thread's work: the serial build (same bits) spares
+        # starting the thread pool, whose idle threads would spin on the other cores
+        par = parallel and sl.stop - sl.start > 1
         for k, c in enumerate(coefs):
             out = (total, pulls[c.detector][0], pulls[c.detector][1], ok)
             st = chi2_rows(c, base, ix, iy, xs_axis[row[sl]], ys, y0[sl], cnt[sl], o0[sl], out=out,
-                           accumulate=k > 0, parallel=parallel, lanes=lanes, **settings.kwargs())
+                           accumulate=k > 0, parallel=par, lanes=lanes, **settings.kwargs())
             for key, v in st.items():
                 count[key] += v
             bar.update(npts)

@@ -11,8 +11,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import brentq, minimize_scalar
-from scipy.special import chdtri
 
 from .. import budget
 from ..errors import InputError, McscanError
@@ -51,7 +49,22 @@ def delta_chi2_level(cl: float, dof: int = 1) -> float:
                          f"(strictly between 0 and 1)")
     if isinstance(dof, bool) or int(dof) != dof or not 1 <= int(dof) <= len(PARAMS):
         raise InputError(f"degrees of freedom {dof!r}: expected 1 to {len(PARAMS)}")
-    return float(chdtri(int(dof), 1.0 - cl))          # inverse chi2 CDF
+    v = _LEVELS.get((int(dof), cl))
+    if v is None:
+        from scipy.special import chdtri
+
+        v = float(chdtri(int(dof), 1.0 - cl))           # inverse chi2 CDF
+    return v
+
+
+#: Delta chi2 levels of the common C.L.s, ``float(scipy.special.chdtri(dof, 1 - cl))``
+#: stored to the last bit (tests/scans/test_regions.py checks them against SciPy):
+#: the main job then needs no SciPy import.
+_LEVELS = {
+    (1, 0.68): 0.9889464814780119, (1, 0.9): 2.705543454095414, (1, 0.95): 3.841458820694124,
+    (1, 0.99): 6.6348966010212145, (2, 0.68): 2.27886856637673, (2, 0.9): 4.605170185988092,
+    (2, 0.95): 5.991464547107979, (2, 0.99): 9.21034037197618,
+}
 
 
 def check_range(param: str, lo, hi) -> tuple:
@@ -103,7 +116,8 @@ def unconstrained_reason(coefs, param: str) -> str:
     if not any(np.any(c.S != 0.0) for c in coefs):
         return "the detectors expect no neutrino events at all"
     emitted = tuple(f for f in FLAVOURS
-                    if any(np.any(c.Q[PARAMS.index(charge_name(f, f))] != 0.0) for c in coefs))
+                    if any(np.any(c.L[PARAMS.index(charge_name(f, f))] != 0.0)
+                           or np.any(c.Q[PARAMS.index(charge_name(f, f))] != 0.0) for c in coefs))
     seen = any(np.any(c.L[k] != 0.0) or np.any(c.Q[k] != 0.0) for c in coefs)
     if param in visible_params(emitted, SPEC[param].family) and seen:
         return ""
@@ -234,6 +248,156 @@ def _cross(f, a, b, level, rtol):
     return brentq(g, a, b, xtol=rtol * scale * 1e-2, rtol=1e-12)
 
 
+def _finite(v) -> float:
+    v = float(v)
+    if v != v:
+        raise ValueError("the function value is NaN")
+    return v
+
+
+def brentq(f, a, b, *, xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100):
+    """Root of ``f`` in [a, b] by Brent's method: the algorithm of
+    ``scipy.optimize.brentq`` (its C code, step for step, so the same root to
+    the last bit; tests/scans/test_regions.py compares them), without importing
+    SciPy.  ``f(a)`` and ``f(b)`` must differ in sign; a NaN value raises ValueError.
+    """
+    if not (xtol > 0 and rtol >= 4 * 2.220446049250313e-16):
+        raise ValueError(f"brentq tolerances xtol={xtol!r}, rtol={rtol!r} out of range")
+    xpre, xcur = a, b
+    xblk = fblk = spre = scur = 0.0
+    fpre = _finite(f(xpre))
+    fcur = _finite(f(xcur))
+    if fpre == 0:
+        return xpre
+    if fcur == 0:
+        return xcur
+    if math.copysign(1.0, fpre) == math.copysign(1.0, fcur):
+        raise ValueError("f(a) and f(b) must have different signs")
+    for _ in range(maxiter):
+        if fpre != 0 and fcur != 0 and math.copysign(1.0, fpre) != math.copysign(1.0, fcur):
+            xblk, fblk = xpre, fpre
+            spre = scur = xcur - xpre
+        if abs(fblk) < abs(fcur):
+            xpre, xcur, xblk = xcur, xblk, xcur
+            fpre, fcur, fblk = fcur, fblk, fcur
+        delta = (xtol + rtol * abs(xcur)) / 2
+        sbis = (xblk - xcur) / 2
+        if fcur == 0 or abs(sbis) < delta:
+            return xcur
+        if abs(spre) > delta and abs(fcur) < abs(fpre):
+            if xpre == xblk:
+                stry = -fcur * (xcur - xpre) / (fcur - fpre)          # interpolate
+            else:                                                   # extrapolate
+                dpre = (fpre - fcur) / (xpre - xcur)
+                dblk = (fblk - fcur) / (xblk - xcur)
+                stry = -fcur * (fblk * dblk - fpre * dpre) / (dblk * dpre * (fblk - fpre))
+            if 2 * abs(stry) < min(abs(spre), 3 * abs(sbis) - delta):
+                spre, scur = scur, stry                             # good short step
+            else:
+                spre = scur = sbis                                  # bisect
+        else:
+            spre = scur = sbis                                      # bisect
+        xpre, fpre = xcur, fcur
+        if abs(scur) > delta:
+            xcur += scur
+        else:
+            xcur += (delta if sbis > 0 else -delta)
+        fcur = _finite(f(xcur))
+    raise RuntimeError(f"brentq did not converge in {maxiter} iterations")
+
+
+def minimize_bounded(func, bounds, xatol=1e-5, maxiter=500):
+    """(x, f(x)) at the minimum of ``func`` on ``bounds``: the algorithm of
+    ``scipy.optimize.minimize_scalar(method="bounded")`` (Brent's bounded
+    method, the same steps and so the same bits; tests/scans/test_regions.py
+    compares them), without importing SciPy."""
+    x1, x2 = bounds
+    if not (math.isfinite(x1) and math.isfinite(x2)) or x1 > x2:
+        raise ValueError(f"bounds {bounds!r}: expected finite low <= high")
+    sqrt_eps = math.sqrt(2.2e-16)
+    golden_mean = 0.5 * (3.0 - math.sqrt(5.0))
+    a, b = x1, x2
+    fulc = a + golden_mean * (b - a)
+    nfc, xf = fulc, fulc
+    rat = e = 0.0
+    x = xf
+    fx = func(x)
+    num = 1
+    ffulc = fnfc = fx
+    xm = 0.5 * (a + b)
+    tol1 = sqrt_eps * np.abs(xf) + xatol / 3.0
+    tol2 = 2.0 * tol1
+    while np.abs(xf - xm) > (tol2 - 0.5 * (b - a)):
+        golden = 1
+        if np.abs(e) > tol1:                                        # parabolic fit
+            golden = 0
+            r = (xf - nfc) * (fx - ffulc)
+            q = (xf - fulc) * (fx - fnfc)
+            p = (xf - fulc) * q - (xf - nfc) * r
+            q = 2.0 * (q - r)
+            if q > 0.0:
+                p = -p
+            q = np.abs(q)
+            r = e
+            e = rat
+            if (np.abs(p) < np.abs(0.5 * q * r)) and (p > q * (a - xf)) and (p < q * (b - xf)):
+                rat = (p + 0.0) / q
+                x = xf + rat
+                if ((x - a) < tol2) or ((b - x) < tol2):
+                    si = np.sign(xm - xf) + ((xm - xf) == 0)
+                    rat = tol1 * si
+            else:
+                golden = 1
+        if golden:                                                  # golden-section step
+            e = (a - xf) if xf >= xm else (b - xf)
+            rat = golden_mean * e
+        si = np.sign(rat) + (rat == 0)
+        x = xf + si * np.maximum(np.abs(rat), tol1)
+        fu = func(x)
+        num += 1
+        if fu <= fx:
+            if x >= xf:
+                a = xf
+            else:
+                b = xf
+            fulc, ffulc = nfc, fnfc
+            nfc, fnfc = xf, fx
+            xf, fx = x, fu
+        else:
+            if x < xf:
+                a = x
+            else:
+                b = x
+            if (fu <= fnfc) or (nfc == xf):
+                fulc, ffulc = nfc, fnfc
+                nfc, fnfc = x, fu
+            elif (fu <= ffulc) or (fulc == xf) or (fulc == nfc):
+                fulc, ffulc = x, fu
+        xm = 0.5 * (a + b)
+        tol1 = sqrt_eps * np.abs(xf) + xatol / 3.0
+        tol2 = 2.0 * tol1
+        if num >= maxiter:
+            break
+    return xf, fx
+
+
+def _memo(f):
+    """``f`` remembering its values: refinement asks again for the grid points
+    that bracket a crossing (Brent's method starts from them)."""
+    seen = {}
+
+    def g(t):
+        t = float(t)
+        if t == 0.0:
+            return f(t)
+        v = seen.get(t)
+        if v is None:
+            v = seen[t] = f(t)
+        return v
+
+    return g
+
+
 def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=None,
              settings: ScanSettings | None = None, extend: int = 6, progress=False,
              profile=(), profile_ranges=None, level: float | None = None,
@@ -304,7 +468,7 @@ def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=
         curve = _profiled_curve(coefs, param, fixed, settings, profile, profile_ranges, progress)
         f_chi2 = lambda t: float(curve(np.array([t]))[0].chi2[0])  # noqa: E731
     else:
-        f_chi2 = chi2_function(coefs, param, fixed=fixed, settings=settings)
+        f_chi2 = _memo(chi2_function(coefs, param, fixed=fixed, settings=settings))
         curve = lambda x: (grid_scan(coefs, (param,), (x,), fixed=fixed, settings=settings,  # noqa: E731
                                      progress=progress), (None, {}))
     for attempt in range(extend + 1):
@@ -316,20 +480,23 @@ def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=
         k = int(np.argmin(sc.chi2))
         cmin = float(sc.chi2[k])
         if 0 < k < x.size - 1:
-            res = minimize_scalar(f_chi2, bounds=(x[k - 1], x[k + 1]), method="bounded",
-                                  options={"xatol": 1e-6 * (x[k + 1] - x[k - 1])})
-            cmin = min(cmin, float(res.fun))
+            _, fun = minimize_bounded(f_chi2, (x[k - 1], x[k + 1]), xatol=1e-6 * (x[k + 1] - x[k - 1]))
+            cmin = min(cmin, float(fun))
         dchi2 = sc.chi2 - cmin
-        regions, open_low, open_high = allowed_intervals(
-            x, dchi2, level, f=lambda t: f_chi2(t) - cmin
-        )
-        if attempt == extend or not (open_low or open_high):
+        # the crossings are refined only on the grid that is kept (a range that
+        # is widened next is scanned again)
+        open_low, open_high = bool(dchi2[0] <= level), bool(dchi2[-1] <= level)
+        final = attempt == extend or not (open_low or open_high)
+        if not final:
+            width = hi - lo
+            nlo = max(lo - width, -MAX_CHARGE) if open_low else lo
+            nhi = min(hi + width, MAX_CHARGE) if open_high else hi
+            final = (nlo, nhi) == (lo, hi)          # widened to the largest charges accepted
+        if final:
+            regions, open_low, open_high = allowed_intervals(
+                x, dchi2, level, f=lambda t: f_chi2(t) - cmin
+            )
             break
-        width = hi - lo
-        nlo = max(lo - width, -MAX_CHARGE) if open_low else lo
-        nhi = min(hi + width, MAX_CHARGE) if open_high else hi
-        if (nlo, nhi) == (lo, hi):
-            break                       # widened to the largest charges accepted
         lo, hi = nlo, nhi
     # a narrow allowed piece gets a fine local scan, so the saved profile
     # resolves it (its end points are root-refined either way)

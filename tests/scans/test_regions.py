@@ -139,3 +139,41 @@ def test_figures_end_to_end(setup, tmp_path, capsys, monkeypatch):
     # the plot command redraws the figure set from the results files alone
     assert main(["plot", "figs", "--out", "again", "--quiet"]) == 0
     assert (tmp_path / "again" / "region_q_ee_q_mumu.png").stat().st_size > 10_000
+
+
+def test_levels_equal_scipy_to_the_bit():
+    from scipy.special import chdtri
+
+    from mcscan.scans.limits import _LEVELS
+
+    for (dof, cl), v in _LEVELS.items():
+        assert v == float(chdtri(dof, 1.0 - cl)), (dof, cl)                 # exact
+        assert delta_chi2_level(cl, dof) == v                                # exact
+    assert delta_chi2_level(0.8, 3) == float(chdtri(3, 1.0 - 0.8))          # exact (not tabulated)
+
+
+def test_root_and_minimum_finders_equal_scipy_to_the_bit():
+    """limits.brentq and limits.minimize_bounded take SciPy's steps: the same bits."""
+    from scipy.optimize import brentq as sp_brentq
+    from scipy.optimize import minimize_scalar
+
+    from mcscan.scans.limits import brentq, minimize_bounded
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        c = rng.uniform(-1, 1, 4)
+        s = 10.0 ** rng.uniform(-9, 1)
+        f = lambda t: float(np.polyval(c, t / s) + c[3] * np.exp(-t / s))  # noqa: E731
+        a, b = -2.0 * s, 2.0 * s
+        if np.sign(f(a)) != np.sign(f(b)) and f(a) != 0 and f(b) != 0:
+            for xtol, rtol in ((1e-6 * s, 1e-12), (2e-12, 8.881784197001252e-16)):
+                assert brentq(f, a, b, xtol=xtol, rtol=rtol) == \
+                    sp_brentq(f, a, b, xtol=xtol, rtol=rtol)                  # exact
+        g = lambda t: float((t / s - c[0]) ** 2 * (1 + c[1] ** 2) + c[2] * np.sin(3 * t / s))  # noqa: E731
+        lo, hi = sorted(rng.uniform(-2 * s, 2 * s, 2))
+        xatol = 1e-6 * (hi - lo)
+        res = minimize_scalar(g, bounds=(lo, hi), method="bounded", options={"xatol": xatol})
+        x, fun = minimize_bounded(g, (lo, hi), xatol=xatol)
+        assert (x, fun) == (res.x, res.fun)                                  # exact
+    with pytest.raises(ValueError, match="different signs"):
+        brentq(lambda t: 1.0 + t * t, -1.0, 1.0)
