@@ -27,14 +27,14 @@ from . import budget as _budget
 from .config.load import Config, config_hash, load_config, table_config
 from .errors import InputError, TableError
 from .io import tables as _tio
-from .params import check_param
-from .results import Sensitivities
+from .params import PARAMS, SPEC, check_any_param, check_param
+from .results import FamilySensitivities, Sensitivities
 from .scans.grid import ScanSettings
 from .scans.limits import (CL_RANGE, VISIBLE_PARAMS, Limit, check_fixed, check_range,
                            delta_chi2_level, limit_1d)
 from .stats.reference import coefficients
 
-__all__ = ["Analysis", "build_tables", "load_coefficients", "parse_channels", "limits", "region",
+__all__ = ["Analysis", "FamilySensitivities", "build_tables", "load_coefficients", "parse_channels", "limits", "region",
            "sensitivities", "Sensitivities", "check_cl",
            "default_tables_dir", "sweep", "xsec", "DEFAULT_TABLES", "CL_MIN", "CL_MAX"]
 
@@ -72,6 +72,72 @@ def _range(p, r) -> tuple:
     except (TypeError, ValueError):
         raise InputError(f"range {r!r} of {p}: expected two numbers (lo, hi) in e") from None
     return check_range(p, lo, hi)
+
+
+def _count(n, what) -> int:
+    if isinstance(n, bool) or not float(n).is_integer() or not n >= 1:
+        raise InputError(f"{what} = {n!r}: expected a positive whole number")
+    return int(n)
+
+
+def _seed(seed) -> int:
+    if isinstance(seed, bool) or not float(seed).is_integer() or not 0 <= seed < 2**63:
+        raise InputError(f"seed = {seed!r}: expected a whole number from 0 to 2**63 - 1")
+    return int(seed)
+
+
+def _data_detectors(path) -> list:
+    """The detectors a data file holds counts for, in file order."""
+    from .io.data import read_counts
+
+    return list(read_counts(path))
+
+
+def _charges_only(names) -> bool:
+    """True when every name is a charge (the millicharge machinery, unchanged)."""
+    return all(n in PARAMS for n in names)
+
+
+def _check_any_fixed(fixed) -> dict:
+    """{param: value} of fixed parameters of any family, checked: known names, finite
+    values (charges within [-1, 1] e, others within their allowed values)."""
+    fixed = dict(fixed or {})
+    out = check_fixed({k: v for k, v in fixed.items() if k in PARAMS})
+    for k, v in fixed.items():
+        if k in PARAMS:
+            continue
+        check_any_param(k)
+        try:
+            x = float(v)
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(f"{k} = {v!r}: expected a number in {SPEC[k].unit}") from None
+        lo, hi = SPEC[k].bounds
+        if not (math.isfinite(x) and lo <= x <= hi):
+            raise InputError(f"{k} = {v!r}: expected a finite value"
+                             + (f" within [{lo:g}, {hi:g}]" if math.isfinite(lo) else "")
+                             + f" in {SPEC[k].unit}")
+        out[k] = x
+    return {k: out[k] for k in fixed}
+
+
+def _range_any(p, r) -> tuple:
+    """A checked (lo, hi) of a parameter of any family."""
+    if p in PARAMS:
+        return _range(p, r)
+    from .scans.families import _check_family_range
+
+    try:
+        lo, hi = r
+    except (TypeError, ValueError):
+        raise InputError(f"range {r!r} of {p}: expected two numbers (lo, hi) in "
+                         f"{SPEC[p].unit}") from None
+    return _check_family_range(p, lo, hi)
+
+
+def _default_range(p, config) -> tuple:
+    from .scans.families import default_range
+
+    return tuple(default_range(p, config))
 
 
 def check_cl(cl) -> float:
@@ -235,9 +301,12 @@ class Analysis:
     """
 
     def __init__(self, config=None, detectors=None, channels=("nuclear",), tables=None, *,
-                 build: bool = True, progress: bool = False, log=None):
+                 build: bool = True, progress: bool = False, log=None, data=None):
         path = config if isinstance(config, (str, Path)) else None
         self.config = _config(config)
+        self.data = None if data is None else Path(data)
+        if self.data is not None and detectors is None:
+            detectors = _data_detectors(self.data)
         self.channels = parse_channels(channels)
         if detectors is None:
             names = [n for n in _detectors(self.config, None)
@@ -253,6 +322,7 @@ class Analysis:
         self.tables = Path(default_tables_dir(self.config, path) if tables is None else tables)
         self.status = {}
         self._coefs = {}
+        self._fcoefs = {}
         for name in self.detectors:
             if build:
                 table, tpath, status = _ensure_table(self.config, name, self.tables,
@@ -265,10 +335,16 @@ class Analysis:
             if log:
                 log(f"{name}: {status} -> {tpath}")
         self.settings = ScanSettings.from_config(self.config)
+        if self.data is not None:
+            from .scans.frequentist import load_data
+
+            with_d = load_data(self.data, [self._coefs[n] for n in self.detectors])
+            self._coefs = {c.detector: c for c in with_d}
 
     def __repr__(self) -> str:
+        data = f", data={str(self.data)!r}" if self.data is not None else ""
         return (f"Analysis(detectors={list(self.detectors)}, channels={list(self.channels)}, "
-                f"tables={str(self.tables)!r})")
+                f"tables={str(self.tables)!r}{data})")
 
     # ------------------------------------------------------------ helpers
 
@@ -288,6 +364,25 @@ class Analysis:
             raise InputError(f"detector named twice in {', '.join(names)}")
         return [self._coefs[n] for n in names]
 
+    def family_coefficients(self, detectors=None) -> list:
+        """Quadratic forms of every parameter family (docs/physics.md section 11) for
+        ``detectors``; read from the tables on first use, then kept."""
+        from .stats.families import family_coefficients
+
+        names = [c.detector for c in self.coefficients(detectors)]
+        for n in names:
+            if n not in self._fcoefs:
+                path = _tio.table_path(self.tables, n)
+                table = _tio.load_table(path, expected_hash=config_hash(table_config(self.config, n)),
+                                        channels=self.channels)
+                fc = family_coefficients(table, self.channels)
+                if self.data is not None:       # the observed counts of the data file
+                    import dataclasses
+
+                    fc = dataclasses.replace(fc, D=np.array(self._coefs[n].D, dtype=float))
+                self._fcoefs[n] = fc
+        return [self._fcoefs[n] for n in names]
+
     def _cl(self, cl) -> float:
         return self.config.analysis.cl if cl is None else check_cl(cl)
 
@@ -295,7 +390,8 @@ class Analysis:
 
     def limits(self, param, cl=None, profile=(), fixed=None, detectors=None, xrange=None,
                points=None, *, level=None, progress=False, max_points=None,
-               max_memory_gib=None, max_evaluations=None) -> Limit:
+               max_memory_gib=None, max_evaluations=None, method="wilks", toys=1000, seed=0,
+               store=None, resume=False):
         """Allowed set of ``param`` at ``cl`` (default the configured 0.90).
 
         ``profile`` names charges minimised over at each point (searched over
@@ -303,11 +399,26 @@ class Analysis:
         ``detectors`` selects (and combines) detectors; ``xrange`` fixes the
         scan range (default: the configured one, widened while the allowed set
         touches an end); ``level`` sets the Delta chi2 threshold directly.
+
+        ``method``: "wilks" (default: Delta chi2 below the chi2 quantile) or "fc"
+        (Feldman-Cousins from ``toys`` toys per grid value with ``seed``, charges only,
+        docs/statistics.md section 5; ``points`` grid values, default 201; ``store``
+        and ``resume`` keep and reuse finished grid values): an
+        :class:`mcscan.scans.frequentist.FCLimit`.
         """
-        check_param(param)
+        if method not in ("wilks", "fc", "feldman-cousins"):
+            raise InputError(f"unknown method {method!r}: expected wilks or fc")
+        if method != "wilks":
+            return self._fc_limits(param, cl, fixed, detectors, xrange, points, toys, seed,
+                                   profile=profile, level=level, progress=progress, store=store,
+                                   resume=resume)
+        check_any_param(param)
         profile = (profile,) if isinstance(profile, str) else tuple(profile)
         for p in profile:
-            check_param(p)
+            check_any_param(p)
+        if not _charges_only([param, *profile, *dict(fixed or {})]):
+            return self._family_limits(param, cl, profile, fixed, detectors, xrange, points,
+                                       level=level, progress=progress, max_points=max_points)
         cl = self._cl(cl)
         fixed = check_fixed(fixed)
         auto = xrange is None
@@ -324,6 +435,94 @@ class Analysis:
             max_evaluations=max_evaluations, max_memory_gib=max_memory_gib,
         )
 
+    def _fc_limits(self, param, cl, fixed, detectors, xrange, points, toys, seed, *, profile,
+                   level, progress, store, resume):
+        from .scans.frequentist import feldman_cousins
+
+        check_param(param)
+        if profile or level is not None:
+            raise InputError("a Feldman-Cousins interval takes no profiled parameter and no "
+                             "Delta chi2 level (its critical values come from the toys)")
+        fixed = check_fixed(fixed)
+        xr = self.config.analysis.ranges[param] if xrange is None else _range(param, xrange)
+        return feldman_cousins(self.coefficients(detectors), param, toys=_count(toys, "toys"),
+                               seed=_seed(seed), cl=self._cl(cl), fixed=fixed,
+                               settings=self.settings, xrange=xr,
+                               points=201 if points is None else points, progress=progress,
+                               store=store, resume=resume)
+
+    # ------------------------------------------------------- data and toys
+
+    def fit(self, params, fixed=None, ranges=None, detectors=None):
+        """Best fit of one to three charges to the data (docs/statistics.md section 2):
+        an :class:`mcscan.scans.frequentist.Fit` (best point, fitted pulls, chi2_min with
+        its degrees of freedom and p-value, Delta chi2 = 1 uncertainties).  Without a
+        ``data`` file the data are the Asimov counts of the SM."""
+        from .scans.frequentist import fit
+
+        params = [params] if isinstance(params, str) else list(params)
+        for p in params:
+            check_param(p)
+        fixed = check_fixed(fixed)
+        if ranges is None:
+            rr = {p: tuple(self.config.analysis.ranges[p]) for p in params}
+        else:
+            rr = {p: _range(p, r) for p, r in dict(ranges).items()}
+        return fit(self.coefficients(detectors), params, fixed=fixed, ranges=rr,
+                   settings=self.settings)
+
+    def asimov(self, out, fixed=None, detectors=None, *, force=False) -> Path:
+        """Write the expected counts N(theta) + B at the charges ``fixed`` (others 0) as a
+        data file (CSV ``detector,bin_low,bin_high,counts``); an existing file is refused
+        unless ``force``.  Returns its path."""
+        from .scans.frequentist import write_asimov
+
+        fixed = check_fixed(fixed)
+        return Path(write_asimov(out, self.coefficients(detectors), fixed, force=force))
+
+    def bands(self, param, toys=1000, seed=0, cl=None, fixed=None, detectors=None, xrange=None,
+              points=201, *, progress=False):
+        """Median and 68%/95% bands of the expected limits of ``param`` from ``toys`` toys
+        under the SM (or ``fixed``) with ``seed`` (docs/statistics.md section 4): an
+        :class:`mcscan.scans.frequentist.Bands`."""
+        from .scans.frequentist import expected_bands
+
+        check_param(param)
+        fixed = check_fixed(fixed)
+        xr = self.config.analysis.ranges[param] if xrange is None else _range(param, xrange)
+        return expected_bands(self.coefficients(detectors), param, toys=_count(toys, "toys"),
+                              seed=_seed(seed), cl=self._cl(cl), fixed=fixed,
+                              settings=self.settings, xrange=xr, points=points, progress=progress)
+
+    def _family_limits(self, param, cl, profile, fixed, detectors, xrange, points, *, level,
+                       progress, max_points) -> Limit:
+        """:meth:`limits` for parameters beyond the charges (docs/physics.md section 11)."""
+        from .scans.families import family_limit, unconstrained_limit, unconstrained_reason
+
+        cl = self._cl(cl)
+        fixed = _check_any_fixed(fixed)
+        for p in (param, *profile):
+            if p in fixed:
+                raise InputError(f"{p} is both {'scanned' if p == param else 'profiled'} and fixed")
+        if param in profile:
+            raise InputError(f"{param} is both scanned and profiled")
+        auto = xrange is None
+        xr = _default_range(param, self.config) if auto else _range_any(param, xrange)
+        if points is None:
+            points = self.config.numerics.scan_points if not profile else min(
+                self.config.numerics.scan_points, 801)
+        if max_points is not None:
+            _budget.check_points(f"the limit of {param}", int(points), max_points)
+        fc = self.family_coefficients(detectors)
+        reason = unconstrained_reason(fc, param)
+        if reason:
+            return unconstrained_limit(fc, param, cl=cl, level=level, xrange=xr, fixed=fixed,
+                                       settings=self.settings, profile=profile, reason=reason)
+        ranges = {p: _default_range(p, self.config) for p in profile}
+        return family_limit(fc, param, cl=cl, xrange=xr, points=points, fixed=fixed,
+                            settings=self.settings, extend=6 if auto else 0, progress=progress,
+                            profile=profile, profile_ranges=ranges, level=level)
+
     # -------------------------------------------------------------- region
 
     def region(self, params, cl=None, fixed=None, detectors=None, ranges=None, points=201, *,
@@ -337,9 +536,12 @@ class Analysis:
 
         params = tuple([params] if isinstance(params, str) else params)
         for p in params:
-            check_param(p)
+            check_any_param(p)
         if len(params) != 2 or params[0] == params[1]:
             raise InputError(f"a region needs two different parameters, got {', '.join(params)}")
+        if not _charges_only([*params, *dict(fixed or {})]):
+            return self._family_region(params, cl, fixed, detectors, ranges, points,
+                                       progress=progress, max_points=max_points)
         fixed = check_fixed(fixed)
         for p in params:
             if p in fixed:
@@ -358,6 +560,30 @@ class Analysis:
             fixed=fixed, zoom=auto, settings=self.settings, progress=progress,
             max_points=max_points, max_memory_gib=max_memory_gib,
         )
+
+    def _family_region(self, params, cl, fixed, detectors, ranges, points, *, progress, max_points):
+        from .scans.families import family_region
+
+        fixed = _check_any_fixed(fixed)
+        for p in params:
+            if p in fixed:
+                raise InputError(f"{p} is both scanned and fixed")
+        auto = ranges is None
+        if auto:
+            rr = [_default_range(p, self.config) for p in params]
+        else:
+            ranges = list(ranges)
+            if len(ranges) != 2:
+                raise InputError(f"{len(ranges)} ranges for two parameters: expected "
+                                 "((lo0, hi0), (lo1, hi1))")
+            rr = [_range_any(p, r) for p, r in zip(params, ranges)]
+        if isinstance(points, bool) or not float(points).is_integer():
+            raise InputError(f"points = {points!r}: expected a whole number from 11 to 20001 per axis")
+        _budget.check_points(f"the region of {params[0]} and {params[1]}", float(points) ** 2,
+                             _budget.MAX_REGION_POINTS if max_points is None else max_points)
+        return family_region(self.family_coefficients(detectors), params, cl=self._cl(cl),
+                             ranges=rr, points=int(points), fixed=fixed, zoom=auto,
+                             settings=self.settings, progress=progress)
 
     # ---------------------------------------------------------------- scan
 
@@ -379,7 +605,10 @@ class Analysis:
 
         params = [params] if isinstance(params, str) else list(params)
         for p in params:
-            check_param(p)
+            check_any_param(p)
+        if not _charges_only([*params, *dict(fixed or {})]):
+            return self._family_scan(params, ranges, points, fixed, detectors, out, resume, at,
+                                     force, progress=progress, max_points=max_points)
         n = len(params)
         if not 1 <= n <= 6:
             raise InputError(f"{n} scanned parameters: a scan takes 1 to 6")
@@ -422,25 +651,154 @@ class Analysis:
                            force=force, max_points=max_points, max_memory_gib=max_memory_gib,
                            max_disk_gib=max_disk_gib)
 
+    def _family_scan(self, params, ranges, points, fixed, detectors, out, resume, at, force, *,
+                     progress, max_points):
+        """:meth:`scan` over one or two parameters when one of them (or a fixed one) is
+        beyond the charges: in memory, then saved to ``out`` as a ``scan`` results file."""
+        import time
+
+        from .scans.families import family_grid_scan, scan_result
+
+        n = len(params)
+        if not 1 <= n <= 2:
+            raise InputError(f"{n} scanned parameters: a scan over parameters beyond the charges "
+                             "takes one or two (the N-dimensional engine takes charges only)")
+        if len(set(params)) != n:
+            raise InputError(f"a parameter is scanned twice in {', '.join(params)}")
+        if resume:
+            raise InputError("a scan over parameters beyond the charges runs in memory: "
+                             "resume=True does not apply")
+        fixed = _check_any_fixed(fixed)
+        for p in params:
+            if p in fixed:
+                raise InputError(f"{p} is both scanned and fixed")
+        if ranges is None:
+            rr = [_default_range(p, self.config) for p in params]
+        else:
+            ranges = list(ranges)
+            if n == 1 and len(ranges) == 2 and not hasattr(ranges[0], "__len__"):
+                ranges = [ranges]
+            if len(ranges) != n:
+                raise InputError(f"{n} scanned parameter(s) but {len(ranges)} ranges: "
+                                 "give one (lo, hi) per parameter")
+            rr = [_range_any(p, r) for p, r in zip(params, ranges)]
+        default = self.config.numerics.scan_points if n == 1 else _ND_POINTS[n]
+        pts = [default] if points is None else (
+            [points] if isinstance(points, (int, np.integer)) else list(points))
+        if len(pts) == 1:
+            pts = pts * n
+        if len(pts) != n:
+            raise InputError(f"{n} scanned parameter(s) but {len(pts)} point counts: "
+                             "give one for all or one per parameter")
+        pts = [int(k) for k in pts]
+        for p, k in zip(params, pts):
+            if not 2 <= k <= 10_000_001:
+                raise InputError(f"{k} points for {p}: expected 2 to 10000001")
+        _budget.check_points("scan", float(math.prod(pts)),
+                             _budget.MAX_SCAN_POINTS if max_points is None else max_points)
+        if out is not None:
+            from .io.paths import check_output
+
+            check_output(out, force=force)
+        axes = [np.linspace(lo, hi, k) for (lo, hi), k in zip(rr, pts)]
+        t0 = time.perf_counter()
+        sc = family_grid_scan(self.family_coefficients(detectors), params, axes, fixed=fixed,
+                              settings=self.settings, progress=progress)
+        res = scan_result(sc, wall_time_s=time.perf_counter() - t0, at=at)
+        if out is not None:
+            res.save(out, config=self.config, force=force)
+        return res
+
     # -------------------------------------------------------- sensitivities
 
-    def sensitivities(self, cl=None, combined=True, *, params=None, progress=False):
+    def sensitivities(self, cl=None, combined=True, *, params=None, family="charges",
+                      progress=False):
         """Every detector's (and, if ``combined``, their combination's) allowed
-        set of each charge the source can see, at ``cl``."""
+        set of each charge the source can see, at ``cl``.
+
+        ``family``: "charges" (default: the millicharge table, a :class:`Sensitivities`),
+        "radii", "moments", "sin2w", "nsi" or "all" (a :class:`FamilySensitivities`:
+        parameters acting only on flavours the source does not emit are listed as
+        unconstrained)."""
+        if family != "charges":
+            return self._family_sensitivities(family, cl, combined, progress=progress)
         cl = self._cl(cl)
         params = VISIBLE_PARAMS if params is None else tuple(params)
         rows = [[n] for n in self.detectors]
         if combined and len(self.detectors) > 1:
             rows.append(list(self.detectors))
-        from tqdm.auto import tqdm
-
         out = {}
         todo = [(r, p) for r in rows for p in params]
-        for r, p in tqdm(todo, desc="sensitivities", disable=not progress):
+        if progress:
+            from tqdm.auto import tqdm
+
+            todo = tqdm(todo, desc="sensitivities")
+        for r, p in todo:
             label = r[0] if len(r) == 1 else "combined"
             out[(label, p)] = self.limits(p, cl=cl, detectors=r)
         labels = tuple(r[0] if len(r) == 1 else "combined" for r in rows)
         return Sensitivities(float(cl), tuple(self.channels), labels, tuple(params), out)
+
+
+    def _family_sensitivities(self, family, cl, combined, *, progress) -> FamilySensitivities:
+        from .params import FAMILY_NAMES, acts_on, family_params, visible_params
+        from .scans.families import emitted_flavours, family_limit
+
+        choices = FAMILY_NAMES + ("all",)
+        if family not in choices:
+            raise InputError(f"unknown family {family!r}: expected one of {', '.join(choices)}")
+        cl = self._cl(cl)
+        rows = [[n] for n in self.detectors]
+        if combined and len(self.detectors) > 1:
+            rows.append(list(self.detectors))
+        labels = tuple(r[0] if len(r) == 1 else "combined" for r in rows)
+        emitted = emitted_flavours()
+        out, params, unconstrained, reasons = {}, [], [], {}
+        for fam in (FAMILY_NAMES if family == "all" else (family,)):
+            visible = visible_params(emitted, fam)
+            for p in family_params(fam):
+                if p not in visible:
+                    unconstrained.append(p)
+                    reasons[p] = (f"acts on nu_{'/nu_'.join(sorted(acts_on(p)))} only; the source "
+                                  f"emits {', '.join('nu_' + f for f in emitted)}")
+            if fam == "charges":
+                sens = self.sensitivities(cl=cl, combined=combined, progress=progress)
+                out.update(sens.limits)
+                params.extend(sens.params)
+                continue
+            todo = [(r, p) for r in rows for p in visible]
+            if progress:
+                from tqdm.auto import tqdm
+
+                todo = tqdm(todo, desc=f"sensitivities {fam}")
+            for r, p in todo:
+                label = r[0] if len(r) == 1 else "combined"
+                out[(label, p)] = family_limit(self.family_coefficients(r), p, cl=cl,
+                                               points=self.config.numerics.scan_points,
+                                               settings=self.settings)
+            params.extend(visible)
+        params.extend(unconstrained)
+        return FamilySensitivities(float(cl), family, tuple(self.channels), labels, tuple(params),
+                                   out, tuple(unconstrained), reasons)
+
+
+def _family_xsec_type():
+    from dataclasses import dataclass
+
+    from .physics.spectra import XsecView
+
+    @dataclass(frozen=True)
+    class FamilyXsecView(XsecView):
+        """An :class:`mcscan.physics.spectra.XsecView` whose ``charges`` are parameters of
+        any family (``charges`` maps each to its value in its own unit)."""
+
+        def to_json(self) -> dict:
+            d = XsecView.to_json(self)
+            d["units"]["charges"] = {p: SPEC[p].unit for p in self.charges}
+            d["params"] = dict(self.charges)
+            return d
+
+    return FamilyXsecView
 
 
 #: Default points per axis of a scan, by dimension (1D: numerics.scan_points).
@@ -455,7 +813,7 @@ def limits(config, detectors, param, *, tables_dir=DEFAULT_TABLES, cl=None,
     """Allowed set of ``param`` for the (combined) detectors, tables read (not built) from
     ``tables_dir``.  Same as ``Analysis(config, detectors, channels, tables_dir,
     build=False).limits(...)``."""
-    check_param(param)
+    check_any_param(param)
     a = Analysis(config, detectors, channels, tables_dir, build=False)
     return a.limits(param, cl=cl, profile=profile, fixed=fixed, xrange=xrange, points=points,
                     level=level, progress=progress)
@@ -465,16 +823,17 @@ def region(config, detectors, params, *, tables_dir=DEFAULT_TABLES, cl=None,
            channels=("nuclear",), ranges=None, points=201, fixed=None, progress=False):
     """Allowed region of two charges (closed polygons, extent, area); tables read, not built."""
     for p in params:
-        check_param(p)
+        check_any_param(p)
     a = Analysis(config, detectors, channels, tables_dir, build=False)
     return a.region(params, cl=cl, fixed=fixed, ranges=ranges, points=points, progress=progress)
 
 
 def sensitivities(config, *, tables_dir=DEFAULT_TABLES, cl=None, channels=("nuclear",),
-                  detectors=None, combined=True, progress=False, log=None) -> Sensitivities:
-    """The main job: build missing tables, then every detector's 1D limits."""
+                  detectors=None, combined=True, progress=False, log=None, family="charges"):
+    """The main job: build missing tables, then every detector's 1D limits (of the
+    charges, or of the parameter ``family``, see :meth:`Analysis.sensitivities`)."""
     a = Analysis(config, detectors, channels, tables_dir, progress=progress, log=log)
-    return a.sensitivities(cl=cl, combined=combined, progress=progress)
+    return a.sensitivities(cl=cl, combined=combined, family=family, progress=progress)
 
 
 def sweep(config_path, varies, params, *, detectors=None, tables=DEFAULT_TABLES, cl=None,
@@ -503,6 +862,63 @@ def xsec(config, target, enu_mev, flavour, *, antineutrino=False, charges=None, 
     with ``charges`` {param: e}: an :class:`mcscan.physics.spectra.XsecView`."""
     from .physics.spectra import xsec_view
 
-    return xsec_view(_config(config), target, enu_mev, flavour, antineutrino=antineutrino,
-                     charges=charges, channel=channel, tmin_kev=tmin_kev, tmax_kev=tmax_kev,
-                     points=points, radius_fm=radius_fm)
+    config = _config(config)
+    charges = dict(charges or {})
+    others = {k: v for k, v in charges.items() if k not in PARAMS}
+    view = xsec_view(config, target, enu_mev, flavour, antineutrino=antineutrino,
+                     charges={k: v for k, v in charges.items() if k in PARAMS} if others else charges,
+                     channel=channel, tmin_kev=tmin_kev, tmax_kev=tmax_kev, points=points,
+                     radius_fm=radius_fm)
+    if not others:
+        return view
+    return _family_xsec(config, view, charges, radius_fm)
+
+
+def _family_xsec(config, view, values, radius_fm):
+    """The view of :func:`xsec` with parameters of any family (docs/physics.md section 11):
+    both curves from the full-parameter cross sections of :mod:`mcscan.physics.families`."""
+    from .physics import atomic
+    from .physics.families import cevns_dsigma_all, eves_dsigma_all
+    from .physics.nuclei import nuclides
+    from .physics.spectra import target_composition
+
+    values = _check_any_fixed(values)
+    kev = 1e-3
+    phys = config.physics
+    sm_point = {"sin2w": float(phys.sin2_theta_w)}
+    point = dict(sm_point, **values)
+    T = np.asarray(view.T_kev, dtype=float)
+    if radius_fm is not None:
+        comp, radii = {view.target: 1}, {view.target: float(radius_fm)}
+    else:
+        comp, radii = target_composition(config, view.target)
+    if view.channel == "nuclear":
+        nucs = nuclides(comp, radii)
+
+        def total(v):
+            return sum(n.per_unit * cevns_dsigma_all(view.enu_mev, T * kev, n, view.flavour, v,
+                                                     phys.helm_skin_fm) for n in nucs)
+    else:
+        z = atomic.z_eff(T * kev, comp)
+
+        def total(v):
+            return eves_dsigma_all(view.enu_mev, T * kev, view.flavour, view.antineutrino, v,
+                                   z_eff=z)
+    return _family_xsec_view_type()(view.target, view.channel, view.enu_mev, view.flavour, view.antineutrino,
+                          values, T, total(sm_point) * kev, total(point) * kev, view.t_end_kev)
+
+
+_FAMILY_XSEC = []
+
+
+def _family_xsec_view_type():
+    """The :class:`FamilyXsecView` type, built on first use (keeps ``import mcscan.api`` light)."""
+    if not _FAMILY_XSEC:
+        _FAMILY_XSEC.append(_family_xsec_type())
+    return _FAMILY_XSEC[0]
+
+
+def __getattr__(name):
+    if name == "FamilyXsecView":
+        return _family_xsec_view_type()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,13 +12,12 @@ as unconstrained: a pion-decay-at-rest source emits no nu_tau.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .api import DEFAULT_TABLES, _detectors, build_tables
 from .errors import InputError, TableError
-from .params import FAMILY_NAMES, PARAMS, SPEC, check_any_param, display_scale, family_params
-from .results import Result
+from .params import FAMILY_NAMES, PARAMS, SPEC, check_any_param, family_params
+from .results import FamilySensitivities
 from .scans.grid import ScanSettings
 
 __all__ = ["FAMILY_CHOICES", "FamilySensitivities", "load_family_coefficients", "limits", "scan",
@@ -105,80 +104,6 @@ def scan(config, detectors, params, axes, *, tables_dir=DEFAULT_TABLES, channels
         return grid_scan(coefs, params, axes, fixed=fixed, settings=settings, progress=progress)
     fcoefs = load_family_coefficients(config, detectors, tables_dir, channels)
     return family_grid_scan(fcoefs, params, axes, fixed=fixed, settings=settings, progress=progress)
-
-
-@dataclass(frozen=True)
-class FamilySensitivities(Result):
-    """Detector x parameter table of allowed sets at one C.L., for one family (or all).
-
-    ``limits[(row, param)]`` is a :class:`mcscan.scans.limits.Limit` (its
-    ``regions`` in the parameter's unit: every allowed piece), or None for a
-    parameter in ``unconstrained``.
-    """
-
-    kind = "sensitivities"
-
-    cl: float
-    family: str
-    channels: tuple
-    rows: tuple
-    params: tuple
-    limits: dict
-    unconstrained: tuple = ()
-    reasons: dict = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        def cell(r, p):
-            lim = self.limits.get((r, p))
-            if lim is None:
-                return {"unconstrained": True, "reason": self.reasons.get(p, "")}
-            return {"regions": [[float(lo), float(hi)] for lo, hi in lim.regions],
-                    "open_low": bool(lim.open_low), "open_high": bool(lim.open_high)}
-
-        return {
-            "cl": self.cl, "family": self.family, "channels": list(self.channels),
-            "rows": list(self.rows), "params": list(self.params),
-            "units": {p: SPEC[p].unit for p in self.params},
-            "display_scale": {p: display_scale(p) for p in self.params},
-            "intervals": {r: {p: cell(r, p) for p in self.params} for r in self.rows},
-        }
-
-    def format_table(self) -> str:
-        """The table as text: one line per parameter (with its display unit), one column per row."""
-        def num(v, p):
-            v = v / display_scale(p)
-            if p == "sin2w":
-                return f"{v:.4f}"
-            return f"{v:.2f}" if abs(v) >= 1 else f"{v:.3g}"
-
-        def cell(r, p):
-            lim = self.limits.get((r, p))
-            if lim is None:
-                return "unconstrained"
-            text = " U ".join(f"[{num(lo, p)}, {num(hi, p)}]" for lo, hi in lim.regions) or "(empty)"
-            if lim.open_low or lim.open_high:
-                text += " (open)"
-            return text
-
-        cells = {(r, p): cell(r, p) for r in self.rows for p in self.params}
-        heads = {p: f"{p} [{_unit_label(p)}]" for p in self.params}
-        w0 = max(len(h) for h in heads.values()) + 2
-        w = {r: max([len(r)] + [len(cells[(r, p)]) for p in self.params]) + 2 for r in self.rows}
-        lines = [f"Expected {self.cl:.0%} C.L. allowed sets ({self.family}), channels: "
-                 f"{', '.join(self.channels)}",
-                 f"{'parameter':<{w0}}" + "".join(f"{r:>{w[r]}}" for r in self.rows)]
-        for p in self.params:
-            lines.append(f"{heads[p]:<{w0}}" + "".join(f"{cells[(r, p)]:>{w[r]}}" for r in self.rows))
-        if self.unconstrained:
-            lines.append("unconstrained: " + ", ".join(self.unconstrained)
-                         + " (no nu_tau flux at this source)")
-        return "\n".join(lines)
-
-
-def _unit_label(p: str) -> str:
-    from .params import scale_label
-
-    return scale_label(p)
 
 
 def sensitivities(config, family: str = "charges", *, tables_dir=DEFAULT_TABLES, cl=None,

@@ -37,18 +37,22 @@ PARAMS = ("q_ee", "q_mumu", "q_emu", "q_etau", "q_mutau")
 
 
 def _same(a, b) -> bool:
-    from mcscan.io.tables import load_results
+    """chi2, convergence flags and every projection of two scan files are bit-identical."""
+    import mcscan
 
-    ga, gb = load_results(a)["groups"], load_results(b)["groups"]
-    return ga.keys() == gb.keys() and all(
-        np.array_equal(v, gb[n]["data"][k]) for n in ga for k, v in ga[n]["data"].items())
+    ra, rb = mcscan.open_results(a), mcscan.open_results(b)
+    if not (np.array_equal(np.asarray(ra.chi2), np.asarray(rb.chi2))
+            and np.array_equal(np.asarray(ra.converged), np.asarray(rb.converged))):
+        return False
+    return ra.projections.keys() == rb.projections.keys() and all(
+        np.array_equal(ra.projections[k].chi2, rb.projections[k].chi2) for k in ra.projections)
 
 
 def _scan(coefs, axes, path, backend):
-    from mcscan.scans.engine import nd_scan
+    from mcscan.scans.engine import scan
 
-    res = nd_scan(coefs, PARAMS, axes, path, backend=backend,
-                  projections=list(PARAMS) + ["q_ee,q_mumu"])
+    res = scan(coefs, PARAMS, axes, path, backend=backend, force=True,
+               projections=list(PARAMS) + ["q_ee,q_mumu"])
     return {"points": int(np.prod(res.shape)), "chunks": res.chunks,
             "compute_s": round(res.compute_time_s, 3), "wall_s": round(res.wall_time_s, 3),
             "points_per_s": round(res.points_per_second), "chi2_min": res.chi2_min,
@@ -105,9 +109,7 @@ def main(argv=None) -> int:
         print(f"dask-local {w}: {r}", file=sys.stderr)
 
     if not args.no_sweep:
-        from mcscan.plot import plot_sweep
-        from mcscan.scans.sweep import plan_sweep, run_sweep, save_sweep
-        from mcscan.io.tables import load_results
+        from mcscan.scans.sweep import plan_sweep, run_sweep
 
         plan = plan_sweep(None, ["detector.Ge.threshold=0.3:1.0:8"], ["q_ee"], tables_dir=tables)
         res = run_sweep(plan, backend=LocalBackend())       # builds the 8 table sets
@@ -119,8 +121,10 @@ def main(argv=None) -> int:
             dres = run_sweep(plan, backend=be)
         report["sweep"]["limits_dask_local_2_s"] = round(dres.wall_time_s, 2)
         report["sweep"]["identical_local_dask"] = dres.limits == res.limits
-        path = save_sweep(res, out / "sweep_ge_threshold.h5")
-        figs = plot_sweep(load_results(path), out)
+        path = res.save(out / "sweep_ge_threshold.h5", force=True)
+        from mcscan.plot import plot_file
+
+        figs = plot_file(path, out)
         report["sweep"].update(results_file=str(path), figures=[str(f) for f in figs],
                                rows=[{"threshold_kev": v[0], "q_ee_90cl_e": [lo, hi]}
                                      for v, lo, hi, _ in res.rows("q_ee")])

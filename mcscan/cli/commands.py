@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import ConfigError, InputError, McscanError
-from ..params import FLAVOURS, PARAMS, display_scale, scale_label
+from ..params import FAMILY_NAMES, FLAVOURS, PARAMS, SPEC, display_scale, scale_label
 from .common import (
     INTERRUPT_HINT,
     Parser,
@@ -37,8 +37,10 @@ from .common import (
     points_arg,
     positive_int,
     print_json,
+    seed_arg,
     progress,
     ranges_from,
+    scaled_unit,
     tables_for,
 )
 
@@ -74,11 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     add_common(s)
     add_target_options(s)
     s.add_argument("--param", action="append", type=param_arg, required=True, metavar="P",
-                   help=f"scanned charge, once or twice ({', '.join(PARAMS)})")
+                   help=f"scanned parameter, once or twice: a charge ({', '.join(PARAMS)}) or a "
+                        "parameter of another family (r2_ee, mu_e, sin2w, eps_u_ee, ...)")
     s.add_argument("--range", action="append", nargs=2, type=float_arg, metavar=("LO", "HI"),
                    help="range of each scanned charge in e (default from the configuration)")
     s.add_argument("--points", action="append", type=points_arg, metavar="N",
                    help="grid points of each scanned charge (default 2001 in 1D, 201 in 2D)")
+    _add_data(s)
     add_output_options(s, "results file (default results/scan_<params>_<detectors>.h5)")
     s.add_argument("--resume", action="store_true",
                    help="finish an interrupted scan of the same command from its stored chunks")
@@ -95,7 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     add_common(li)
     add_target_options(li, "value of another charge in e, e.g. q_mumu=1e-9 (default 0; once per charge)")
     li.add_argument("--param", type=param_arg, required=True, metavar="P",
-                    help=f"the charge ({', '.join(PARAMS)})")
+                    help=f"the parameter: a charge ({', '.join(PARAMS)}) or one of another "
+                         "family (r2_ee, mu_e, sin2w, eps_u_ee, ...; see 'mcscan sensitivities "
+                         "--family')")
     li.add_argument("--cl", type=cl_arg, default=None,
                     help="confidence level, from 1e-6 to 1 - 1e-9 (default 0.90)")
     li.add_argument("--range", nargs=2, type=float_arg, metavar=("LO", "HI"),
@@ -107,6 +113,14 @@ def _parser() -> argparse.ArgumentParser:
                          "configured range")
     li.add_argument("--level", type=float_arg, default=None, metavar="DCHI2",
                     help="Delta chi2 threshold instead of the --cl quantile (e.g. 4.61)")
+    _add_data(li)
+    li.add_argument("--method", choices=("wilks", "fc"), default="wilks",
+                    help="wilks: Delta chi2 below the chi2 quantile (default); fc: Feldman-Cousins "
+                         "critical values from toys (charges only; --points grid values, default 201)")
+    li.add_argument("--toys", type=positive_int, default=1000, metavar="N",
+                    help="toys per grid value of --method fc (default 1000)")
+    li.add_argument("--seed", type=seed_arg, default=0, metavar="S",
+                    help="random seed of the toys (default 0; same seed, same numbers)")
     add_budget_options(li, disk=False)
     li.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -116,12 +130,14 @@ def _parser() -> argparse.ArgumentParser:
     add_common(rg)
     add_target_options(rg, "value of another charge in e, e.g. q_emu=1e-9 (default 0; once per charge)")
     rg.add_argument("--params", nargs=2, type=param_arg, required=True, metavar=("P0", "P1"),
-                    help=f"the two charges of the region ({', '.join(PARAMS)})")
+                    help=f"the two charges of the region ({', '.join(PARAMS)}), or two "
+                         "parameters of any family (r2_ee, mu_e, sin2w, eps_u_ee, ...)")
     rg.add_argument("--cl", type=cl_arg, default=None, help="confidence level (default 0.90; 2 d.o.f.)")
     rg.add_argument("--ranges", nargs=4, type=float_arg, metavar=("LO0", "HI0", "LO1", "HI1"),
                     help="scan ranges in e (default: configuration, zoomed onto the region)")
     rg.add_argument("--points", type=int, default=201, metavar="N",
                     help="grid points per axis, 11 to 20001 (default 201)")
+    _add_data(rg)
     add_output_options(rg, "results file (default results/region_<p0>_<p1>_<detectors>.h5)")
     add_budget_options(rg, disk=False)
     rg.add_argument("--json", action="store_true", help="print one JSON object")
@@ -131,6 +147,16 @@ def _parser() -> argparse.ArgumentParser:
               "files into --out and draw the figures from them.")
     add_common(fg)
     add_output_options(fg, "output folder (default figures)", metavar="DIR")
+    fg.add_argument("--families", default="charges", metavar="LIST",
+                    help="comma-separated figure sets of parameter families: charges, radii, nsi, "
+                         "moments (default charges)")
+    fg.add_argument("--frequentist", default="", metavar="LIST",
+                    help="comma-separated frequentist figure sets: bands, feldman-cousins "
+                         "(default none)")
+    fg.add_argument("--toys", type=positive_int, default=1000, metavar="N",
+                    help="toys of the frequentist figure sets (default 1000)")
+    fg.add_argument("--seed", type=seed_arg, default=0, metavar="S",
+                    help="random seed of the toys (default 0)")
 
     pl = _sub(sub, "plot", "draw figures from a results file or a 'mcscan figures' folder",
               "Draw the figures of any results file (scan, limits, region, sensitivities, "
@@ -147,6 +173,9 @@ def _parser() -> argparse.ArgumentParser:
               "profile.")
     add_common(se)
     se.add_argument("--cl", type=cl_arg, default=None, help="confidence level (default 0.90)")
+    se.add_argument("--family", choices=FAMILY_NAMES + ("all",), default="charges",
+                    help="parameter family of the table: charges (default), radii (cm^2), "
+                         "moments (mu_B), nsi, sin2w or all")
     se.add_argument("--channels", default="nuclear", metavar="LIST",
                     help="comma-separated detection channels: nuclear or nuclear,electron "
                          "(default nuclear)")
@@ -165,7 +194,8 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"flavour of the incoming neutrino ({', '.join(FLAVOURS)})")
     x.add_argument("--anti", action="store_true", help="antineutrino")
     x.add_argument("--param", action="append", type=assignment, default=[], metavar="P=VALUE",
-                   help="charge in e, e.g. q_ee=2e-8 (repeatable, once per charge)")
+                   help="charge in e, e.g. q_ee=2e-8, or a parameter of another family, e.g. "
+                        "r2_ee=-3e-31 or mu_e=1e-9 (repeatable, once per parameter)")
     x.add_argument("--channel", choices=("nuclear", "electron"), default="nuclear",
                    help="nuclear recoils (CEvNS, default) or electron recoils (EvES)")
     x.add_argument("--tmin", type=float_arg, metavar="KEV", help="lowest recoil energy, keV")
@@ -178,6 +208,57 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="print one JSON object")
     g.add_argument("--out", metavar="FILE.png", help="plot to a PNG, PDF or SVG file")
     x.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+
+    ft = _sub(sub, "fit", "best fit of one or two charges to observed counts",
+              "Minimise the chi2 over the charges given, against the observed counts of a data "
+              "file: best-fit point, fitted pulls, chi2_min with its degrees of freedom and "
+              "p-value, and the Delta chi2 = 1 uncertainties (docs/statistics.md).")
+    add_common(ft)
+    ft.add_argument("--data", required=True, metavar="FILE",
+                    help="observed counts, CSV detector,bin_low,bin_high,counts")
+    ft.add_argument("--param", action="append", type=param_arg, required=True, metavar="P",
+                    help="fitted charge (once or twice)")
+    ft.add_argument("--detector", action="append", metavar="NAME",
+                    help="detector (repeatable; default every detector of the data file)")
+    ft.add_argument("--channels", default="nuclear", metavar="LIST",
+                    help="comma-separated detection channels (default nuclear)")
+    ft.add_argument("--fix", action="append", type=assignment, default=[], metavar="P=VALUE",
+                    help="value of another charge in e (default 0)")
+    ft.add_argument("--out", metavar="FILE", default=None,
+                    help="also save the fit as a results file (kind fit, .h5)")
+    ft.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    ft.add_argument("--json", action="store_true", help="print one JSON object")
+
+    asm = _sub(sub, "asimov", "write expected counts (Asimov data) as a data file",
+               "Write the expected counts N(theta) + B of the detectors at the charges given "
+               "(others 0) as a CSV data file detector,bin_low,bin_high,counts.")
+    add_common(asm)
+    asm.add_argument("--detector", action="append", required=True, metavar="NAME",
+                     help="detector (repeatable)")
+    asm.add_argument("--channels", default="nuclear", metavar="LIST",
+                     help="comma-separated detection channels (default nuclear)")
+    asm.add_argument("--param", action="append", type=assignment, default=[], metavar="P=VALUE",
+                     help="charge in e at which the counts are expected, e.g. q_ee=3e-9 "
+                          "(repeatable; default all 0, the Standard Model)")
+    asm.add_argument("--out", required=True, metavar="FILE.csv", help="data file to write")
+    asm.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    bd = _sub(sub, "bands", "expected-limit bands of one charge from toys",
+              "Median and 68%%/95%% bands of the lower and upper limits of one charge from toys "
+              "generated under the Standard Model (or the --fix values), beside the Asimov "
+              "interval (docs/statistics.md).")
+    add_common(bd)
+    add_target_options(bd)
+    bd.add_argument("--param", type=param_arg, required=True, metavar="P", help="the charge")
+    bd.add_argument("--toys", type=positive_int, default=1000, metavar="N", help="toys (default 1000)")
+    bd.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="random seed (default 0)")
+    bd.add_argument("--cl", type=cl_arg, default=None, help="confidence level (default 0.90)")
+    bd.add_argument("--points", type=points_arg, default=201, metavar="N",
+                    help="grid points of each toy's chi2 (default 201)")
+    bd.add_argument("--out", metavar="FILE", default=None,
+                    help="also save the bands as a results file (kind bands, .h5)")
+    bd.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    bd.add_argument("--json", action="store_true", help="print one JSON object")
 
     from .scale import add_commands   # ndscan, sweep (local or Dask backends)
 
@@ -204,8 +285,19 @@ def _analysis(args, cfg, detectors, channels="nuclear", build=False, log=None):
     from ..api import Analysis, parse_channels
 
     tables = tables_for(args, cfg)
+    data = getattr(args, "data", None)
+    if data is not None:
+        from ..io.paths import check_input_file
+
+        check_input_file(data, "data file")
     return Analysis(cfg, detectors, parse_channels(channels), tables, build=build,
-                    progress=progress(args), log=log)
+                    progress=progress(args), log=log, data=data)
+
+
+def _add_data(p) -> None:
+    p.add_argument("--data", metavar="FILE", default=None,
+                   help="observed counts (CSV detector,bin_low,bin_high,counts) instead of the "
+                        "expected Standard Model counts")
 
 
 def _label(detectors) -> str:
@@ -228,6 +320,9 @@ def _cmd_limits(args, cfg):
         raise InputError(f"--level {args.level:g}: expected a positive Delta chi2")
     xrange = ranges_from([args.range], [args.param])[0] if args.range else None
     a = _analysis(args, cfg, args.detector, args.channels)
+    if args.method == "fc":
+        _limits_fc(args, a, xrange)
+        return
     lim = a.limits(args.param, cl=args.cl, profile=tuple(args.profile), fixed=fixed_from(args.fix),
                    xrange=xrange, points=args.points, level=args.level, progress=progress(args),
                    **budget_from(args))
@@ -243,14 +338,121 @@ def _cmd_limits(args, cfg):
     scale = display_scale(args.param)
     prof = f", profiled over {', '.join(lim.profile)}" if lim.profile else ""
     print(f"{args.param} allowed at {lim.cl:.0%} C.L. (Delta chi2 <= {lim.delta_chi2:.4f}{prof}), "
-          f"{' + '.join(lim.detectors)}: {fmt_regions(lim.regions, scale)} x {scale:g} e")
+          f"{' + '.join(lim.detectors)}: {fmt_regions(lim.regions, scale)}{scaled_unit(args.param)}")
     if lim.profile_at_edge:
-        err("warning: a profiled charge reached the end of its search range inside the allowed "
+        err("warning: a profiled parameter reached the end of its search range inside the allowed "
             "set; widen analysis.ranges for it")
     if lim.open_low or lim.open_high:
         side = " and ".join(s for s, o in (("low", lim.open_low), ("high", lim.open_high)) if o)
         err(f"warning: the allowed set reaches the {side} end of the scanned range; "
             "that end is not a limit: widen --range")
+
+
+def _limits_fc(args, a, xrange):
+    if args.param not in PARAMS:
+        raise InputError(f"--method fc takes a charge ({', '.join(PARAMS)}), not {args.param}")
+    if args.profile or args.level is not None:
+        raise InputError("--method fc takes no --profile and no --level (its critical values "
+                         "come from the toys)")
+    lim = a.limits(args.param, cl=args.cl, fixed=fixed_from(args.fix), xrange=xrange,
+                   points=args.points, method="fc", toys=args.toys, seed=args.seed,
+                   progress=progress(args))
+    if args.json:
+        print_json(lim.to_json())
+        return
+    scale = display_scale(args.param)
+    print(f"{args.param} allowed at {lim.cl:.0%} C.L. (Feldman-Cousins, {lim.toys} toys per "
+          f"value, seed {lim.seed}), {' + '.join(lim.detectors)}: "
+          f"{fmt_regions(lim.regions, scale)}{scaled_unit(args.param)}")
+    print(f"  Wilks (Delta chi2 <= {lim.delta_chi2:.4f}): "
+          f"{fmt_regions(lim.wilks_regions, scale)}{scaled_unit(args.param)}")
+    cov, grid = [float(c) for c in lim.coverage], [float(x) for x in lim.grid]
+    j = min(range(len(grid)), key=lambda i: abs(grid[i]))
+    print(f"  Wilks coverage: {min(cov):.3f} to {max(cov):.3f} over {len(grid)} values "
+          f"(at {args.param} = {grid[j]:.3g}: {cov[j]:.3f} +- {float(lim.coverage_error[j]):.3f}); "
+          f"critical values {float(min(lim.critical)):.3f} to {float(max(lim.critical)):.3f}")
+    if lim.open_low or lim.open_high:
+        err("warning: the Feldman-Cousins set reaches an end of its grid; widen --range")
+
+
+def _cmd_fit(args, cfg):
+    params = list(args.param)
+    if len(params) > 2:
+        raise InputError(f"--param given {len(params)} times: fit takes one or two charges")
+    if len(set(params)) != len(params):
+        raise InputError(f"--param {params[0]} given twice: fit two different charges")
+    for p in params:
+        if p not in PARAMS:
+            raise InputError(f"--param {p}: fit takes charges ({', '.join(PARAMS)})")
+    fixed = fixed_from(args.fix)
+    for p in params:
+        if p in fixed:
+            raise InputError(f"{p} is both fitted (--param) and fixed (--fix)")
+    out = check_out(args.out, args, tables=tables_for(args, cfg)) if args.out else None
+    a = _analysis(args, cfg, args.detector, args.channels)
+    f = a.fit(params, fixed=fixed)
+    if out is not None:
+        f.save(out, config=cfg, force=args.force)
+    if args.json:
+        print_json(f.to_json())
+        return
+    pv = "n/a" if f.p_value is None else f"{f.p_value:.4g}"
+    print(f"best fit to {a.data} ({' + '.join(f.detectors)}): chi2_min = {f.chi2_min:.4g} for "
+          f"{f.ndof} degrees of freedom, p-value {pv}" + ("" if f.converged else " (NOT converged)"))
+    for p in params:
+        s = display_scale(p)
+        lo, hi = f.errors.get(p, (None, None))
+        minus = "open" if lo is None else f"{(f.best[p] - lo) / s:.4g}"
+        plus = "open" if hi is None else f"{(hi - f.best[p]) / s:.4g}"
+        print(f"  {p} = {f.best[p] / s:+.4g} -{minus} +{plus}{scaled_unit(p)} (Delta chi2 = 1)")
+    for d, (sp, bp) in f.pulls.items():
+        print(f"  pulls {d}: signal {sp:+.4g}, background {bp:+.4g}")
+
+
+def _cmd_asimov(args, cfg):
+    fixed = fixed_from(args.param, "--param")
+    for p in fixed:
+        if p not in PARAMS:
+            raise InputError(f"--param {p}: Asimov data take charges ({', '.join(PARAMS)})")
+    out = check_out(args.out, args, tables=tables_for(args, cfg), suffixes=(".csv",))
+    a = _analysis(args, cfg, args.detector, args.channels)
+    path = a.asimov(out, fixed=fixed, force=args.force)
+    if not args.quiet:
+        at = ", ".join(f"{k}={v:g} e" for k, v in fixed.items()) or "the Standard Model"
+        print(f"expected counts of {' + '.join(a.detectors)} at {at} written to {path}")
+
+
+#: Keys of the JSON of 'mcscan bands'.
+BANDS_KEYS = ("param", "cl", "toys", "seed", "asimov_regions", "lower", "upper", "unit")
+
+
+def _cmd_bands(args, cfg):
+    if args.param not in PARAMS:
+        raise InputError(f"--param {args.param}: bands take a charge ({', '.join(PARAMS)})")
+    fixed = fixed_from(args.fix)
+    if args.param in fixed:
+        raise InputError(f"{args.param} is both --param and fixed (--fix)")
+    out = check_out(args.out, args, tables=tables_for(args, cfg)) if args.out else None
+    a = _analysis(args, cfg, args.detector, args.channels)
+    b = a.bands(args.param, toys=args.toys, seed=args.seed, cl=args.cl, fixed=fixed,
+                points=args.points, progress=progress(args))
+    if out is not None:
+        b.save(out, config=cfg, force=args.force)
+    d = b.to_json()
+    if args.json:
+        print_json({k: d[k] for k in BANDS_KEYS})
+        return
+    s = display_scale(args.param)
+    u = scaled_unit(args.param)
+    print(f"{args.param} expected {b.cl:.0%} C.L. limits, {' + '.join(b.detectors)}, {b.toys} toys "
+          f"(seed {b.seed}); Asimov: {fmt_regions(b.asimov_regions, s)}{u}")
+    for side in ("lower", "upper"):
+        q = d[side]
+        print(f"  {side}: median {q['median'] / s:+.3f}, 68% [{q['p16'] / s:+.3f}, {q['p84'] / s:+.3f}], "
+              f"95% [{q['p2.5'] / s:+.3f}, {q['p97.5'] / s:+.3f}]{u}")
+    if b.open_low or b.open_high or b.unconverged:
+        err(f"warning: {b.open_low} toy(s) open below, {b.open_high} above, {b.unconverged} with "
+            "unconverged pulls")
 
 
 def _cmd_region(args, cfg):
@@ -282,9 +484,11 @@ def _cmd_region(args, cfg):
     for p in args.params:
         s = display_scale(p)
         ext = reg.extent.get(p) or []
-        txt = f"[{ext[0] / s:+.3f}, {ext[1] / s:+.3f}] x {s:g} e" if ext else "(empty)"
+        txt = f"[{ext[0] / s:+.3f}, {ext[1] / s:+.3f}]{scaled_unit(p)}" if ext else "(empty)"
         print(f"  {p}: {txt}")
-    print(f"  area: {reg.area:.4g} e^2; saved to {path}")
+    units = [SPEC[p].unit for p in args.params]
+    area_unit = f"{units[0]}^2" if units[0] == units[1] else " x ".join(units)
+    print(f"  area: {reg.area:.4g} {area_unit}; saved to {path}")
     if reg.touches_edge:
         err("warning: the region reaches the edge of the scanned ranges; widen --ranges")
 
@@ -301,8 +505,9 @@ def _cmd_scan(args, cfg):
     run_scan(args, cfg, "scan")
 
 
-def _sens_name(channels) -> str:
-    return f"results/sensitivities_{'+'.join(channels)}.h5"
+def _sens_name(channels, family="charges") -> str:
+    fam = "" if family == "charges" else f"{family}_"
+    return f"results/sensitivities_{fam}{'+'.join(channels)}.h5"
 
 
 def _cmd_sensitivities(args, cfg):
@@ -310,17 +515,22 @@ def _cmd_sensitivities(args, cfg):
 
     t0 = time.perf_counter()
     channels = parse_channels(args.channels)
-    out = check_out(args.out if args.out is not None else _sens_name(channels), args,
+    family = getattr(args, "family", "charges")
+    out = check_out(args.out if args.out is not None else _sens_name(channels, family), args,
                     tables=tables_for(args, cfg))
     log = None if (args.json or args.quiet) else (lambda m: print(m, file=sys.stderr))
     a = _analysis(args, cfg, None, channels, build=True, log=log)
-    sens = a.sensitivities(cl=args.cl, progress=progress(args))
+    sens = a.sensitivities(cl=args.cl, family=family, progress=progress(args))
     path = sens.save(out, config=cfg, force=args.force)
     elapsed = time.perf_counter() - t0
     if args.json:
         d = sens.to_json()
         d.update({"results_file": str(path), "wall_time_s": elapsed})
         print_json(d)
+        return
+    if family != "charges":
+        print(sens.format_table())
+        print(f"profiles saved to {path} ({elapsed:.1f} s)")
         return
     heads = [f"{p} [{scale_label(p)}]" for p in sens.params]
     w = 22
@@ -355,7 +565,14 @@ def _cmd_figures(args, cfg):
     check_out(out / "figures.json", args, tables=tables, suffixes=(".json",))   # a figure set there?
     t0 = time.perf_counter()
     log = None if args.quiet else (lambda m: print(m, file=sys.stderr))
-    compute_figure_data(cfg, out, tables_dir=tables, progress=progress(args), log=log)
+    families = tuple(x.strip() for x in args.families.split(",") if x.strip())
+    freq = tuple(x.strip() for x in args.frequentist.split(",") if x.strip())
+    extra = {}
+    if families != ("charges",):
+        extra["families"] = families
+    if freq:
+        extra.update(frequentist=freq, toys=args.toys, seed=args.seed)
+    compute_figure_data(cfg, out, tables_dir=tables, progress=progress(args), log=log, **extra)
     written = plot.plot_folder(out)
     print(f"{len(written)} figure files in {out}/ ({time.perf_counter() - t0:.1f} s):")
     for w in written:
@@ -403,7 +620,8 @@ def _cmd_xsec(args, cfg):
         print(f"saved {plot_xsec(v, args.out)}")
         return
     unit = "keVnr" if v.channel == "nuclear" else "keVee"
-    q = ", ".join(f"{k}={val:g} e" for k, val in v.charges.items()) or "none"
+    q = ", ".join(f"{k}={val:g}" + ("" if SPEC[k].unit == "1" else f" {SPEC[k].unit}")
+                  for k, val in v.charges.items()) or "none"
     print(f"# {v.target} {v.channel}, E = {v.enu_mev:g} MeV, {'anti-' if v.antineutrino else ''}"
           f"nu_{v.flavour}; charges: {q}; end point {v.t_end_kev:.4g} {unit}")
     print(f"# {'T [' + unit + ']':>12} {'SM [cm^2/keV]':>16} {'charged [cm^2/keV]':>20} {'ratio':>10}")
@@ -414,7 +632,8 @@ def _cmd_xsec(args, cfg):
 
 _COMMANDS = {"build": _cmd_build, "scan": _cmd_scan, "limits": _cmd_limits,
              "sensitivities": _cmd_sensitivities, "xsec": _cmd_xsec, "region": _cmd_region,
-             "figures": _cmd_figures, "plot": _cmd_plot}
+             "figures": _cmd_figures, "plot": _cmd_plot, "fit": _cmd_fit, "asimov": _cmd_asimov,
+             "bands": _cmd_bands}
 
 
 # ------------------------------------------------------------------ main

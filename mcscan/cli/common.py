@@ -16,14 +16,15 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError, OutputError
-from ..params import PARAMS
+from ..params import ALL_PARAMS, PARAMS, SPEC
 
 __all__ = [
     "Parser", "float_arg", "assignment", "param_arg", "points_arg", "cl_arg", "positive_int",
+    "seed_arg",
     "gib_arg", "count_arg", "add_common", "add_target_options", "add_output_options",
     "add_budget_options", "add_backend_options", "fixed_from", "ranges_from", "budget_from",
     "tables_for", "check_out", "protected_inputs", "progress", "print_json", "err", "fmt_regions",
-    "short_hash", "flagify", "INTERRUPT_HINT",
+    "short_hash", "flagify", "INTERRUPT_HINT", "scaled_unit",
 ]
 
 #: What to tell the user when a long command is interrupted (set while it runs).
@@ -56,25 +57,30 @@ def float_arg(text: str) -> float:
 
 
 def assignment(text: str) -> tuple[str, float]:
-    """NAME=VALUE with a known parameter name and a finite value."""
+    """NAME=VALUE with a known parameter name (any family) and a finite value."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=VALUE, e.g. q_mumu=1e-9")
     k, v = text.split("=", 1)
     k = k.strip()
-    if k not in PARAMS:
-        raise argparse.ArgumentTypeError(f"unknown parameter {k!r}: expected one of {', '.join(PARAMS)}")
+    if k not in SPEC:
+        import difflib
+
+        close = difflib.get_close_matches(k, ALL_PARAMS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise argparse.ArgumentTypeError(f"unknown parameter {k!r}: expected one of "
+                                         f"{', '.join(ALL_PARAMS)}{hint}")
     return k, float_arg(v.strip())
 
 
 def param_arg(text: str) -> str:
-    """A known parameter name (closest one suggested)."""
-    if text not in PARAMS:
+    """A known parameter name of any family (closest one suggested)."""
+    if text not in SPEC:
         import difflib
 
-        close = difflib.get_close_matches(text, PARAMS, n=1)
+        close = difflib.get_close_matches(text, ALL_PARAMS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise argparse.ArgumentTypeError(f"unknown parameter {text!r}: expected one of "
-                                         f"{', '.join(PARAMS)}{hint}")
+                                         f"{', '.join(ALL_PARAMS)}{hint}")
     return text
 
 
@@ -108,6 +114,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if n < 1:
         raise argparse.ArgumentTypeError(f"{n}: expected a positive whole number")
+    return n
+
+
+def seed_arg(text: str) -> int:
+    """A random seed: a whole number from 0 to 2**63 - 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= n < 2**63:
+        raise argparse.ArgumentTypeError(f"{n}: expected a seed from 0 to 2**63 - 1")
     return n
 
 
@@ -210,6 +227,9 @@ def ranges_from(ranges, params, flag="--range"):
     for p, (lo, hi) in zip(params, ranges):
         if not lo < hi:
             raise InputError(f"{flag} {lo:g} {hi:g} of {p}: expected LO < HI")
+        if p not in PARAMS:          # other families: checked by the API against their bounds
+            out.append((lo, hi))
+            continue
         try:
             out.append(check_range(p, lo, hi))
         except InputError as exc:
@@ -316,6 +336,16 @@ def print_json(obj) -> None:
 def err(msg: str) -> None:
     """One line on stderr: ``mcscan: <msg>``."""
     print(f"mcscan: {msg}", file=sys.stderr)
+
+
+def scaled_unit(p: str) -> str:
+    """' x <display scale> <unit>' of parameter ``p`` ('x 1e-09 e'), '' for plain numbers."""
+    scale, unit = SPEC[p].scale, SPEC[p].unit
+    if scale == 1 and unit == "1":
+        return ""
+    if scale == 1:
+        return f" {unit}"
+    return f" x {scale:g} {unit}"
 
 
 def fmt_regions(regions, scale) -> str:

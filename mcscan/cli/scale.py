@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import InputError
-from ..params import PARAMS, display_scale
+from ..params import PARAMS, SPEC, display_scale
 from .common import (
     INTERRUPT_HINT,
     add_backend_options,
@@ -33,6 +33,7 @@ from .common import (
     print_json,
     progress,
     ranges_from,
+    scaled_unit,
     short_hash,
     tables_for,
 )
@@ -120,6 +121,9 @@ def run_scan(args, cfg, command: str) -> None:
 
     params = list(args.param)
     n = len(params)
+    if command == "ndscan" and any(p not in PARAMS for p in [*params, *(k for k, _ in args.fix)]):
+        raise InputError("ndscan takes millicharges only; use scan for one or two parameters of "
+                         "other families")
     if n > 6:
         raise InputError(f"--param given {n} times: a scan takes 1 to 6 charges")
     if len(set(params)) != n:
@@ -169,7 +173,12 @@ def run_scan(args, cfg, command: str) -> None:
 def _analysis(args, cfg, detectors, channels, tables):
     from ..api import Analysis
 
-    return Analysis(cfg, detectors, channels, tables, build=False)
+    data = getattr(args, "data", None)
+    if data is not None:
+        from ..io.paths import check_input_file
+
+        check_input_file(data, "data file")
+    return Analysis(cfg, detectors, channels, tables, build=False, data=data)
 
 
 def _print_scan(res, summary, out, cl) -> None:
@@ -184,7 +193,7 @@ def _print_scan(res, summary, out, cl) -> None:
           f"({rate}{where}); saved to {out}"
           + (f" ({res.resumed_chunks} of {res.chunks} chunks resumed)" if res.resumed_chunks else ""))
     print(f"min chi2 = {res.chi2_min:.4g} at "
-          + ", ".join(f"{p} = {v:.4g} e" for p, v in res.argmin.items()))
+          + ", ".join(f"{p} = {v:.4g}{_unit(p)}" for p, v in res.argmin.items()))
     for d in summary["projections"].values():
         if "regions" not in d or (len(res.params) == 1 and d["kind"] != "profiled"):
             continue      # a 1D scan: its profiled and fixed projections are the scan itself
@@ -196,8 +205,14 @@ def _print_scan(res, summary, out, cl) -> None:
         if len(res.params) == 1:
             how = "others fixed"
         step = d.get("grid_step")
-        est = f"grid estimate, step {step:.3g} e" if step else "grid estimate"
-        print(f"  {p} {cl:.0%} C.L. (1 d.o.f., {est}), {how}: {regs} x {s:g} e")
+        est = f"grid estimate, step {step:.3g}{_unit(p)}" if step else "grid estimate"
+        print(f"  {p} {cl:.0%} C.L. (1 d.o.f., {est}), {how}: {regs}{scaled_unit(p)}")
+
+
+def _unit(p: str) -> str:
+    """' <unit>' of a parameter ('' for plain numbers)."""
+    u = SPEC[p].unit
+    return "" if u == "1" else f" {u}"
 
 
 def _cmd_ndscan(args, cfg):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -25,8 +26,11 @@ from ..stats.families import chi2_all, excess_all, reduced_excess, reduced_form,
 from ..stats.kernels_families import chi2_excess, chi2_rows_poly
 from .grid import MAX_POINTS, Scan, ScanSettings, _check_axis, row_segments
 from .limits import Limit, _merge, allowed_intervals, delta_chi2_level
+from .engine import ScanResult
+from .regions import Region, _extent_of, polygon_area, polygons
 
-__all__ = ["base_vector", "constrained", "family_chi2_function", "family_grid_scan",
+__all__ = ["FamilyRegion", "FamilyScanResult", "base_vector", "constrained", "default_range", "emitted_flavours",
+           "family_region", "scan_result", "unconstrained_limit", "unconstrained_reason", "family_chi2_function", "family_grid_scan",
            "family_limit", "family_points_chi2", "family_profiled_chi2"]
 
 _BATCH = 200_000        # points per call of the excess kernel
@@ -347,3 +351,203 @@ def _profiled_curve(fcoefs, param, fixed, settings, profile, ranges):
         return sc, (at_edge, {p: best[:, ALL_PARAMS.index(p)] for p in profile})
 
     return curve
+
+
+# ------------------------------------------------------------ wiring helpers
+
+def emitted_flavours() -> tuple:
+    """Flavours the source emits (pion decay at rest: e and mu)."""
+    from ..physics.flux import COMPONENTS
+
+    return tuple(sorted({c.flavour for c in COMPONENTS}))
+
+
+def unconstrained_reason(fcoefs, param) -> str:
+    """Why ``param`` changes no count of ``fcoefs`` ("" when it does)."""
+    if constrained(fcoefs, param):
+        return ""
+    emitted = emitted_flavours()
+    missing = [f for f in dict.fromkeys(SPEC[param].flavours) if f not in emitted]
+    if missing:
+        return " or ".join(f"no nu_{f}" for f in missing) + " flux at this source"
+    return f"the detectors' counts do not depend on {param}"
+
+
+def unconstrained_limit(fcoefs, param, *, cl=0.90, level=None, xrange=None, fixed=None,
+                        settings: ScanSettings | None = None, profile=(), reason="") -> Limit:
+    """The Limit of a parameter the detectors cannot see: the (flat) chi2 at the two
+    range ends, no allowed interval, ``unconstrained`` set with its reason."""
+    settings = settings or ScanSettings()
+    level = delta_chi2_level(cl, 1) if level is None else float(level)
+    lo, hi = (float(v) for v in (xrange if xrange is not None else default_range(param)))
+    sc = family_grid_scan(fcoefs, (param,), (np.array([lo, hi]),), fixed=fixed, settings=settings)
+    return Limit(tuple(c.detector for c in fcoefs), param, float(cl), level, [], False, False, sc,
+                 float(np.min(sc.chi2)), unit=SPEC[param].unit, profile=tuple(profile),
+                 unconstrained=True, reason=reason or unconstrained_reason(fcoefs, param))
+
+
+def scan_result(sc: Scan, *, wall_time_s: float = 0.0, at=None):
+    """A family :class:`Scan` (one or two parameters, in memory) as a
+    :class:`mcscan.scans.engine.ScanResult` with its profiled and fixed projections
+    (fixed ones slice the other parameter at ``at`` or its reference value)."""
+    from .engine import Projection
+
+    chi2 = np.asarray(sc.chi2, dtype=float)
+    k = int(np.argmin(chi2))
+    idx = np.unravel_index(k, chi2.shape)
+    cmin = float(chi2.ravel()[k])
+    argmin = {p: float(a[i]) for p, a, i in zip(sc.params, sc.axes, idx)}
+    proj = {}
+    at = dict(at or {})
+    if len(sc.params) == 1:
+        p = sc.params[0]
+        proj[("profiled", p)] = Projection("profiled", (p,), sc.axes, chi2, cmin, best={},
+                                           argmin=np.arange(chi2.size))
+        proj[("fixed", p)] = Projection("fixed", (p,), sc.axes, chi2, cmin, at={},
+                                        converged=np.asarray(sc.converged).astype(np.int8))
+    else:
+        flat = np.arange(chi2.size).reshape(chi2.shape)
+        for d, p in enumerate(sc.params):
+            o = 1 - d
+            other, oax = sc.params[o], sc.axes[o]
+            j = np.argmin(chi2, axis=o)
+            prof = np.min(chi2, axis=o)
+            arg = flat[j, np.arange(chi2.shape[1])] if o == 0 else flat[np.arange(chi2.shape[0]), j]
+            proj[("profiled", p)] = Projection("profiled", (p,), (sc.axes[d],), prof, cmin,
+                                               best={other: oax[j]}, argmin=arg)
+            ref = at.get(other, SPEC[other].reference)
+            i = int(np.argmin(np.abs(oax - ref)))
+            sl = chi2[i, :] if o == 0 else chi2[:, i]
+            ok = np.asarray(sc.converged)[i, :] if o == 0 else np.asarray(sc.converged)[:, i]
+            proj[("fixed", p)] = Projection("fixed", (p,), (sc.axes[d],), sl, float(np.min(sl)),
+                                            at={other: float(oax[i])},
+                                            converged=ok.astype(np.int8))
+    return FamilyScanResult(params=tuple(sc.params), axes=tuple(sc.axes), base=np.asarray(sc.base),
+                      detectors=tuple(sc.detectors), channels=tuple(sc.channels),
+                      table_hashes=tuple(sc.table_hashes), settings=sc.settings, chi2=chi2,
+                      converged=np.asarray(sc.converged), pulls=dict(sc.pulls), chi2_min=cmin,
+                      argmin=argmin, unconverged=int(np.size(sc.converged) - np.count_nonzero(sc.converged)),
+                      projections=proj, chunks=1, compute_time_s=wall_time_s,
+                      wall_time_s=wall_time_s, backend={"backend": "local"})
+
+
+def _check_family_range(p, lo, hi) -> tuple:
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise InputError(f"range [{lo!r}, {hi!r}] of {p}: expected finite low < high in {SPEC[p].unit}")
+    blo, bhi = SPEC[p].bounds
+    if hi <= blo or lo >= bhi:
+        raise InputError(f"range [{lo:g}, {hi:g}] of {p}: outside its allowed values "
+                         f"[{blo:g}, {bhi:g}]")
+    return max(lo, blo), min(hi, bhi)
+
+
+def family_region(fcoefs, params, *, cl=0.90, ranges, points=201, fixed=None, zoom=True,
+                  settings: ScanSettings | None = None, progress=False):
+    """Allowed region of two parameters of any family at ``cl`` (2 d.o.f.).
+
+    The algorithm of :func:`mcscan.scans.regions.region_2d` (zoom onto the region,
+    contour polygons, refined minimum) on the family grid scan; the result is a
+    :class:`FamilyRegion` whose JSON carries each parameter's unit.
+    """
+    from scipy.optimize import minimize
+
+    settings = settings or ScanSettings()
+    params = tuple(params)
+    if len(params) != 2 or params[0] == params[1]:
+        raise InputError(f"a region needs two different parameters, got {', '.join(params)}")
+    for p in params:
+        check_any_param(p)
+        if p in dict(fixed or {}):
+            raise InputError(f"{p} is both scanned and fixed")
+    points = int(points)
+    if not 11 <= points <= 20001:
+        raise InputError(f"points = {points}: expected 11 to 20001 per axis")
+    level = delta_chi2_level(cl, 2)
+    ranges = [_check_family_range(p, *r) for p, r in zip(params, ranges)]
+    for _ in range(10 if zoom else 1):
+        axes = [np.linspace(lo, hi, points) for lo, hi in ranges]
+        sc = family_grid_scan(fcoefs, params, axes, fixed=fixed, settings=settings, progress=progress)
+        polys = polygons(sc.axes[0], sc.axes[1], sc.delta_chi2, level)
+        if not zoom:
+            break
+        steps = [a[1] - a[0] for a in sc.axes]
+        if not polys:
+            i, j = np.unravel_index(int(np.argmin(sc.chi2)), sc.chi2.shape)
+            ranges = [(sc.axes[0][i] - 2 * steps[0], sc.axes[0][i] + 2 * steps[0]),
+                      (sc.axes[1][j] - 2 * steps[1], sc.axes[1][j] + 2 * steps[1])]
+            continue
+        lo, hi = _extent_of(polys)
+        new, changed = [], False
+        for d in range(2):
+            a, b = ranges[d]
+            w = b - a
+            blo, bhi = SPEC[params[d]].bounds
+            na = max(a - w, blo) if lo[d] <= a else a
+            nb = min(b + w, bhi) if hi[d] >= b else b
+            if (na, nb) == (a, b) and (hi[d] - lo[d]) < 0.3 * w:
+                m = 0.25 * (hi[d] - lo[d]) + steps[d]
+                na, nb = max(lo[d] - m, blo), min(hi[d] + m, bhi)
+            changed |= (na, nb) != (a, b)
+            new.append((na, nb))
+        if not changed:
+            break
+        ranges = new
+    # refined minimum near the best grid point
+    i, j = np.unravel_index(int(np.argmin(sc.chi2)), sc.chi2.shape)
+    k0, k1 = (check_any_param(p) for p in params)
+    base = base_vector(fcoefs, fixed)
+    scale = np.array([sc.axes[0][1] - sc.axes[0][0], sc.axes[1][1] - sc.axes[1][0]])
+
+    def f(u):
+        th = base.copy()
+        th[k0], th[k1] = sc.axes[0][i] + u[0] * scale[0], sc.axes[1][j] + u[1] * scale[1]
+        return float(family_points_chi2(fcoefs, th[None, :], settings=settings, parallel=False)[0][0])
+
+    res = minimize(f, np.zeros(2), method="Nelder-Mead",
+                   options={"xatol": 1e-6, "fatol": 1e-12, "initial_simplex": [[0, 0], [1, 0], [0, 1]]})
+    cmin = min(float(sc.chi2_min), float(res.fun))
+    polys = polygons(sc.axes[0], sc.axes[1], sc.chi2 - cmin, level)
+    touches = False
+    if polys:
+        lo, hi = _extent_of(polys)
+        touches = bool(lo[0] <= sc.axes[0][0] or hi[0] >= sc.axes[0][-1]
+                       or lo[1] <= sc.axes[1][0] or hi[1] >= sc.axes[1][-1])
+        extent = {params[d]: [float(lo[d]), float(hi[d])] for d in range(2)}
+        area = sum(polygon_area(o) - sum(polygon_area(h) for h in holes) for o, holes in polys)
+    else:
+        extent, area = {p: [] for p in params}, 0.0
+    return FamilyRegion(tuple(c.detector for c in fcoefs), params, float(cl), level, polys, extent,
+                        float(area), touches, sc, cmin)
+
+
+@dataclass(frozen=True)
+class FamilyScanResult(ScanResult):
+    """A :class:`mcscan.scans.engine.ScanResult` over parameters of any family."""
+
+    @property
+    def fixed(self) -> dict:
+        """The parameters that were not scanned, {name: value} (charges and, for a full
+        vector, every other family)."""
+        return {p: float(v) for p, v in zip(ALL_PARAMS, self.base) if p not in self.params}
+
+    def to_json(self, cl: float = 0.90) -> dict:
+        d = ScanResult.to_json(self, cl)
+        units = {p: SPEC[p].unit for p in self.params}
+        d["unit"] = next(iter(units.values())) if len(set(units.values())) == 1 else units
+        d["units"] = units
+        return d
+
+
+@dataclass(frozen=True)
+class FamilyRegion(Region):
+    """A :class:`mcscan.scans.regions.Region` of parameters of any family (units per parameter)."""
+
+    def to_json(self) -> dict:
+        d = Region.to_json(self)
+        units = [SPEC[p].unit for p in self.params]
+        d["unit"] = units[0] if units[0] == units[1] else units
+        d["units"] = {p: SPEC[p].unit for p in self.params}
+        d["area_unit"] = (f"{units[0]}^2" if units[0] == units[1] and units[0] != "1"
+                          else " x ".join(units))
+        return d

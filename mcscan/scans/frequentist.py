@@ -166,6 +166,16 @@ class Fit(Result):
             "unit": self.unit,
         }
 
+    @classmethod
+    def from_json(cls, d: dict) -> "Fit":
+        """The Fit whose :meth:`to_json` is ``d`` (results files keep this form)."""
+        errors = {p: tuple(e["interval"]) for p, e in d["errors"].items()}
+        return cls(tuple(d["detectors"]), tuple(d["params"]), dict(d["best"]),
+                   {k: (v["signal"], v["background"]) for k, v in d["pulls"].items()},
+                   float(d["chi2_min"]), int(d["ndof"]), d["p_value"], errors,
+                   bool(d["converged"]), dict(d["fixed"]),
+                   {p: tuple(r) for p, r in d["ranges"].items()}, d["unit"])
+
 
 #: Grid points per free charge of the starting search of :func:`fit` (by number of free charges).
 FIT_START_POINTS = {1: 2001, 2: 101, 3: 31}
@@ -479,7 +489,21 @@ class Bands(Result):
             "open_high": int(self.open_high),
             "unconverged": int(self.unconverged),
             "fixed": {p: float(v) for p, v in self.fixed.items()},
+            "toy_limits": {"lower": _finite_list(self.lower_limits),
+                           "upper": _finite_list(self.upper_limits)},
         }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Bands":
+        """The Bands whose :meth:`to_json` is ``d`` (results files keep this form)."""
+        g = d["grid"]
+        toy = d.get("toy_limits", {})
+        arr = lambda v: np.array([np.nan if x is None else x for x in v], dtype=float)  # noqa: E731
+        return cls(tuple(d["detectors"]), d["param"], float(d["cl"]), int(d["toys"]), int(d["seed"]),
+                   [list(r) for r in d["asimov_regions"]], dict(d["lower"]), dict(d["upper"]),
+                   np.linspace(g["low"], g["high"], int(g["points"])),
+                   arr(toy.get("lower", [])), arr(toy.get("upper", [])), int(d["open_low"]),
+                   int(d["open_high"]), int(d["unconverged"]), dict(d["fixed"]), d["unit"])
 
 
 def expected_bands(coefs, param, *, toys=1000, seed=0, cl=0.90, fixed=None, settings=None,
@@ -591,6 +615,13 @@ class FCLimit(Result):
     unit: str = "e"
     method: str = "feldman-cousins"
 
+    def save(self, path, *, config=None, force: bool = False):
+        """Not stored as a results file yet: keep :meth:`to_json` (strict JSON)."""
+        from ..errors import OutputError
+
+        raise OutputError(f"{str(path)!r}: a Feldman-Cousins limit is not written as a results "
+                          "file; keep its JSON form (to_json)")
+
     def to_json(self) -> dict:
         return {
             "detectors": list(self.detectors),
@@ -612,6 +643,11 @@ class FCLimit(Result):
             "unconverged": int(self.unconverged),
             "fixed": {p: float(v) for p, v in self.fixed.items()},
         }
+
+
+def _finite_list(a) -> list:
+    """A list of floats for strict JSON (None for a non-finite value)."""
+    return [float(x) if math.isfinite(x) else None for x in np.asarray(a, dtype=float).ravel()]
 
 
 def _fc_spec(coefs, param, xs, toys, seed, base, settings) -> dict:
@@ -704,8 +740,9 @@ def feldman_cousins(coefs, param, *, toys=1000, seed=0, cl=0.90, fixed=None, set
     if store is not None:
         from ..io.chunks import ChunkStore
 
-        chunks = ChunkStore(store, _fc_spec(coefs, param, xs, toys, seed, base, settings), resume=resume)
-    done = chunks.done() if chunks is not None else set()
+        chunks = ChunkStore(store, _fc_spec(coefs, param, xs, toys, seed, base, settings),
+                            resume=resume, n_chunks=xs.size)
+    done = chunks.check()[0] if chunks is not None else set()
     for j in tqdm(range(xs.size), desc=f"feldman-cousins {param}", disable=not progress):
         if j in done:
             got = chunks.read(j)

@@ -57,7 +57,7 @@ def _subparsers():
 def test_every_command_and_option_has_help():
     commands = _subparsers()
     assert set(commands) == {"build", "scan", "limits", "region", "figures", "plot",
-                             "sensitivities", "xsec", "ndscan", "sweep"}
+                             "sensitivities", "xsec", "ndscan", "sweep", "fit", "asimov", "bands"}
     for name, p in commands.items():
         assert p.description and len(p.description) > 30, name
         for action in p._actions:

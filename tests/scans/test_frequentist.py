@@ -278,8 +278,8 @@ def test_bad_toy_arguments(coefs):
 
 
 def test_feldman_cousins_resumes_from_its_store(coefs, tmp_path, warm, chunk_interrupt, monkeypatch):
-    from mcscan.io.tables import ChunkStore
-    from mcscan.errors import TableError
+    from mcscan.io.chunks import ChunkStore
+    from mcscan.errors import InputError
 
     ge = coefs["Ge"]
     kw = dict(toys=64, seed=4, points=11)
@@ -290,9 +290,9 @@ def test_feldman_cousins_resumes_from_its_store(coefs, tmp_path, warm, chunk_int
         F.feldman_cousins(ge, "q_ee", store=folder, **kw)
     chunk_interrupt.disarm()
     assert len(list(folder.glob("chunk_*.npz"))) == 4
-    with pytest.raises(TableError, match="resume"):
+    with pytest.raises(InputError, match="resume"):
         F.feldman_cousins(ge, "q_ee", store=folder, **kw)
-    with pytest.raises(TableError, match="differs"):
+    with pytest.raises(InputError, match="differs"):
         F.feldman_cousins(ge, "q_ee", store=folder, resume=True, **dict(kw, seed=5))
     calls = {"n": 0}
     real = ChunkStore.write
