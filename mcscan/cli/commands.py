@@ -19,7 +19,6 @@ from ..errors import ConfigError, InputError, McscanError
 from ..params import FAMILY_NAMES, FLAVOURS, PARAMS, SPEC, display_scale, scale_label
 from .common import (
     INTERRUPT_HINT,
-    Parser,
     add_budget_options,
     add_common,
     add_output_options,
@@ -29,18 +28,20 @@ from .common import (
     check_out,
     cl_arg,
     err,
-    flagify,
     fixed_from,
+    flagify,
     float_arg,
     fmt_regions,
     param_arg,
+    Parser,
     points_arg,
     positive_int,
     print_json,
-    seed_arg,
     progress,
     ranges_from,
     scaled_unit,
+    seed_arg,
+    short_hash,
     tables_for,
 )
 
@@ -505,9 +506,17 @@ def _cmd_scan(args, cfg):
     run_scan(args, cfg, "scan")
 
 
-def _sens_name(channels, family="charges") -> str:
+def _sens_name(channels, family="charges", args=None, cfg=None) -> str:
+    """Default results file of the main job, named after what it holds: family, channels,
+    the user configuration (stem and hash) and a C.L. other than the configured one."""
     fam = "" if family == "charges" else f"{family}_"
-    return f"results/sensitivities_{fam}{'+'.join(channels)}.h5"
+    tag = ""
+    if args is not None and getattr(args, "config", None) and cfg is not None:
+        tag += f"_{Path(args.config).stem}-{short_hash(cfg.to_dict())}"
+    if args is not None and getattr(args, "cl", None) is not None and cfg is not None \
+            and args.cl != cfg.analysis.cl:
+        tag += f"_cl{args.cl:g}"
+    return f"results/sensitivities_{fam}{'+'.join(channels)}{tag}.h5"
 
 
 def _cmd_sensitivities(args, cfg):
@@ -516,21 +525,27 @@ def _cmd_sensitivities(args, cfg):
     t0 = time.perf_counter()
     channels = parse_channels(args.channels)
     family = getattr(args, "family", "charges")
-    out = check_out(args.out if args.out is not None else _sens_name(channels, family), args,
-                    tables=tables_for(args, cfg))
+    default = _sens_name(channels, family, args, cfg)
+    # the default file holds exactly what this run computes: a rerun keeps it (no
+    # overwrite without --force) and still prints the table
+    keep = args.out is None and not args.force and Path(default).is_file()
+    out = None if keep else check_out(args.out if args.out is not None else default, args,
+                                      tables=tables_for(args, cfg))
     log = None if (args.json or args.quiet) else (lambda m: print(m, file=sys.stderr))
     a = _analysis(args, cfg, None, channels, build=True, log=log)
     sens = a.sensitivities(cl=args.cl, family=family, progress=progress(args))
-    path = sens.save(out, config=cfg, force=args.force)
+    path = Path(default) if keep else sens.save(out, config=cfg, force=args.force)
     elapsed = time.perf_counter() - t0
+    saved = (f"{path} exists and was kept (--force replaces it)" if keep
+             else f"profiles saved to {path}")
     if args.json:
         d = sens.to_json()
-        d.update({"results_file": str(path), "wall_time_s": elapsed})
+        d.update({"results_file": str(path), "results_file_kept": keep, "wall_time_s": elapsed})
         print_json(d)
         return
     if family != "charges":
         print(sens.format_table())
-        print(f"profiles saved to {path} ({elapsed:.1f} s)")
+        print(f"{saved} ({elapsed:.1f} s)")
         return
     heads = [f"{p} [{scale_label(p)}]" for p in sens.params]
     w = 22
@@ -546,7 +561,7 @@ def _cmd_sensitivities(args, cfg):
             scale = display_scale(p)
             cells.append(" U ".join(f"[{_num3(lo / scale)}, {_num3(hi / scale)}]" for lo, hi in lim.regions))
         print(f"{r:<10}" + "".join(f"{c:>{w}}" for c in cells))
-    print(f"profiles saved to {path} ({elapsed:.1f} s)")
+    print(f"{saved} ({elapsed:.1f} s)")
 
 
 def _num3(v: float) -> str:
@@ -643,8 +658,24 @@ _COMMANDS = {"build": _cmd_build, "scan": _cmd_scan, "limits": _cmd_limits,
 _SIGNALLED = [False]
 
 
+def _in_c_callback(frame) -> bool:
+    """The signal arrived inside a Python callback called from C (numba's compiler
+    caching through llvmlite), where an exception is printed and dropped."""
+    while frame is not None:
+        if "llvmlite" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _interrupt(signum, frame):
+    import signal
+
     _SIGNALLED[0] = True
+    if _in_c_callback(frame):
+        # raising here would be swallowed: try again in 20 ms, outside the callback
+        signal.setitimer(signal.ITIMER_REAL, 0.02)
+        return
     raise KeyboardInterrupt
 
 
@@ -666,13 +697,17 @@ def main(argv=None) -> int:
     restore = {}
     try:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):   # SIGTERM stops as cleanly as Ctrl-C
+            # SIGTERM stops as cleanly as Ctrl-C; SIGALRM re-delivers an interrupt deferred
+            # out of a C callback (see _interrupt)
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
                 restore[sig] = signal.signal(sig, _interrupt)
         parser, handlers = _parser()
         args = parser.parse_args(argv)
         cfg = _config(args) if args.command != "plot" else None
         handlers[args.command](args, cfg)
         sys.stdout.flush()
+        if _SIGNALLED[0]:         # an interrupt that could not be raised where it arrived
+            return _interrupted()
     except (InputError, ConfigError) as exc:
         err(f"error: {flagify(str(exc))}")
         return 2
@@ -689,6 +724,8 @@ def main(argv=None) -> int:
             return _interrupted()
         raise
     finally:
+        if restore:
+            signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, handler in restore.items():
             signal.signal(sig, handler)
     return 0

@@ -166,6 +166,14 @@ class Fit(Result):
             "unit": self.unit,
         }
 
+    def to_record(self) -> tuple:
+        """(attributes, arrays) as a results file stores them (:mod:`mcscan.io.results`)."""
+        return self.to_json(), {}
+
+    @classmethod
+    def from_record(cls, attrs: dict, arrays: dict) -> "Fit":
+        return cls.from_json(attrs)
+
     @classmethod
     def from_json(cls, d: dict) -> "Fit":
         """The Fit whose :meth:`to_json` is ``d`` (results files keep this form)."""
@@ -492,6 +500,25 @@ class Bands(Result):
             "toy_limits": {"lower": _finite_list(self.lower_limits),
                            "upper": _finite_list(self.upper_limits)},
         }
+
+    def to_record(self) -> tuple:
+        """(attributes, arrays) as a results file stores them: the toys' limits as
+        datasets (NaN where a toy had no allowed set), the rest as attributes."""
+        attrs = self.to_json()
+        del attrs["toy_limits"]
+        return attrs, {"grid": np.asarray(self.grid, dtype=float),
+                       "lower_limits": np.asarray(self.lower_limits, dtype=float),
+                       "upper_limits": np.asarray(self.upper_limits, dtype=float)}
+
+    @classmethod
+    def from_record(cls, attrs: dict, arrays: dict) -> "Bands":
+        d = dict(attrs)
+        return cls(tuple(d["detectors"]), d["param"], float(d["cl"]), int(d["toys"]), int(d["seed"]),
+                   [list(r) for r in d["asimov_regions"]], dict(d["lower"]), dict(d["upper"]),
+                   np.asarray(arrays["grid"], dtype=float),
+                   np.asarray(arrays["lower_limits"], dtype=float),
+                   np.asarray(arrays["upper_limits"], dtype=float), int(d["open_low"]),
+                   int(d["open_high"]), int(d["unconverged"]), dict(d["fixed"]), d["unit"])
 
     @classmethod
     def from_json(cls, d: dict) -> "Bands":

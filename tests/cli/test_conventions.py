@@ -154,7 +154,16 @@ def test_default_names_and_force(cwd, table_dir, capsys):
     assert os.listdir(cwd / "results") == ["sensitivities_nuclear.h5"]
     assert "saved to results/sensitivities_nuclear.h5" in out
     before = (cwd / "results" / "sensitivities_nuclear.h5").stat().st_mtime_ns
+    # a rerun of the main job keeps its default file (it holds exactly this run's
+    # results), says so, and still prints the table
     code, out, err = _run(["sensitivities", "--tables", t, "-q"], capsys)
+    assert code == 0 and err == ""
+    assert "results/sensitivities_nuclear.h5 exists and was kept (--force replaces it)" in out
+    assert "combined" in out
+    assert (cwd / "results" / "sensitivities_nuclear.h5").stat().st_mtime_ns == before
+    # an explicit --out that exists is refused up front
+    code, out, err = _run(["sensitivities", "--tables", t, "-q", "--out",
+                           "results/sensitivities_nuclear.h5"], capsys)
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "'results/sensitivities_nuclear.h5' exists" in err and "--force" in err
     assert (cwd / "results" / "sensitivities_nuclear.h5").stat().st_mtime_ns == before
