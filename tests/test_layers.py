@@ -124,10 +124,11 @@ def test_no_reference_outside_the_repository():
     root = PKG.parent
     hits = []
     for f in list(root.rglob("*.py")) + list(root.rglob("*.md")) + list(root.rglob("*.toml")):
-        if any(p in f.parts for p in (".git", "build", ".venv", "venv")) or f.resolve() == Path(__file__).resolve():
+        if any(p in f.parts for p in (".git", "build", ".venv", "venv")):
             continue
         text = f.read_text(errors="replace")
-        for needle in ("PHYSICS.md", "shared/spec", "../shared"):
+        # the needles are assembled so that this file does not hold them itself
+        for needle in ("PHYSICS" + ".md", "shared" + "/spec", "../" + "shared"):
             if needle in text:
                 hits.append(f"{f.relative_to(root)}: {needle}")
     assert not hits, hits
