@@ -244,13 +244,16 @@ def _chi2_points(S, L, Q, B, D, theta, isa2, isb2, tol, max_iter, armijo,
             out_it[p] = status
 
 
-def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, xs, ys, y0, cnt, o0, lanes,
+def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, lanes,
                isa2, isb2, tol, max_iter, armijo, umax, dev_coef, max_model_step, accumulate,
                out_chi2, out_a, out_b, out_ok, out_stats):
     """Profiled chi2 along rows.  Row r has the charge x = xs[r] and the points
     y = ys[y0[r] + c], c < cnt[r], written at flat index o0[r] + c, with counts
 
-        N_i = max(S_i + (E0[e0r[r]]_i + (x cx1_i + x^2 cx2_i)) + (y cy1_i + y^2 cy2_i), 0).
+        N_i = max(S_i + (E0[e0r[r]]_i + (x cx1_i + x^2 cx2_i)) + (y (cy1_i + x cxy_i) + y^2 cy2_i), 0).
+
+    ``cxy`` is the cross term of two parameters acting on one flavour (zero for two
+    charges, where it changes no bit: cy1 + x * 0 = cy1).
 
     ``E0`` (m, nbins) holds the excess of the fixed charges of m base points and
     ``e0r[r]`` names row r's: rows of several planes of an N-D grid run in one call.
@@ -268,6 +271,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, xs, ys, y0, cnt, o0, lanes,
     for blk in nb.prange(nblk):
         wide_vectors()
         EX = np.empty((nb_, lanes))       # row part of the excess
+        CY = np.empty((nb_, lanes))       # y-linear coefficient of each row: cy1 + x cxy
         tN = np.empty(nb_)
         tD = np.empty(nb_)
         Y = np.empty(lanes)
@@ -304,6 +308,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, xs, ys, y0, cnt, o0, lanes,
             for l in range(lanes):
                 x = xs[ROW[l]]
                 EX[i, l] = E0[e0r[ROW[l]], i] + (x * cx1[i] + x * x * cx2[i])
+                CY[i, l] = cy1[i] + x * cxy[i]
         for c in range(ncols):
             for l in range(lanes):
                 y = ys[y0[ROW[l]] + min(c, cnt[ROW[l]] - 1)]
@@ -312,11 +317,10 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, xs, ys, y0, cnt, o0, lanes,
             # the counts of this column: fixed during the Newton passes
             for i in range(nb_):
                 s = S[i]
-                c3 = cy1[i]
                 c4 = cy2[i]
                 ri = (s + B[i]) - D[i]                         # 0 for Asimov data
                 for l in range(lanes):
-                    n = max(s + (EX[i, l] + (Y[l] * c3 + Y2[l] * c4)), 0.0)
+                    n = max(s + (EX[i, l] + (Y[l] * CY[i, l] + Y2[l] * c4)), 0.0)
                     NN[i, l] = n
                     DL[i, l] = (n - s) + ri
             # warm start: extrapolate the pulls of the previous points of the row
@@ -429,7 +433,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, xs, ys, y0, cnt, o0, lanes,
                 if ACT[l] != 0 or EXACT[l] != 0:
                     y = Y[l]
                     for i in range(nb_):
-                        n = S[i] + (EX[i, l] + (y * cy1[i] + Y2[l] * cy2[i]))
+                        n = S[i] + (EX[i, l] + (y * CY[i, l] + Y2[l] * cy2[i]))
                         n = max(n, 0.0)
                         tN[i] = n
                         tD[i] = (n - S[i]) + ((S[i] + B[i]) - D[i])
@@ -583,7 +587,7 @@ def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
     stats = np.zeros((nblk, 4), dtype=np.int64)
     if nrows:
         c = np.ascontiguousarray
-        args = (coef.S, coef.B, coef.D, c(E0), e0r, c(cx1), c(cx2), c(coef.L[iy]), c(coef.Q[iy]),
+        args = (coef.S, coef.B, coef.D, c(E0), e0r, c(cx1), c(cx2), c(coef.L[iy]), c(coef.Q[iy]), zero,
                 xs, ys, y0, cnt, o0, lanes, 1.0 / signal_pull**2, 1.0 / background_pull**2,
                 float(tol), int(max_iter), ARMIJO, SERIES_UMAX, deviance_polynomial()[0],
                 MODEL_STEP, bool(accumulate), *out, stats)
@@ -609,7 +613,7 @@ def warm_up(parallel=True):
     g = _rows_parallel if parallel else _rows_serial
     o = np.empty(1), np.empty(1), np.empty(1), np.empty(1, dtype=np.bool_)
     i1 = np.zeros(1, dtype=np.int64)
-    g(S, S, 2 * S, np.zeros((1, nb_)), i1, S * 0, S * 0, S * 0, S * 0, np.zeros(1), np.zeros(1), i1,
+    g(S, S, 2 * S, np.zeros((1, nb_)), i1, S * 0, S * 0, S * 0, S * 0, S * 0, np.zeros(1), np.zeros(1), i1,
       i1 + 1, i1,
       16, 100.0, 1e4, TOL, MAX_ITER, ARMIJO, SERIES_UMAX, deviance_polynomial()[0], MODEL_STEP, False, *o,
       np.zeros((1, 4), dtype=np.int64))

@@ -76,7 +76,7 @@ def test_rows_against_twin_and_builds(fcoefs, params, ranges, fixed):
 
 
 def test_cross_term_is_used(fcoefs):
-    """Same-flavour pairs have cxy != 0 (the test above then runs the xy kernel)."""
+    """Same-flavour pairs have cxy != 0 (the test above then exercises the cross term)."""
     fc = fcoefs["Xe"]
     i, j = ALL_PARAMS.index("r2_ee"), ALL_PARAMS.index("eps_u_ee")
     assert np.all(row_polynomial(fc, fc.origin, i, j)[5] != 0.0)
@@ -85,7 +85,7 @@ def test_cross_term_is_used(fcoefs):
 
 
 def test_rows_any_block_size_and_subset(fcoefs):
-    """Bitwise: lanes 1, 16, 64 and a subset of rows give the same numbers (xy kernel)."""
+    """Bitwise: lanes 1, 16, 64 and a subset of rows give the same numbers (cross term)."""
     fc = fcoefs["Ge"]
     i, j = ALL_PARAMS.index("q_ee"), ALL_PARAMS.index("r2_ee")
     poly = row_polynomial(fc, fc.origin, i, j)
@@ -147,3 +147,28 @@ def test_twin_settings_pass_through(fcoefs):
     c = chi2_all(fc, th)[0]
     np.testing.assert_allclose(a, b, rtol=1e-12)
     assert abs(b[0] - c[0]) > 1e-6 * c[0]
+
+
+@pytest.mark.parametrize("params,ranges,fixed", CASES, ids=["-".join(c[0]) for c in CASES])
+def test_rows_and_points_with_observed_data_against_twin(fcoefs, params, ranges, fixed):
+    # Observed counts D != S + B: the kernels' T - D carries the data term S + B - D
+    # (it was missing from the family kernels), so they must still match the twin.
+    import dataclasses
+
+    rng = np.random.default_rng(7)
+    fcs = [dataclasses.replace(fcoefs[d], D=rng.poisson(fcoefs[d].D).astype(float))
+           for d in ("Xe", "Ge")]
+    axes = tuple(np.linspace(lo, hi, n) for (lo, hi), n in zip(ranges, (23, 31)))
+    sc = family_grid_scan(fcs, params, axes, fixed=fixed, parallel=True)
+    _check_twin(sc, fcs, fixed, n=200)
+    th = _points(fcs[0], params, axes, np.arange(0, sc.chi2.size, 37), fixed)
+    for c in fcs:
+        ex = chi2_all(c, th)
+        got = kf.chi2_excess(c.S, c.B, c.D, np.stack([_excess(c, t) for t in th]))
+        np.testing.assert_allclose(got[0], ex[0], rtol=RTOL, atol=ATOL)
+
+
+def _excess(fc, theta):
+    from mcscan.stats.families import excess_all
+
+    return excess_all(fc, theta[None, :])[0]
