@@ -618,28 +618,8 @@ class Analysis:
         for p in params:
             if p in fixed:
                 raise InputError(f"{p} is both scanned and fixed")
-        if ranges is None:
-            rr = [self.config.analysis.ranges[p] for p in params]
-        else:
-            ranges = list(ranges)
-            if n == 1 and len(ranges) == 2 and not hasattr(ranges[0], "__len__"):
-                ranges = [ranges]
-            if len(ranges) != n:
-                raise InputError(f"{n} scanned parameter(s) but {len(ranges)} ranges: "
-                                 "give one (lo, hi) per parameter")
-            rr = [_range(p, r) for p, r in zip(params, ranges)]
-        default = self.config.numerics.scan_points if n == 1 else _ND_POINTS[n]
-        pts = [default] if points is None else (
-            [points] if isinstance(points, (int, np.integer)) else list(points))
-        if len(pts) == 1:
-            pts = pts * n
-        if len(pts) != n:
-            raise InputError(f"{n} scanned parameter(s) but {len(pts)} point counts: "
-                             "give one for all or one per parameter")
-        pts = [int(k) for k in pts]
-        for p, k in zip(params, pts):
-            if not 2 <= k <= 2_000_000_000:
-                raise InputError(f"{k} points for {p}: expected 2 to 2000000000")
+        rr, pts = self._grid_spec(params, ranges, points, lambda p: self.config.analysis.ranges[p],
+                                  _range, 2_000_000_000)
         total = math.prod(pts)
         limit = _budget.MAX_SCAN_POINTS if max_points is None else max_points
         _budget.check_points("scan", float(total), limit)
@@ -650,6 +630,35 @@ class Analysis:
                            chunk_points=chunk_points, progress=progress, config=self.config,
                            force=force, max_points=max_points, max_memory_gib=max_memory_gib,
                            max_disk_gib=max_disk_gib)
+
+    def _grid_spec(self, params, ranges, points, default_range, check_range, max_axis: int):
+        """Checked (lo, hi) and point count of every scanned parameter of :meth:`scan`:
+        ``ranges`` None (``default_range(p)``), one (lo, hi) for a single parameter or one
+        per parameter; ``points`` None (the configured default), one count or one each."""
+        n = len(params)
+        if ranges is None:
+            rr = [default_range(p) for p in params]
+        else:
+            ranges = list(ranges)
+            if n == 1 and len(ranges) == 2 and not hasattr(ranges[0], "__len__"):
+                ranges = [ranges]
+            if len(ranges) != n:
+                raise InputError(f"{n} scanned parameter(s) but {len(ranges)} ranges: "
+                                 "give one (lo, hi) per parameter")
+            rr = [check_range(p, r) for p, r in zip(params, ranges)]
+        default = self.config.numerics.scan_points if n == 1 else _ND_POINTS[n]
+        pts = [default] if points is None else (
+            [points] if isinstance(points, (int, np.integer)) else list(points))
+        if len(pts) == 1:
+            pts = pts * n
+        if len(pts) != n:
+            raise InputError(f"{n} scanned parameter(s) but {len(pts)} point counts: "
+                             "give one for all or one per parameter")
+        pts = [int(k) for k in pts]
+        for p, k in zip(params, pts):
+            if not 2 <= k <= max_axis:
+                raise InputError(f"{k} points for {p}: expected 2 to {max_axis}")
+        return rr, pts
 
     def _family_scan(self, params, ranges, points, fixed, detectors, out, resume, at, force, *,
                      progress, max_points):
@@ -672,28 +681,8 @@ class Analysis:
         for p in params:
             if p in fixed:
                 raise InputError(f"{p} is both scanned and fixed")
-        if ranges is None:
-            rr = [_default_range(p, self.config) for p in params]
-        else:
-            ranges = list(ranges)
-            if n == 1 and len(ranges) == 2 and not hasattr(ranges[0], "__len__"):
-                ranges = [ranges]
-            if len(ranges) != n:
-                raise InputError(f"{n} scanned parameter(s) but {len(ranges)} ranges: "
-                                 "give one (lo, hi) per parameter")
-            rr = [_range_any(p, r) for p, r in zip(params, ranges)]
-        default = self.config.numerics.scan_points if n == 1 else _ND_POINTS[n]
-        pts = [default] if points is None else (
-            [points] if isinstance(points, (int, np.integer)) else list(points))
-        if len(pts) == 1:
-            pts = pts * n
-        if len(pts) != n:
-            raise InputError(f"{n} scanned parameter(s) but {len(pts)} point counts: "
-                             "give one for all or one per parameter")
-        pts = [int(k) for k in pts]
-        for p, k in zip(params, pts):
-            if not 2 <= k <= 10_000_001:
-                raise InputError(f"{k} points for {p}: expected 2 to 10000001")
+        rr, pts = self._grid_spec(params, ranges, points,
+                                  lambda p: _default_range(p, self.config), _range_any, 10_000_001)
         _budget.check_points("scan", float(math.prod(pts)),
                              _budget.MAX_SCAN_POINTS if max_points is None else max_points)
         if out is not None:
