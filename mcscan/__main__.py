@@ -2,8 +2,8 @@
 import sys
 
 try:
-    from .cli import main
+    from .cli import run
 except KeyboardInterrupt:          # Ctrl-C while starting: quietly, as any interrupt
     sys.exit(130)
 
-sys.exit(main())
+run()

@@ -31,7 +31,7 @@ from .params import PARAMS, SPEC, check_any_param, check_param
 from .results import FamilySensitivities, Sensitivities
 from .scans.grid import ScanSettings
 from .scans.limits import (CL_RANGE, VISIBLE_PARAMS, Limit, check_fixed, check_range,
-                           delta_chi2_level, limit_1d)
+                           delta_chi2_level, limit_1d, limits_1d)
 from .stats.reference import coefficients
 
 __all__ = ["Analysis", "FamilySensitivities", "build_tables", "load_coefficients", "parse_channels", "limits", "region",
@@ -419,6 +419,15 @@ class Analysis:
         if not _charges_only([param, *profile, *dict(fixed or {})]):
             return self._family_limits(param, cl, profile, fixed, detectors, xrange, points,
                                        level=level, progress=progress, max_points=max_points)
+        return limit_1d(**self._limit_call(param, cl, profile, fixed, detectors, xrange, points,
+                                           level=level, progress=progress, max_points=max_points,
+                                           max_memory_gib=max_memory_gib,
+                                           max_evaluations=max_evaluations))
+
+    def _limit_call(self, param, cl, profile=(), fixed=None, detectors=None, xrange=None,
+                    points=None, *, level=None, progress=False, max_points=None,
+                    max_memory_gib=None, max_evaluations=None) -> dict:
+        """The arguments of :func:`limit_1d` for a limit on charges (checked)."""
         cl = self._cl(cl)
         fixed = check_fixed(fixed)
         auto = xrange is None
@@ -428,12 +437,11 @@ class Analysis:
                 self.config.numerics.scan_points, 801)
         if max_points is not None:
             _budget.check_points(f"the limit of {param}", int(points), max_points)
-        return limit_1d(
-            self.coefficients(detectors), param, cl=cl, xrange=xr, points=points, fixed=fixed,
-            settings=self.settings, extend=6 if auto else 0, progress=progress,
-            profile=profile, profile_ranges=self.config.analysis.ranges, level=level,
-            max_evaluations=max_evaluations, max_memory_gib=max_memory_gib,
-        )
+        kw = dict(coefs=self.coefficients(detectors), param=param, cl=cl, xrange=xr, points=points,
+                  fixed=fixed, settings=self.settings, extend=6 if auto else 0, progress=progress,
+                  profile=profile, profile_ranges=self.config.analysis.ranges, level=level,
+                  max_evaluations=max_evaluations, max_memory_gib=max_memory_gib)
+        return kw
 
     def _fc_limits(self, param, cl, fixed, detectors, xrange, points, toys, seed, *, profile,
                    level, progress, store, resume):
@@ -716,15 +724,20 @@ class Analysis:
         rows = [[n] for n in self.detectors]
         if combined and len(self.detectors) > 1:
             rows.append(list(self.detectors))
-        out = {}
         todo = [(r, p) for r in rows for p in params]
+        # all limits at once: their refinements share vectorised evaluations
+        calls = [self._limit_call(p, cl, detectors=r) for r, p in todo]
+        bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            todo = tqdm(todo, desc="sensitivities")
-        for r, p in todo:
-            label = r[0] if len(r) == 1 else "combined"
-            out[(label, p)] = self.limits(p, cl=cl, detectors=r)
+            bar = tqdm(total=len(calls), desc="sensitivities")
+        try:
+            found = limits_1d(calls, done=None if bar is None else (lambda i, lim: bar.update()))
+        finally:
+            if bar is not None:
+                bar.close()
+        out = {(r[0] if len(r) == 1 else "combined", p): lim for (r, p), lim in zip(todo, found)}
         labels = tuple(r[0] if len(r) == 1 else "combined" for r in rows)
         return Sensitivities(float(cl), tuple(self.channels), labels, tuple(params), out)
 

@@ -1,4 +1,4 @@
 """The ``mcscan`` command: parse, call the API, format."""
-from .commands import main
+from .commands import main, run
 
-__all__ = ["main"]
+__all__ = ["main", "run"]

@@ -731,6 +731,30 @@ def main(argv=None) -> int:
     return 0
 
 
+def run() -> None:
+    """The console command: :func:`main`, then exit without tearing down the interpreter.
+
+    Every file the command writes is closed (and renamed into place) before
+    :func:`main` returns, so after flushing stdout and stderr nothing is left
+    to do but free memory: a normal interpreter exit spends about 0.3 s
+    finalising the compiled kernels' LLVM objects and the loaded modules,
+    longer than a warm ``mcscan limits`` computes.
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:       # the reader went away after the last write
+        _quiet_stdout()
+        code = code or 141
+    except (OSError, ValueError):
+        pass
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os._exit(code)
+
+
 def _interrupted() -> int:
     try:
         err(f"interrupted: {INTERRUPT_HINT[0] or 'nothing was written for the unfinished step'}")

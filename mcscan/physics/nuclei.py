@@ -13,12 +13,17 @@ from dataclasses import dataclass
 import numpy as np
 import periodictable
 
-from .constants import AMU_MEV, AVOGADRO, HBARC_MEV_CM, M_E
 from ..errors import ConfigError
 
 __all__ = ["Nuclide", "check_element", "check_radius", "nuclides", "molar_mass", "helm", "targets_per_kg"]
 
-_HBARC_MEV_FM = HBARC_MEV_CM * 1e13
+
+def _const():
+    """The physical constants (imported on first use: checking a configuration's
+    element symbols needs only ``periodictable``, not SciPy)."""
+    from . import constants
+
+    return constants
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ def _element(symbol: str):
 
 def nuclides(composition, radii) -> list[Nuclide]:
     """Expand a composition {element: atoms per unit} into natural isotopes."""
+    c = _const()
     out = []
     for sym, count in composition.items():
         el = _element(sym)
@@ -93,7 +99,7 @@ def nuclides(composition, radii) -> list[Nuclide]:
         for iso in isos:
             out.append(Nuclide(
                 element=sym, Z=el.number, A=iso.isotope,
-                mass=iso.mass * AMU_MEV - el.number * M_E,
+                mass=iso.mass * c.AMU_MEV - el.number * c.M_E,
                 per_unit=count * iso.abundance / total,
                 rms_radius_fm=float(radii[sym]),
             ))
@@ -107,7 +113,7 @@ def molar_mass(composition) -> float:
 
 def targets_per_kg(composition) -> float:
     """Formula units per kg of detector material."""
-    return 1000.0 / molar_mass(composition) * AVOGADRO
+    return 1000.0 / molar_mass(composition) * _const().AVOGADRO
 
 
 def helm(q, rms_radius_fm: float, skin_fm: float):
@@ -129,7 +135,7 @@ def helm(q, rms_radius_fm: float, skin_fm: float):
         )
     from scipy.special import spherical_jn      # here: validating a configuration needs no SciPy
 
-    qfm = np.asarray(q, dtype=float) / _HBARC_MEV_FM
+    qfm = np.asarray(q, dtype=float) / (_const().HBARC_MEV_CM * 1e13)
     x = qfm * np.sqrt(r0sq)
     xs = np.where(x == 0.0, 1.0, x)
     j = np.where(x < 1e-3, 1.0 - x**2 / 10.0, 3.0 * spherical_jn(1, xs) / xs)

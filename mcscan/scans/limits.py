@@ -16,11 +16,11 @@ from .. import budget
 from ..errors import InputError, McscanError
 from ..params import FLAVOURS, PARAMS, SPEC, charge_name, visible_params
 from ..results import Result
-from .grid import Scan, ScanSettings, chi2_function, grid_scan
+from .grid import Scan, ScanSettings, base_point, chi2_function, grid_scan
 
 __all__ = ["Limit", "cl_levels", "delta_chi2_level", "allowed_intervals", "limit_1d", "VISIBLE_PARAMS",
            "CL_RANGE", "MAX_CHARGE", "MIN_SPAN", "check_range", "check_fixed", "unconstrained_reason",
-           "check_finite_chi2"]
+           "check_finite_chi2", "limits_1d"]
 
 #: Charges an ESS beam (nu_e, nu_mu, anti-nu_mu) can see.
 VISIBLE_PARAMS = visible_params(("e", "mu"))
@@ -215,6 +215,11 @@ def allowed_intervals(x, dchi2, level, f=None, rtol=1e-4):
     -------
     regions : list of [lo, hi];  open_low, open_high : bool
     """
+    return _drive(_intervals_steps(x, dchi2, level, None if f is None else _ask, rtol), f)
+
+
+def _intervals_steps(x, dchi2, level, f, rtol):
+    """:func:`allowed_intervals` as steps: ``f`` is a step function (see :func:`_drive`)."""
     x = np.asarray(x, dtype=float)
     inside = np.asarray(dchi2) <= level
     regions = []
@@ -226,8 +231,8 @@ def allowed_intervals(x, dchi2, level, f=None, rtol=1e-4):
         j = i
         while j + 1 < n and inside[j + 1]:
             j += 1
-        lo = x[i] if i == 0 else _cross(f, x[i - 1], x[i], level, rtol)
-        hi = x[j] if j == n - 1 else _cross(f, x[j], x[j + 1], level, rtol)
+        lo = x[i] if i == 0 else (yield from _cross(f, x[i - 1], x[i], level, rtol))
+        hi = x[j] if j == n - 1 else (yield from _cross(f, x[j], x[j + 1], level, rtol))
         regions.append([float(lo), float(hi)])
         i = j + 1
     open_low = bool(inside[0])
@@ -238,14 +243,40 @@ def allowed_intervals(x, dchi2, level, f=None, rtol=1e-4):
 def _cross(f, a, b, level, rtol):
     if f is None:
         return 0.5 * (a + b)
-    g = lambda t: f(t) - level  # noqa: E731
-    ga, gb = g(a), g(b)
+
+    def g(t):
+        return (yield from f(t)) - level
+
+    ga, gb = (yield from g(a)), (yield from g(b))
     if ga == 0.0:
         return a
     if gb == 0.0 or np.sign(ga) == np.sign(gb):
         return b if abs(gb) < abs(ga) else a
     scale = max(abs(a), abs(b))
-    return brentq(g, a, b, xtol=rtol * scale * 1e-2, rtol=1e-12)
+    return (yield from _brentq_steps(g, a, b, xtol=rtol * scale * 1e-2, rtol=1e-12))
+
+
+# Root finding and minimisation are written as *steps*: generators that yield
+# each abscissa t whose function value they need and receive the value back.
+# The functions they take, ``f(t)``, are step functions too (``yield from f(t)``;
+# :func:`_ask` just asks for the value).  :func:`_drive` answers the requests
+# of one computation with a plain function; :func:`limits_1d` answers those of
+# several limits at once, so their NumPy evaluations are batched.  Either way
+# each value is the same to the last bit, and so are the results.
+
+def _ask(t):
+    """The step function that asks its driver for the value at ``t``."""
+    return (yield t)
+
+
+def _drive(steps, f):
+    """Run ``steps`` to the end, answering every request ``t`` with ``f(t)``."""
+    try:
+        t = next(steps)
+        while True:
+            t = steps.send(f(t))
+    except StopIteration as stop:
+        return stop.value
 
 
 def _finite(v) -> float:
@@ -263,10 +294,15 @@ def brentq(f, a, b, *, xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100):
     """
     if not (xtol > 0 and rtol >= 4 * 2.220446049250313e-16):
         raise ValueError(f"brentq tolerances xtol={xtol!r}, rtol={rtol!r} out of range")
+    return _drive(_brentq_steps(_ask, a, b, xtol=xtol, rtol=rtol, maxiter=maxiter), f)
+
+
+def _brentq_steps(f, a, b, *, xtol, rtol, maxiter=100):
+    """:func:`brentq` as steps (``f`` a step function)."""
     xpre, xcur = a, b
     xblk = fblk = spre = scur = 0.0
-    fpre = _finite(f(xpre))
-    fcur = _finite(f(xcur))
+    fpre = _finite((yield from f(xpre)))
+    fcur = _finite((yield from f(xcur)))
     if fpre == 0:
         return xpre
     if fcur == 0:
@@ -302,7 +338,7 @@ def brentq(f, a, b, *, xtol=2e-12, rtol=8.881784197001252e-16, maxiter=100):
             xcur += scur
         else:
             xcur += (delta if sbis > 0 else -delta)
-        fcur = _finite(f(xcur))
+        fcur = _finite((yield from f(xcur)))
     raise RuntimeError(f"brentq did not converge in {maxiter} iterations")
 
 
@@ -314,6 +350,12 @@ def minimize_bounded(func, bounds, xatol=1e-5, maxiter=500):
     x1, x2 = bounds
     if not (math.isfinite(x1) and math.isfinite(x2)) or x1 > x2:
         raise ValueError(f"bounds {bounds!r}: expected finite low <= high")
+    return _drive(_minimize_steps(_ask, bounds, xatol, maxiter), func)
+
+
+def _minimize_steps(func, bounds, xatol=1e-5, maxiter=500):
+    """:func:`minimize_bounded` as steps (``func`` a step function)."""
+    x1, x2 = bounds
     sqrt_eps = math.sqrt(2.2e-16)
     golden_mean = 0.5 * (3.0 - math.sqrt(5.0))
     a, b = x1, x2
@@ -321,7 +363,7 @@ def minimize_bounded(func, bounds, xatol=1e-5, maxiter=500):
     nfc, xf = fulc, fulc
     rat = e = 0.0
     x = xf
-    fx = func(x)
+    fx = yield from func(x)
     num = 1
     ffulc = fnfc = fx
     xm = 0.5 * (a + b)
@@ -353,7 +395,7 @@ def minimize_bounded(func, bounds, xatol=1e-5, maxiter=500):
             rat = golden_mean * e
         si = np.sign(rat) + (rat == 0)
         x = xf + si * np.maximum(np.abs(rat), tol1)
-        fu = func(x)
+        fu = yield from func(x)
         num += 1
         if fu <= fx:
             if x >= xf:
@@ -381,18 +423,18 @@ def minimize_bounded(func, bounds, xatol=1e-5, maxiter=500):
     return xf, fx
 
 
-def _memo(f):
-    """``f`` remembering its values: refinement asks again for the grid points
-    that bracket a crossing (Brent's method starts from them)."""
+def _memo():
+    """A step function remembering its values: refinement asks again for the
+    grid points that bracket a crossing (Brent's method starts from them)."""
     seen = {}
 
     def g(t):
         t = float(t)
         if t == 0.0:
-            return f(t)
+            return (yield t)
         v = seen.get(t)
         if v is None:
-            v = seen[t] = f(t)
+            v = seen[t] = yield t
         return v
 
     return g
@@ -421,6 +463,19 @@ def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=
     a Limit with ``unconstrained`` set, empty regions and no scan beyond the two
     range ends.  A chi2 that is not finite raises a one-line McscanError.
     """
+    job = _limit_job(coefs, param, cl=cl, xrange=xrange, points=points, fixed=fixed,
+                     settings=settings, extend=extend, progress=progress, profile=profile,
+                     profile_ranges=profile_ranges, level=level, max_evaluations=max_evaluations,
+                     max_memory_gib=max_memory_gib)
+    return job if isinstance(job, Limit) else _drive(job.steps, job.f)
+
+
+def _limit_job(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=None,
+             settings: ScanSettings | None = None, extend: int = 6, progress=False,
+             profile=(), profile_ranges=None, level: float | None = None,
+             max_evaluations: float | None = None, max_memory_gib: float | None = None):
+    """:func:`limit_1d` checked and set up: the Limit of an unconstrained
+    parameter, else a :class:`_LimitJob` to run."""
     from .grid import check_param
 
     settings = settings or ScanSettings()
@@ -467,10 +522,24 @@ def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=
                              len(coefs), max_evaluations=max_evaluations)
         curve = _profiled_curve(coefs, param, fixed, settings, profile, profile_ranges, progress)
         f_chi2 = lambda t: float(curve(np.array([t]))[0].chi2[0])  # noqa: E731
+        steps, batch = _ask, None
     else:
-        f_chi2 = _memo(chi2_function(coefs, param, fixed=fixed, settings=settings))
+        f_chi2 = chi2_function(coefs, param, fixed=fixed, settings=settings)
         curve = lambda x: (grid_scan(coefs, (param,), (x,), fixed=fixed, settings=settings,  # noqa: E731
                                      progress=progress), (None, {}))
+        steps, batch = _memo(), (fixed, check_param(param))
+    run = _limit_steps(coefs, param, cl, level, lo, hi, points, extend, settings, profile, curve,
+                       steps)
+    return _LimitJob(run, f_chi2, coefs, settings, batch)
+
+
+def _limit_steps(coefs, param, cl, level, lo, hi, points, extend, settings, profile, curve, f_chi2):
+    """The limit of :func:`limit_1d` as steps: ``f_chi2`` is the step function
+    of the combined chi2 at one value of ``param``."""
+
+    def dchi2_at(t):
+        return (yield from f_chi2(t)) - cmin
+
     for attempt in range(extend + 1):
         x = np.linspace(lo, hi, points)
         if lo < 0.0 < hi and 0.0 not in x:
@@ -480,7 +549,8 @@ def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=
         k = int(np.argmin(sc.chi2))
         cmin = float(sc.chi2[k])
         if 0 < k < x.size - 1:
-            _, fun = minimize_bounded(f_chi2, (x[k - 1], x[k + 1]), xatol=1e-6 * (x[k + 1] - x[k - 1]))
+            _, fun = yield from _minimize_steps(f_chi2, (x[k - 1], x[k + 1]),
+                                                xatol=1e-6 * (x[k + 1] - x[k - 1]))
             cmin = min(cmin, float(fun))
         dchi2 = sc.chi2 - cmin
         # the crossings are refined only on the grid that is kept (a range that
@@ -493,8 +563,8 @@ def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=
             nhi = min(hi + width, MAX_CHARGE) if open_high else hi
             final = (nlo, nhi) == (lo, hi)          # widened to the largest charges accepted
         if final:
-            regions, open_low, open_high = allowed_intervals(
-                x, dchi2, level, f=lambda t: f_chi2(t) - cmin
+            regions, open_low, open_high = yield from _intervals_steps(
+                x, dchi2, level, dchi2_at, 1e-4
             )
             break
         lo, hi = nlo, nhi
@@ -512,8 +582,8 @@ def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=
             best = {p: np.concatenate([best[p], beste[p]])[order] for p in best}
         cmin = min(cmin, float(np.min(sc.chi2)))
         dchi2 = sc.chi2 - cmin
-        regions, open_low, open_high = allowed_intervals(
-            x, dchi2, level, f=lambda t: f_chi2(t) - cmin
+        regions, open_low, open_high = yield from _intervals_steps(
+            x, dchi2, level, dchi2_at, 1e-4
         )
     check_finite_chi2(param, ((param, x),), sc.chi2)
     if not (math.isfinite(cmin) and all(math.isfinite(v) for r in regions for v in r)):
@@ -523,6 +593,77 @@ def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=
     return Limit(tuple(c.detector for c in coefs), param, float(cl), level, regions,
                  open_low, open_high, sc, cmin, profile=profile, profile_at_edge=profile_at_edge,
                  profile_best=best)
+
+
+@dataclass
+class _LimitJob:
+    """A limit under way: its steps, the plain function answering them, and what
+    :func:`limits_1d` needs to answer them in batches (``batch``: the fixed
+    charges and the index of the scanned one; None for a profiled limit)."""
+    steps: object
+    f: object
+    coefs: tuple
+    settings: ScanSettings
+    batch: tuple | None
+
+
+def limits_1d(calls, done=None) -> list:
+    """The limits :func:`limit_1d` gives for each keyword dict in ``calls``, computed together.
+
+    The limits advance in lock step: at each round, every limit waiting for a
+    chi2 value at some charge has it from one vectorised NumPy evaluation per
+    detector, shared by all limits (the same values, to the last bit, as one
+    evaluation each).  ``done(i, limit)`` is called as each limit finishes.
+    """
+    from ..stats.reference import chi2 as chi2_numpy
+
+    jobs, out = [], [None] * len(calls)
+    for i, kw in enumerate(calls):
+        job = _limit_job(**kw)
+        if isinstance(job, Limit) or job.batch is None:
+            out[i] = job if isinstance(job, Limit) else _drive(job.steps, job.f)
+            if done is not None:
+                done(i, out[i])
+        else:
+            jobs.append((i, job))
+    waiting = {}
+
+    def advance(i, job, value=None, first=False):
+        try:
+            waiting[i] = next(job.steps) if first else job.steps.send(value)
+        except StopIteration as stop:
+            waiting.pop(i, None)
+            out[i] = stop.value
+            if done is not None:
+                done(i, out[i])
+
+    for i, job in jobs:
+        advance(i, job, first=True)
+    by_index = dict(jobs)
+    while waiting:
+        # one NumPy evaluation per detector (and settings) for all waiting limits
+        rows = {}
+        for i, t in waiting.items():
+            job = by_index[i]
+            fixed, k = job.batch
+            for c in job.coefs:
+                key = (id(c), id(job.settings))
+                rows.setdefault(key, (c, job.settings, []))[2].append((i, fixed, k, t))
+        values = {}
+        for key, (c, settings, reqs) in rows.items():
+            theta = np.empty((len(reqs), len(PARAMS)))
+            for r, (_, fixed, k, t) in enumerate(reqs):
+                theta[r] = base_point(fixed)
+                theta[r, k] = t
+            chi = chi2_numpy(c, theta, **settings.kwargs())[0]
+            for r, (i, *_) in enumerate(reqs):
+                values[(i, key[0])] = chi[r]
+        for i in list(waiting):
+            job = by_index[i]
+            # summed over detectors in their order, as the plain function sums them
+            value = float(sum(values[(i, id(c))] for c in job.coefs))
+            advance(i, job, value)
+    return out
 
 
 def _level(level) -> float:
