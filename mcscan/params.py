@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from .errors import InputError
 
 __all__ = [
+    "CL_RANGE",
+    "MAX_CHARGE",
+    "MIN_SPAN",
     "FLAVOURS",
     "PARAMS",
     "ALL_PARAMS",
@@ -141,6 +144,14 @@ PARAMS = tuple(p for p in SPEC if SPEC[p].family == "charges")
 #: Every parameter name, charges first: the order of a full parameter vector
 #: (:mod:`mcscan.stats.families`).  ``ALL_PARAMS[:6] == PARAMS``.
 ALL_PARAMS = tuple(SPEC)
+
+#: Confidence levels accepted, by the configuration and by every command: the
+#: Delta chi2 level stays finite and representable.
+CL_RANGE = (1e-6, 1.0 - 1e-9)
+#: Largest |charge| of a scan range or a fixed value, e (a millicharge is a fraction of e).
+MAX_CHARGE = 1.0
+#: Smallest span of a scan range, e (narrower cannot be gridded in double precision).
+MIN_SPAN = 1e-30
 
 #: Family names, in order.
 FAMILY_NAMES = ("charges", "radii", "moments", "sin2w", "nsi")

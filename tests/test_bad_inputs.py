@@ -141,10 +141,13 @@ def test_range_ends_give_finite_limits(overrides, tmp_path):
 
 
 def test_config_and_library_share_ranges():
+    from mcscan import params
     from mcscan.config import load
 
-    assert load.CL_RANGE == CL_RANGE
-    assert load.MAX_CHARGE == MAX_CHARGE and load.MIN_SPAN == MIN_SPAN
+    # one definition, in mcscan.params, used by the configuration and the commands
+    assert load.CL_RANGE is params.CL_RANGE is CL_RANGE
+    assert load.MAX_CHARGE is params.MAX_CHARGE is MAX_CHARGE
+    assert load.MIN_SPAN is params.MIN_SPAN is MIN_SPAN
 
 
 # ------------------------------------------------------------ detector names

@@ -94,8 +94,9 @@ __all__ = [
     "check_detector_name",
 ]
 
-#: The six charges, in the order used by every array of charges.
-from ..params import PARAMS  # noqa: E402  (re-exported for configuration keys)
+# PARAMS (the six charges, in the order of every array of charges) is re-exported for
+# configuration keys; the accepted ranges are those of every command.
+from ..params import CL_RANGE, MAX_CHARGE, MIN_SPAN, PARAMS  # noqa: E402,F401
 #: Detection channels a detector may enable.
 CHANNELS = ("nuclear", "electron")
 #: Table schema version; bump on any change of what a table holds.
@@ -294,12 +295,6 @@ _NUMERICS = {
 }
 #: Pull widths (fractional normalisation uncertainties) that keep the fit well-posed.
 PULL_RANGE = (1e-6, 10.0)
-#: Confidence levels with a finite, representable Delta chi2 level.
-CL_RANGE = (1e-6, 1.0 - 1e-9)
-#: Largest |charge| of a scan range, e (a millicharge is a fraction of e).
-MAX_CHARGE = 1.0
-#: Smallest span of a scan range, e.
-MIN_SPAN = 1e-30
 _ANALYSIS = {
     "signal_pull": _rng(*PULL_RANGE, why="fractional signal normalisation uncertainty"),
     "background_pull": _rng(*PULL_RANGE, why="fractional background normalisation uncertainty"),

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import budget
 from ..errors import InputError, McscanError
-from ..params import FLAVOURS, PARAMS, SPEC, charge_name, visible_params
+from ..params import CL_RANGE, FLAVOURS, MAX_CHARGE, MIN_SPAN, PARAMS, SPEC, charge_name, visible_params
 from ..results import Result
 from .grid import Scan, ScanSettings, base_point, chi2_function, grid_scan
 
@@ -25,13 +25,6 @@ __all__ = ["Limit", "cl_levels", "delta_chi2_level", "allowed_intervals", "limit
 #: Charges an ESS beam (nu_e, nu_mu, anti-nu_mu) can see.
 VISIBLE_PARAMS = visible_params(("e", "mu"))
 
-#: Confidence levels accepted: the Delta chi2 level stays finite and representable
-#: (the same range as analysis.cl of the configuration).
-CL_RANGE = (1e-6, 1.0 - 1e-9)
-#: Largest |charge| of a range or a fixed value, e (a millicharge is a fraction of e).
-MAX_CHARGE = 1.0
-#: Smallest span of a scan range, e (narrower cannot be gridded in double precision).
-MIN_SPAN = 1e-30
 
 
 def delta_chi2_level(cl: float, dof: int = 1) -> float:
