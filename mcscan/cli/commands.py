@@ -738,9 +738,13 @@ def run() -> None:
     :func:`main` returns, so after flushing stdout and stderr nothing is left
     to do but free memory: a normal interpreter exit spends about 0.3 s
     finalising the compiled kernels' LLVM objects and the loaded modules,
-    longer than a warm ``mcscan limits`` computes.
+    longer than a warm ``mcscan limits`` computes.  Under a profiler, a tracer
+    or coverage measurement the interpreter exits normally, so they can write
+    their data.
     """
     code = main()
+    if sys.gettrace() is not None or sys.getprofile() is not None or "coverage" in sys.modules:
+        sys.exit(code)            # a profiler or coverage writes its data at exit
     try:
         sys.stdout.flush()
     except BrokenPipeError:       # the reader went away after the last write
