@@ -267,6 +267,50 @@ def test_bands_and_critical_values_are_deterministic(coefs, warm):
     assert not np.array_equal(b1.lower_limits, b3.lower_limits)
 
 
+_CHILD = """
+import hashlib, sys
+import numba
+from mcscan.api import load_coefficients
+from mcscan.config.load import load_config
+from mcscan.scans.frequentist import expected_bands, feldman_cousins
+
+ge = load_coefficients(load_config(), ["Ge"], sys.argv[1])
+chunk = int(sys.argv[2])
+b = expected_bands(ge, "q_ee", toys=200, seed=9, points=41, chunk=chunk)
+f = feldman_cousins(ge, "q_ee", toys=64, seed=9, points=11, chunk=chunk)
+h = hashlib.sha256()
+for a in (b.lower_limits, b.upper_limits, f.critical, f.coverage, f.delta_chi2_data):
+    h.update(a.tobytes())
+print(numba.get_num_threads(), h.hexdigest())
+"""
+
+
+def _digest(b, f) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in (b.lower_limits, b.upper_limits, f.critical, f.coverage, f.delta_chi2_data):
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def test_same_bits_in_fresh_processes_with_1_and_2_numba_threads(coefs, table_dir, warm):
+    """The thread count fixed at start-up (NUMBA_NUM_THREADS), and other chunk sizes:
+    bands and critical values bit for bit those of this process."""
+    import os
+    import subprocess
+    import sys
+
+    want = _digest(F.expected_bands(coefs["Ge"], "q_ee", toys=200, seed=9, points=41),
+                   F.feldman_cousins(coefs["Ge"], "q_ee", toys=64, seed=9, points=11))
+    for threads, chunk in (("1", 200), ("2", 37)):
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
+        out = subprocess.run([sys.executable, "-c", _CHILD, str(table_dir), str(chunk)], env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == [threads, want]
+
+
 def test_bad_toy_arguments(coefs):
     for kw in (dict(toys=0), dict(seed=-2), dict(chunk=0), dict(points=3)):
         with pytest.raises(InputError):
