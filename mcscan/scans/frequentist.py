@@ -323,7 +323,7 @@ def fit(coefs, params, *, fixed=None, ranges=None, settings=None) -> Fit:
         errors[p] = tuple(ends)
     return Fit(tuple(c.detector for c in coefs), params,
                {p: float(theta[j]) for p, j in zip(params, idx)}, pulls, float(cmin), int(ndof),
-               pval, errors, bool(converged), {p: float(v) for p, v in fixed.items()},
+               pval, errors, bool(converged), _given(fixed),
                {p: tuple(ranges[p]) for p in params})
 
 
