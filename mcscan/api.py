@@ -391,7 +391,7 @@ class Analysis:
     def limits(self, param, cl=None, profile=(), fixed=None, detectors=None, xrange=None,
                points=None, *, level=None, progress=False, max_points=None,
                max_memory_gib=None, max_evaluations=None, method="wilks", toys=1000, seed=0,
-               store=None, resume=False):
+               store=None, resume=False, backend=None, chunk=None):
         """Allowed set of ``param`` at ``cl`` (default the configured 0.90).
 
         ``profile`` names charges minimised over at each point (searched over
@@ -403,7 +403,8 @@ class Analysis:
         ``method``: "wilks" (default: Delta chi2 below the chi2 quantile) or "fc"
         (Feldman-Cousins from ``toys`` toys per grid value with ``seed``, charges only,
         docs/statistics.md section 5; ``points`` grid values, default 201; ``store``
-        and ``resume`` keep and reuse finished grid values): an
+        and ``resume`` keep and reuse finished grid values; ``backend`` runs one task
+        per grid value, e.g. on Dask; ``chunk`` toys per kernel call): an
         :class:`mcscan.scans.frequentist.FCLimit`.
         """
         if method not in ("wilks", "fc", "feldman-cousins"):
@@ -411,7 +412,10 @@ class Analysis:
         if method != "wilks":
             return self._fc_limits(param, cl, fixed, detectors, xrange, points, toys, seed,
                                    profile=profile, level=level, progress=progress, store=store,
-                                   resume=resume)
+                                   resume=resume, backend=backend, chunk=chunk)
+        if store is not None or resume or backend is not None or chunk is not None:
+            raise InputError("store, resume, backend and chunk are for method='fc' "
+                             "(a Wilks limit is one scan in this process)")
         check_any_param(param)
         profile = (profile,) if isinstance(profile, str) else tuple(profile)
         for p in profile:
@@ -444,7 +448,7 @@ class Analysis:
         return kw
 
     def _fc_limits(self, param, cl, fixed, detectors, xrange, points, toys, seed, *, profile,
-                   level, progress, store, resume):
+                   level, progress, store, resume, backend, chunk):
         from .scans.frequentist import feldman_cousins
 
         check_param(param)
@@ -457,7 +461,8 @@ class Analysis:
                                seed=_seed(seed), cl=self._cl(cl), fixed=fixed,
                                settings=self.settings, xrange=xr,
                                points=201 if points is None else points, progress=progress,
-                               store=store, resume=resume)
+                               store=store, resume=resume, backend=backend,
+                               chunk=None if chunk is None else _count(chunk, "chunk"))
 
     # ------------------------------------------------------- data and toys
 
@@ -489,10 +494,13 @@ class Analysis:
         return Path(write_asimov(out, self.coefficients(detectors), fixed, force=force))
 
     def bands(self, param, toys=1000, seed=0, cl=None, fixed=None, detectors=None, xrange=None,
-              points=201, *, progress=False):
+              points=201, *, progress=False, backend=None, chunk=None):
         """Median and 68%/95% bands of the expected limits of ``param`` from ``toys`` toys
         under the SM (or ``fixed``) with ``seed`` (docs/statistics.md section 4): an
-        :class:`mcscan.scans.frequentist.Bands`."""
+        :class:`mcscan.scans.frequentist.Bands`.  ``backend`` (a
+        :mod:`mcscan.scans.backends` backend, default this process) runs the toys
+        ``chunk`` at a time (default: 4096, or about four tasks per worker thread of a
+        cluster); the numbers do not depend on either."""
         from .scans.frequentist import expected_bands
 
         check_param(param)
@@ -500,7 +508,8 @@ class Analysis:
         xr = self.config.analysis.ranges[param] if xrange is None else _range(param, xrange)
         return expected_bands(self.coefficients(detectors), param, toys=_count(toys, "toys"),
                               seed=_seed(seed), cl=self._cl(cl), fixed=fixed,
-                              settings=self.settings, xrange=xr, points=points, progress=progress)
+                              settings=self.settings, xrange=xr, points=points, progress=progress,
+                              backend=backend, chunk=None if chunk is None else _count(chunk, "chunk"))
 
     def _family_limits(self, param, cl, profile, fixed, detectors, xrange, points, *, level,
                        progress, max_points) -> Limit:

@@ -28,8 +28,8 @@ Optional sets (``families`` beyond the default ``("charges",)``, and
   of mu_e and mu_mu;
 * ``bands``: ``bands.json``, expected-limit bands of the visible charges for
   each detector (a list of ``Bands.to_json()`` with the configuration);
-* ``feldman-cousins``: ``fc_<det>_<param>.json``, the Feldman-Cousins
-  critical values of :data:`FC_CASE` (``FCLimit.to_json()``).
+* ``feldman-cousins``: ``fc_<det>_<param>.h5`` (fc), the Feldman-Cousins
+  critical values and Wilks coverage of :data:`FC_CASE`.
 
 Family regions are computed on grids that hold the parameters' Standard Model
 values; every allowed piece (a ring with its hole for the charge radii, two
@@ -214,11 +214,9 @@ def compute_figure_data(config=None, outdir="figures", *, tables_dir=None, progr
             fc = feldman_cousins(a.coefficients(det), p, toys=toys, seed=seed, cl=cfg.analysis.cl,
                                  settings=settings, points=fc_points)
             name = f"fc_{det}_{p}"
-            item = {**fc.to_json(), "delta_chi2_data": [float(v) for v in fc.delta_chi2_data]}
-            _write_json(outdir / f"{name}.json", {"kind": "limits", "config": cfg.to_dict(),
-                                                   "results": [item]})
+            fc.save(outdir / f"{name}.h5", config=cfg, force=True)
             bar.update()
-            figures.append({"name": name, "draw": "critical_values", "file": f"{name}.json"})
+            figures.append({"name": name, "draw": "file", "file": f"{name}.h5"})
     bar.close()
     _write_json(outdir / "figures.json", {"figures": figures})
     return {f["name"]: f for f in figures}

@@ -8,9 +8,10 @@ kind               figure(s)
 =================  ===========================================================
 ``scan``           1 charge: Delta chi2 profile; 2 charges: Delta chi2 map with
                    the 68/90/95% C.L. contours; more: every stored projection
-``limits``         Delta chi2 profile with the allowed set shaded; Feldman-Cousins
-                   limits: critical values t_c(theta) against the Wilks level
-                   and the Wilks coverage (:func:`plot_critical_values`)
+``limits``         Delta chi2 profile with the allowed set shaded
+``fc``             Feldman-Cousins limits: critical values t_c(theta) against
+                   the Wilks level and the Wilks coverage with its Monte Carlo
+                   error (:func:`plot_critical_values`)
 ``bands``          expected-limit bands (:func:`plot_bands`)
 ``region``         Delta chi2 map with the allowed region's boundary
 ``sensitivities``  Delta chi2 profiles, detectors overlaid: diagonal charges
@@ -404,8 +405,6 @@ def _dets_text(dets) -> str:
 
 
 def _plot_limits(lim, outdir, stem, config):
-    if getattr(lim, "method", None) == "feldman-cousins":
-        return plot_critical_values(lim, Path(outdir) / stem, config)
     plt = _pyplot()
     x, d, level, cl = _limit_curve(lim)
     dets = list(lim.detectors)
@@ -630,7 +629,11 @@ def _plot_bands_kind(bands, outdir, stem, config):
     return plot_bands([bands], Path(outdir) / stem, config)
 
 
-_DRAW = {"bands": _plot_bands_kind, "limits": _plot_limits, "region": _plot_region,
+def _plot_fc(fc, outdir, stem, config):
+    return plot_critical_values(fc, Path(outdir) / stem, config)
+
+
+_DRAW = {"bands": _plot_bands_kind, "fc": _plot_fc, "limits": _plot_limits, "region": _plot_region,
          "sensitivities": _plot_sensitivities,
          "xsec": _plot_xsec, "sweep": _plot_sweep, "scan": _plot_scan}
 

@@ -29,7 +29,7 @@ from .params import PARAMS, SPEC, display_scale, scale_label
 __all__ = ["KINDS", "Result", "open_results", "Sensitivities", "FamilySensitivities"]
 
 #: Every results kind a file can hold.
-KINDS = ("scan", "limits", "region", "sensitivities", "sweep", "xsec", "fit", "bands")
+KINDS = ("scan", "limits", "region", "sensitivities", "sweep", "xsec", "fit", "bands", "fc")
 
 #: Where each kind's types are defined: loaded by :func:`open_results` on first use
 #: (by name, so that this module stays below them in the import graph).
@@ -42,6 +42,7 @@ _HOMES = {
     "xsec": ("mcscan.physics.spectra",),
     "fit": ("mcscan.scans.frequentist",),
     "bands": ("mcscan.scans.frequentist",),
+    "fc": ("mcscan.scans.frequentist",),
 }
 
 #: Modules holding the types of results over parameters of any family (loaded by

@@ -491,7 +491,7 @@ def test_critical_values_figure(toy_results, tmp_path, config, monkeypatch):
     # the Wilks line is at the one-parameter 90% level
     wilks = [ln for ln in top.get_lines() if ln.get_label().startswith("Wilks:")]
     assert abs(wilks[0].get_ydata()[0] - 2.705543454095404) < 1e-9
-    # dispatch by kind: a limits object whose method is Feldman-Cousins
+    # dispatch by kind (fc)
     by_kind = plot.plot_result(fc, tmp_path, "by_kind", config)
     assert sorted(p.name for p in by_kind) == ["by_kind.pdf", "by_kind.png"]
     assert len(figs) == 2 and len(figs[1].axes) == 2
@@ -525,6 +525,7 @@ def test_optional_figure_sets(tmp_path, config, table_dir, warm):
     assert kinds["region_combined_r2_ee-r2_mumu.h5"] == "region"
     assert kinds["region_Ge_eps_u_ee-eps_d_ee.h5"] == "region"
     assert kinds["moments_combined_mu_mu.h5"] == "limits"
+    assert kinds["fc_Ge_q_ee.h5"] == "fc"
     bands = json.loads((out / "bands.json").read_text())["results"]
     assert [(b["detectors"], b["param"]) for b in bands] == [
         ([d], p) for d in ("Xe", "Ge") for p in ("q_ee", "q_mumu", "q_emu", "q_etau", "q_mutau")]

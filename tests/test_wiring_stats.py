@@ -149,3 +149,53 @@ def test_fit_and_bands_save_and_open(capsys, table_dir, tmp_path):
     assert b.kind == "bands" and b.toys == 32 and b.lower_limits.shape == (32,)
     assert {k: b.to_json()[k] for k in strict(out)} == strict(out)
     assert "fit" in mcscan.results.KINDS and "bands" in mcscan.results.KINDS
+
+
+def test_feldman_cousins_results_file_resume_and_plot(capsys, table_dir, tmp_path, chunk_interrupt):
+    out = tmp_path / "fc.h5"
+    argv = ["limits", "--param", "q_ee", "--detector", "Ge", "--method", "fc", "--toys", 48,
+            "--seed", 6, "--points", 11, "--tables", table_dir]
+    code, want, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    # interrupted after 4 grid values: they are kept beside the output, the output is not written
+    chunk_interrupt.arm(4)
+    code, _, err = run(capsys, *argv, "--out", out, "--json")
+    chunk_interrupt.disarm()
+    assert code == 130 and "--resume" in err and not out.exists()
+    assert len(list((tmp_path / "fc.h5.partial").glob("chunk_*.npz"))) == 4
+    code, _, err = run(capsys, *argv, "--out", out, "--json")
+    assert code == 2 and "resume" in err                    # the partial run is not overwritten
+    code, got, err = run(capsys, *argv, "--out", out, "--resume", "--json")
+    assert code == 0, err
+    d = strict(got)
+    assert d.pop("results_file") == str(out) and d == strict(want)
+    assert not (tmp_path / "fc.h5.partial").exists()
+    back = mcscan.open_results(out)
+    assert back.kind == "fc" and back.to_json() == strict(want)
+    assert mcscan.io.results.read_config(out)["analysis"]["cl"] == 0.9
+    # an existing output is refused in one line unless --force
+    code, _, err = run(capsys, *argv, "--out", out)
+    assert code == 2 and "exists" in err and len(err.strip().splitlines()) == 1
+    code, text, err = run(capsys, *argv, "--out", out, "--force")
+    assert code == 0 and f"saved to {out}" in text
+    # 'mcscan plot' draws it: critical values against the Wilks level, and the coverage
+    code, text, err = run(capsys, "plot", out, "--out", tmp_path / "figs")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["fc.pdf", "fc.png"]
+
+
+def test_limits_out_and_options_of_the_fc_method(capsys, table_dir, tmp_path):
+    code, out, err = run(capsys, "limits", "--param", "q_mumu", "--detector", "Ge", "--tables",
+                         table_dir, "--out", tmp_path / "w.h5", "--json")
+    assert code == 0, err
+    lim = mcscan.open_results(tmp_path / "w.h5")
+    assert lim.kind == "limits" and lim.regions == strict(out)["regions"]
+    for extra, flag in ((["--resume", "--out", tmp_path / "x.h5"], "--resume"),
+                        (["--backend", "dask-local"], "--backend"), (["--chunk-toys", 64], "--chunk-toys"),
+                        (["--workers", 2], "--workers")):
+        code, _, err = run(capsys, "limits", "--param", "q_ee", "--detector", "Ge", "--tables",
+                           table_dir, *extra)
+        assert code == 2 and f"{flag} is for --method fc" in err, err
+    code, _, err = run(capsys, "limits", "--param", "q_ee", "--detector", "Ge", "--method", "fc",
+                       "--resume", "--tables", table_dir)
+    assert code == 2 and "--resume needs --out" in err

@@ -19,6 +19,7 @@ from ..errors import ConfigError, InputError, McscanError
 from ..params import FAMILY_NAMES, FLAVOURS, PARAMS, SPEC, display_scale, scale_label
 from .common import (
     INTERRUPT_HINT,
+    add_backend_options,
     add_budget_options,
     add_common,
     add_output_options,
@@ -96,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
 
     li = _sub(sub, "limits", "allowed intervals of one charge at a C.L.",
               "Allowed set of one charge at a confidence level, as a union of intervals; the "
-              "other charges fixed (--fix, default 0) or profiled (--profile). Writes nothing.")
+              "other charges fixed (--fix, default 0) or profiled (--profile). Writes a results "
+              "file only with --out (kind limits, or fc for --method fc).")
     add_common(li)
     add_target_options(li, "value of another charge in e, e.g. q_mumu=1e-9 (default 0; once per charge)")
     li.add_argument("--param", type=param_arg, required=True, metavar="P",
@@ -122,8 +124,17 @@ def _parser() -> argparse.ArgumentParser:
                     help="toys per grid value of --method fc (default 1000)")
     li.add_argument("--seed", type=seed_arg, default=0, metavar="S",
                     help="random seed of the toys (default 0; same seed, same numbers)")
+    li.add_argument("--chunk-toys", type=positive_int, default=None, metavar="N",
+                    help="toys per kernel call of --method fc (default 4096; the numbers do not "
+                         "depend on it)")
     add_budget_options(li, disk=False)
+    add_output_options(li, "also save the result as a results file (.h5): kind limits, or fc "
+                           "for --method fc (default: nothing written)")
+    li.add_argument("--resume", action="store_true",
+                    help="--method fc with --out: continue an interrupted run from the grid values "
+                         "kept in OUT.partial")
     li.add_argument("--json", action="store_true", help="print one JSON object")
+    add_backend_options(li, "where the toys of --method fc run (one task per grid value)")
 
     rg = _sub(sub, "region", "allowed region of two charges: polygons, extent, area",
               "Allowed region of two charges at the two-parameter C.L. (Delta chi2 = 4.605 at "
@@ -256,10 +267,14 @@ def _parser() -> argparse.ArgumentParser:
     bd.add_argument("--cl", type=cl_arg, default=None, help="confidence level (default 0.90)")
     bd.add_argument("--points", type=points_arg, default=201, metavar="N",
                     help="grid points of each toy's chi2 (default 201)")
+    bd.add_argument("--chunk-toys", type=positive_int, default=None, metavar="N",
+                    help="toys per task and kernel call (default 4096, on Dask about four tasks "
+                         "per worker thread; the numbers do not depend on it)")
     bd.add_argument("--out", metavar="FILE", default=None,
                     help="also save the bands as a results file (kind bands, .h5)")
     bd.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     bd.add_argument("--json", action="store_true", help="print one JSON object")
+    add_backend_options(bd, "where the toys run")
 
     from .scale import add_commands   # ndscan, sweep (local or Dask backends)
 
@@ -319,18 +334,32 @@ def _cmd_build(args, cfg):
 def _cmd_limits(args, cfg):
     if args.level is not None and not args.level > 0:
         raise InputError(f"--level {args.level:g}: expected a positive Delta chi2")
+    if args.method != "fc":
+        for flag, given in (("--resume", args.resume), ("--chunk-toys", args.chunk_toys is not None),
+                            ("--backend", args.backend != "local"),
+                            ("--scheduler", args.scheduler is not None),
+                            ("--workers", args.workers is not None)):
+            if given:
+                raise InputError(f"{flag} is for --method fc")
+    if args.resume and args.out is None:
+        raise InputError("--resume needs --out FILE (the unfinished run is kept in FILE.partial)")
     xrange = ranges_from([args.range], [args.param])[0] if args.range else None
+    out = check_out(args.out, args, tables=tables_for(args, cfg)) if args.out else None
     a = _analysis(args, cfg, args.detector, args.channels)
     if args.method == "fc":
-        _limits_fc(args, a, xrange)
+        _limits_fc(args, cfg, a, xrange, out)
         return
     lim = a.limits(args.param, cl=args.cl, profile=tuple(args.profile), fixed=fixed_from(args.fix),
                    xrange=xrange, points=args.points, level=args.level, progress=progress(args),
                    **budget_from(args))
     unconstrained = bool(getattr(lim, "unconstrained", False))
+    if out is not None:
+        lim.save(out, config=cfg, force=args.force)
     if args.json:
         d = lim.to_json()
         d.setdefault("unconstrained", unconstrained)
+        if out is not None:
+            d["results_file"] = str(out)
         print_json(d)
         return
     if unconstrained:
@@ -349,17 +378,31 @@ def _cmd_limits(args, cfg):
             "that end is not a limit: widen --range")
 
 
-def _limits_fc(args, a, xrange):
+def _limits_fc(args, cfg, a, xrange, out):
+    from .scale import backend_from_args
+
     if args.param not in PARAMS:
         raise InputError(f"--method fc takes a charge ({', '.join(PARAMS)}), not {args.param}")
     if args.profile or args.level is not None:
         raise InputError("--method fc takes no --profile and no --level (its critical values "
                          "come from the toys)")
-    lim = a.limits(args.param, cl=args.cl, fixed=fixed_from(args.fix), xrange=xrange,
-                   points=args.points, method="fc", toys=args.toys, seed=args.seed,
-                   progress=progress(args))
+    store = None if out is None else Path(f"{out}.partial")
+    if store is not None:
+        INTERRUPT_HINT[0] = (f"finished grid values are kept in {store}; repeat the same command "
+                             "with --resume to finish")
+    with backend_from_args(args) as backend:
+        lim = a.limits(args.param, cl=args.cl, fixed=fixed_from(args.fix), xrange=xrange,
+                       points=args.points, method="fc", toys=args.toys, seed=args.seed,
+                       progress=progress(args), store=store, resume=args.resume, backend=backend,
+                       chunk=args.chunk_toys)
+    INTERRUPT_HINT[0] = None
+    if out is not None:
+        lim.save(out, config=cfg, force=args.force)
     if args.json:
-        print_json(lim.to_json())
+        d = lim.to_json()
+        if out is not None:
+            d["results_file"] = str(out)
+        print_json(d)
         return
     scale = display_scale(args.param)
     print(f"{args.param} allowed at {lim.cl:.0%} C.L. (Feldman-Cousins, {lim.toys} toys per "
@@ -372,6 +415,8 @@ def _limits_fc(args, a, xrange):
     print(f"  Wilks coverage: {min(cov):.3f} to {max(cov):.3f} over {len(grid)} values "
           f"(at {args.param} = {grid[j]:.3g}: {cov[j]:.3f} +- {float(lim.coverage_error[j]):.3f}); "
           f"critical values {float(min(lim.critical)):.3f} to {float(max(lim.critical)):.3f}")
+    if out is not None:
+        print(f"  saved to {out}")
     if lim.open_low or lim.open_high:
         err("warning: the Feldman-Cousins set reaches an end of its grid; widen --range")
 
@@ -435,8 +480,12 @@ def _cmd_bands(args, cfg):
         raise InputError(f"{args.param} is both --param and fixed (--fix)")
     out = check_out(args.out, args, tables=tables_for(args, cfg)) if args.out else None
     a = _analysis(args, cfg, args.detector, args.channels)
-    b = a.bands(args.param, toys=args.toys, seed=args.seed, cl=args.cl, fixed=fixed,
-                points=args.points, progress=progress(args))
+    from .scale import backend_from_args
+
+    with backend_from_args(args) as backend:
+        b = a.bands(args.param, toys=args.toys, seed=args.seed, cl=args.cl, fixed=fixed,
+                    points=args.points, progress=progress(args), backend=backend,
+                    chunk=args.chunk_toys)
     if out is not None:
         b.save(out, config=cfg, force=args.force)
     d = b.to_json()

@@ -193,10 +193,10 @@ def add_budget_options(p, memory=True, disk=True, points=True) -> None:
                             "4e6 for regions)")
 
 
-def add_backend_options(p) -> None:
+def add_backend_options(p, what="where chunks run") -> None:
     """``--backend {local,dask,dask-local}``, ``--scheduler ADDRESS``, ``--workers N``."""
     p.add_argument("--backend", choices=("local", "dask", "dask-local"), default="local",
-                   help="where chunks run: local (numba, default), dask (a running scheduler, "
+                   help=f"{what}: local (numba, default), dask (a running scheduler, "
                         "see --scheduler) or dask-local (a LocalCluster on this machine)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="Dask scheduler address for --backend dask, e.g. tcp://10.0.0.1:8786 "

@@ -1,7 +1,7 @@
 """The one writer and reader of results files (layout: ``docs/results.md``).
 
 :func:`save` writes any result object (kinds ``limits``, ``region``,
-``sensitivities``, ``scan``, ``sweep``, ``xsec``); :func:`open_results`
+``sensitivities``, ``scan``, ``sweep``, ``xsec``, ``fit``, ``bands``, ``fc``); :func:`open_results`
 reads any results file back into the same type, after checking its kind,
 schema version and SHA-256 digest over every attribute and dataset.
 :func:`stream_scan` is the streamed form of the ``scan`` writer the scan
@@ -16,7 +16,6 @@ one-line :class:`mcscan.errors.ResultsError`.
 from __future__ import annotations
 
 import dataclasses
-import json
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,7 +35,7 @@ __all__ = ["SCHEMA_VERSION", "register", "save", "open_results", "read_kind", "r
 
 #: Version of the results-file layout documented in docs/results.md.
 SCHEMA_VERSION = 2
-_KINDS = ("scan", "limits", "region", "sensitivities", "sweep", "xsec", "fit", "bands")
+_KINDS = ("scan", "limits", "region", "sensitivities", "sweep", "xsec", "fit", "bands", "fc")
 _BLOCK = 1 << 20
 
 
@@ -696,35 +695,158 @@ def open_scan_unverified(path):
         return _r_scan(f, str(path))
 
 
-# ------------------------------------------------------------ fit, bands
+# ------------------------------------------------------------ fit, bands, fc
 
-def _record_writer(kind):
-    """Kinds stored as their record (``obj.to_record() -> (attrs, arrays)``): group
-    ``<kind>`` with attributes ``type`` (the class name) and ``json`` (the attrs as
-    strict JSON), and one dataset ``arrays/<name>`` per array."""
-    def write(f, obj) -> None:
-        attrs, arrays = obj.to_record()
-        g = f.create_group(kind)
-        set_attr(g, "type", type(obj).__name__)
-        set_attr(g, "json", json.dumps(attrs, allow_nan=False, sort_keys=True))
-        a = g.create_group("arrays")
-        for name, arr in arrays.items():
-            dataset(a, str(name), np.asarray(arr), "")
-    return write
+def _write_given(g, fixed) -> None:
+    """The charges of a frequentist result: every charge by name, 0 unless fixed."""
+    _write_fixed(g, np.array([float(dict(fixed).get(p, 0.0)) for p in PARAMS]))
 
 
-def _record_reader(kind):
-    def read(f, path):
-        g = f[kind]
-        cls = _type(get_attr(g, "type"))
-        arrays = {name: ds[()] for name, ds in g["arrays"].items()} if "arrays" in g else {}
-        return cls.from_record(json.loads(get_attr(g, "json")), arrays)
-    return read
+def _read_given(g, skip=()) -> dict:
+    """{charge: value} of the charges fixed away from 0."""
+    names = _strs(g, "fixed_names")
+    vals = np.asarray(g.attrs["fixed_values"], dtype=float).ravel()
+    return {n: float(v) for n, v in zip(names, vals) if n not in skip and float(v) != 0.0}
+
+
+def _write_provenance(g, obj) -> None:
+    set_strs(g, "detectors", list(obj.detectors))
+    set_strs(g, "channels", list(obj.channels))
+    set_strs(g, "table_hashes", list(obj.table_hashes))
+    set_attr(g, "has_settings", obj.settings is not None)
+    if obj.settings is not None:
+        _write_settings(g, obj.settings)
+
+
+def _read_provenance(g) -> dict:
+    return {"detectors": _strs(g, "detectors"), "channels": _strs(g, "channels"),
+            "table_hashes": _strs(g, "table_hashes"),
+            "settings": _read_settings(g) if get_attr(g, "has_settings") else None}
+
+
+def _w_fit(f, r) -> None:
+    g = f.create_group("fit")
+    set_strs(g, "params", list(r.params))
+    set_strs(g, "detectors", list(r.detectors))
+    set_attr(g, "unit", r.unit)
+    _write_named(g, "best", r.best)
+    set_attr(g, "chi2_min", float(r.chi2_min))
+    set_attr(g, "ndof", int(r.ndof))
+    set_attr(g, "has_p_value", r.p_value is not None)
+    if r.p_value is not None:
+        set_attr(g, "p_value", float(r.p_value))
+    set_attr(g, "converged", bool(r.converged))
+    set_strs(g, "pull_detectors", list(r.pulls))
+    set_attr(g, "pull_signal", np.array([float(a) for a, _ in r.pulls.values()]))
+    set_attr(g, "pull_background", np.array([float(b) for _, b in r.pulls.values()]))
+    for p, (lo, hi) in r.errors.items():
+        eg = g.create_group(f"errors/{p}")
+        set_attr(eg, "low_found", lo is not None)
+        set_attr(eg, "high_found", hi is not None)
+        set_attr(eg, "low", 0.0 if lo is None else float(lo))
+        set_attr(eg, "high", 0.0 if hi is None else float(hi))
+    for p, (lo, hi) in r.ranges.items():
+        set_attr(g.require_group("ranges"), p, np.array([float(lo), float(hi)]))
+    _write_given(g, r.fixed)
+
+
+def _r_fit(f, path):
+    Fit = _type("Fit")
+    g = f["fit"]
+    params = _strs(g, "params")
+    errors = {}
+    for p in params:
+        eg = g[f"errors/{p}"]
+        errors[p] = (get_attr(eg, "low") if get_attr(eg, "low_found") else None,
+                     get_attr(eg, "high") if get_attr(eg, "high_found") else None)
+    dets = _strs(g, "pull_detectors")
+    sig = np.asarray(g.attrs["pull_signal"], dtype=float).ravel()
+    bkg = np.asarray(g.attrs["pull_background"], dtype=float).ravel()
+    ranges = {p: tuple(float(v) for v in g["ranges"].attrs[p]) for p in params
+              if "ranges" in g and p in g["ranges"].attrs}
+    return Fit(detectors=_strs(g, "detectors"), params=params, best=_read_named(g, "best"),
+               pulls={d: (float(a), float(b)) for d, a, b in zip(dets, sig, bkg)},
+               chi2_min=get_attr(g, "chi2_min"), ndof=get_attr(g, "ndof"),
+               p_value=get_attr(g, "p_value") if get_attr(g, "has_p_value") else None,
+               errors=errors, converged=get_attr(g, "converged"), fixed=_read_given(g, params),
+               ranges=ranges, unit=get_attr(g, "unit"))
+
+
+def _w_bands(f, b) -> None:
+    g = f.create_group("bands")
+    set_attr(g, "param", b.param)
+    _write_provenance(g, b)
+    set_attr(g, "cl", float(b.cl))
+    set_attr(g, "toys", int(b.toys))
+    set_attr(g, "seed", int(b.seed))
+    set_attr(g, "unit", b.unit)
+    for side in ("lower", "upper"):
+        _write_named(g, side, getattr(b, side))
+    set_attr(g, "open_low", int(b.open_low))
+    set_attr(g, "open_high", int(b.open_high))
+    set_attr(g, "unconverged", int(b.unconverged))
+    _write_given(g, b.fixed)
+    dataset(g, "asimov_regions", np.asarray(b.asimov_regions, dtype=float).reshape(-1, 2), b.unit)
+    dataset(g, "grid", np.asarray(b.grid, dtype=float), b.unit)
+    dataset(g, "lower_limits", np.asarray(b.lower_limits, dtype=float), b.unit)
+    dataset(g, "upper_limits", np.asarray(b.upper_limits, dtype=float), b.unit)
+
+
+def _r_bands(f, path):
+    Bands = _type("Bands")
+    g = f["bands"]
+    param = get_attr(g, "param")
+    return Bands(param=param, cl=get_attr(g, "cl"), toys=get_attr(g, "toys"),
+                 seed=get_attr(g, "seed"),
+                 asimov_regions=[[float(a), float(b)] for a, b in g["asimov_regions"][()]],
+                 lower=_read_named(g, "lower"), upper=_read_named(g, "upper"), grid=g["grid"][()],
+                 lower_limits=g["lower_limits"][()], upper_limits=g["upper_limits"][()],
+                 open_low=get_attr(g, "open_low"), open_high=get_attr(g, "open_high"),
+                 unconverged=get_attr(g, "unconverged"), fixed=_read_given(g, (param,)),
+                 unit=get_attr(g, "unit"), **_read_provenance(g))
+
+
+def _w_fc(f, r) -> None:
+    g = f.create_group("fc")
+    set_attr(g, "param", r.param)
+    set_attr(g, "method", r.method)
+    _write_provenance(g, r)
+    set_attr(g, "cl", float(r.cl))
+    set_attr(g, "toys", int(r.toys))
+    set_attr(g, "seed", int(r.seed))
+    set_attr(g, "unit", r.unit)
+    set_attr(g, "chi2_min", float(r.chi2_min))
+    set_attr(g, "wilks_delta_chi2", float(r.delta_chi2))
+    set_attr(g, "open_low", bool(r.open_low))
+    set_attr(g, "open_high", bool(r.open_high))
+    set_attr(g, "unconverged", int(r.unconverged))
+    _write_given(g, r.fixed)
+    dataset(g, "grid", np.asarray(r.grid, dtype=float), r.unit)
+    dataset(g, "critical_values", np.asarray(r.critical, dtype=float), "chi2")
+    dataset(g, "wilks_coverage", np.asarray(r.coverage, dtype=float), "fraction")
+    dataset(g, "wilks_coverage_error", np.asarray(r.coverage_error, dtype=float), "fraction")
+    dataset(g, "delta_chi2_data", np.asarray(r.delta_chi2_data, dtype=float), "chi2")
+    dataset(g, "regions", np.asarray(r.regions, dtype=float).reshape(-1, 2), r.unit)
+    dataset(g, "wilks_regions", np.asarray(r.wilks_regions, dtype=float).reshape(-1, 2), r.unit)
+
+
+def _r_fc(f, path):
+    FCLimit = _type("FCLimit")
+    g = f["fc"]
+    param = get_attr(g, "param")
+    regions = lambda name: [[float(a), float(b)] for a, b in g[name][()]]  # noqa: E731
+    return FCLimit(param=param, cl=get_attr(g, "cl"), regions=regions("regions"),
+                   open_low=get_attr(g, "open_low"), open_high=get_attr(g, "open_high"),
+                   chi2_min=get_attr(g, "chi2_min"), toys=get_attr(g, "toys"),
+                   seed=get_attr(g, "seed"), grid=g["grid"][()], critical=g["critical_values"][()],
+                   coverage=g["wilks_coverage"][()], coverage_error=g["wilks_coverage_error"][()],
+                   delta_chi2_data=g["delta_chi2_data"][()], wilks_regions=regions("wilks_regions"),
+                   delta_chi2=get_attr(g, "wilks_delta_chi2"), unconverged=get_attr(g, "unconverged"),
+                   fixed=_read_given(g, (param,)), unit=get_attr(g, "unit"),
+                   method=get_attr(g, "method"), **_read_provenance(g))
 
 
 _WRITERS = {"limits": _w_limits, "sensitivities": _w_sens, "region": _w_region, "xsec": _w_xsec,
-            "sweep": _w_sweep, "scan": _w_scan, "fit": _record_writer("fit"),
-            "bands": _record_writer("bands")}
+            "sweep": _w_sweep, "scan": _w_scan, "fit": _w_fit, "bands": _w_bands, "fc": _w_fc}
 _READERS = {"limits": _r_limits, "sensitivities": _r_sens, "region": _r_region, "xsec": _r_xsec,
-            "sweep": _r_sweep, "scan": _r_scan, "fit": _record_reader("fit"),
-            "bands": _record_reader("bands")}
+            "sweep": _r_sweep, "scan": _r_scan, "fit": _r_fit, "bands": _r_bands, "fc": _r_fc}

@@ -166,17 +166,9 @@ class Fit(Result):
             "unit": self.unit,
         }
 
-    def to_record(self) -> tuple:
-        """(attributes, arrays) as a results file stores them (:mod:`mcscan.io.results`)."""
-        return self.to_json(), {}
-
-    @classmethod
-    def from_record(cls, attrs: dict, arrays: dict) -> "Fit":
-        return cls.from_json(attrs)
-
     @classmethod
     def from_json(cls, d: dict) -> "Fit":
-        """The Fit whose :meth:`to_json` is ``d`` (results files keep this form)."""
+        """The Fit whose :meth:`to_json` is ``d``."""
         errors = {p: tuple(e["interval"]) for p, e in d["errors"].items()}
         return cls(tuple(d["detectors"]), tuple(d["params"]), dict(d["best"]),
                    {k: (v["signal"], v["background"]) for k, v in d["pulls"].items()},
@@ -331,7 +323,7 @@ def fit(coefs, params, *, fixed=None, ranges=None, settings=None) -> Fit:
         errors[p] = tuple(ends)
     return Fit(tuple(c.detector for c in coefs), params,
                {p: float(theta[j]) for p, j in zip(params, idx)}, pulls, float(cmin), int(ndof),
-               pval, errors, bool(converged), {p: float(v) for p, v in fixed.items()},
+               pval, errors, bool(converged), _given(fixed),
                {p: tuple(ranges[p]) for p in params})
 
 
@@ -458,8 +450,34 @@ def _quantiles(v):
     return {k: float(np.quantile(v, q)) for k, q in QUANTILES.items()}
 
 
-@dataclass(frozen=True)
-class Bands(Result):
+class _FieldsEqual:
+    """Equality of a result whose fields hold arrays: field by field, arrays bit for bit
+    (NaN equal to NaN), so that a result read back from its file equals the original."""
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(_same_value(getattr(self, f.name), getattr(other, f.name))
+                   for f in dataclasses.fields(self))
+
+    __hash__ = None
+
+
+def _same_value(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        return (a.shape == b.shape and a.dtype.kind == b.dtype.kind
+                and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f")))
+    return bool(a == b)
+
+
+def _given(fixed) -> dict:
+    """The charges fixed away from 0 (a charge fixed at 0 is the default)."""
+    return {p: float(v) for p, v in dict(fixed or {}).items() if float(v) != 0.0}
+
+
+@dataclass(frozen=True, eq=False)
+class Bands(_FieldsEqual, Result):
     """Expected-limit bands of one charge from toys under the null hypothesis."""
 
     kind = "bands"
@@ -480,6 +498,9 @@ class Bands(Result):
     unconverged: int
     fixed: dict = field(default_factory=dict)
     unit: str = "e"
+    channels: tuple = ()
+    table_hashes: tuple = ()
+    settings: ScanSettings | None = None
 
     def to_json(self) -> dict:
         return {
@@ -501,28 +522,9 @@ class Bands(Result):
                            "upper": _finite_list(self.upper_limits)},
         }
 
-    def to_record(self) -> tuple:
-        """(attributes, arrays) as a results file stores them: the toys' limits as
-        datasets (NaN where a toy had no allowed set), the rest as attributes."""
-        attrs = self.to_json()
-        del attrs["toy_limits"]
-        return attrs, {"grid": np.asarray(self.grid, dtype=float),
-                       "lower_limits": np.asarray(self.lower_limits, dtype=float),
-                       "upper_limits": np.asarray(self.upper_limits, dtype=float)}
-
-    @classmethod
-    def from_record(cls, attrs: dict, arrays: dict) -> "Bands":
-        d = dict(attrs)
-        return cls(tuple(d["detectors"]), d["param"], float(d["cl"]), int(d["toys"]), int(d["seed"]),
-                   [list(r) for r in d["asimov_regions"]], dict(d["lower"]), dict(d["upper"]),
-                   np.asarray(arrays["grid"], dtype=float),
-                   np.asarray(arrays["lower_limits"], dtype=float),
-                   np.asarray(arrays["upper_limits"], dtype=float), int(d["open_low"]),
-                   int(d["open_high"]), int(d["unconverged"]), dict(d["fixed"]), d["unit"])
-
     @classmethod
     def from_json(cls, d: dict) -> "Bands":
-        """The Bands whose :meth:`to_json` is ``d`` (results files keep this form)."""
+        """The Bands whose :meth:`to_json` is ``d`` (the toys' grid rebuilt from its ends)."""
         g = d["grid"]
         toy = d.get("toy_limits", {})
         arr = lambda v: np.array([np.nan if x is None else x for x in v], dtype=float)  # noqa: E731
@@ -533,9 +535,106 @@ class Bands(Result):
                    int(d["open_high"]), int(d["unconverged"]), dict(d["fixed"]), d["unit"])
 
 
+# ---------------------------------------------------------------------------
+# where toys run: pure tasks for a backend (mcscan.scans.backends)
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ToyJob:
+    """Everything a task of toys needs: the detectors' coefficients, the point the
+    toys' grid passes through (``base``, charge ``index`` scanned over ``xs``), the
+    seed, the settings, the C.L. level, the toy count and the toys per kernel call.
+
+    Tasks are pure functions of (item, job): any backend, any chunking and any
+    thread count gives the same bits (docs/statistics.md section 3.2).
+    """
+
+    coefs: tuple
+    base: np.ndarray
+    index: int
+    xs: np.ndarray
+    seed: int
+    settings: ScanSettings
+    level: float
+    toys: int
+    chunk: int
+    parallel: bool = True
+
+
+def _limits_on(job: ToyJob, nl, nh, start, stop, indices=None):
+    """Limits of the toys start..stop-1 (or ``indices``) under the base point, on the
+    window ``job.xs`` extended by nl (nh) widths below (above)."""
+    xs = job.xs
+    G = xs.size
+    width = xs[-1] - xs[0]
+    grid = xs if nl == nh == 0 else np.linspace(xs[0] - nl * width, xs[-1] + nh * width,
+                                                G + (nl + nh) * (G - 1))
+    Ng = [grid_counts(c, job.base, job.index, grid) for c in job.coefs]
+    mus = [expected_counts(c, job.base) for c in job.coefs]
+    chi, ok = _toy_chi2_block(job.coefs, Ng, mus, job.seed, start, stop, (), job.settings,
+                              job.parallel, indices)
+    _, cmin = refined_minimum(chi, grid)
+    return (*toy_limits(chi - cmin[:, None], grid, job.level), ~ok.all(axis=1))
+
+
+def _bands_chunk(start, job: ToyJob):
+    """Task: limits of the toys [start, start + chunk) on the first window."""
+    return _limits_on(job, 0, 0, start, min(job.toys, start + job.chunk))
+
+
+def _bands_extended(pos, job: ToyJob, groups):
+    """Task: limits of the toys of ``groups[pos] = (nl, nh, indices)`` on their extended window."""
+    nl, nh, sel = groups[pos]
+    return _limits_on(job, nl, nh, 0, 0, np.asarray(sel, dtype=np.int64))
+
+
+def _fc_value(j, job: ToyJob):
+    """Task: Delta chi2 at x_j of the ``job.toys`` toys generated at x_j (each profiled
+    over the whole grid), and how many toys had an unconverged profile."""
+    xs = job.xs
+    theta = job.base.copy()
+    theta[job.index] = xs[j]
+    Ns = [grid_counts(c, job.base, job.index, xs) for c in job.coefs]
+    mus = [expected_counts(c, theta) for c in job.coefs]
+    d = np.empty(job.toys)
+    nbad = 0
+    for start in range(0, job.toys, job.chunk):
+        stop = min(job.toys, start + job.chunk)
+        chi, ok = _toy_chi2_block(job.coefs, Ns, mus, job.seed, start, stop, (j,), job.settings,
+                                  job.parallel)
+        _, cmin = refined_minimum(chi, xs)
+        d[start:stop] = chi[:, j] - cmin
+        nbad += int((~ok.all(axis=1)).sum())
+    return d, nbad
+
+
+#: Toys per kernel call by default: in this process, and most per task on a cluster.
+CHUNK_TOYS = 4096
+
+
+def _chunk_for(chunk, toys, backend) -> int:
+    """Toys per kernel call: ``chunk``, or by default :data:`CHUNK_TOYS`, cut on a cluster
+    so that every worker thread gets about four tasks (whole blocks of toys)."""
+    if chunk is not None:
+        return chunk
+    from ..stats.toys import TOY_BLOCK
+
+    threads = int(backend.describe().get("threads", 1)) if backend is not None else 1
+    if threads <= 1:
+        return CHUNK_TOYS
+    per = -(-toys // (4 * threads))
+    return int(min(CHUNK_TOYS, max(TOY_BLOCK, -(-per // TOY_BLOCK) * TOY_BLOCK)))
+
+
+def _backend(backend):
+    from .backends import LocalBackend
+
+    return LocalBackend() if backend is None else backend
+
+
 def expected_bands(coefs, param, *, toys=1000, seed=0, cl=0.90, fixed=None, settings=None,
-                   xrange=None, points=201, pad=1.0, chunk=4096, parallel=True,
-                   progress=False) -> Bands:
+                   xrange=None, points=201, pad=1.0, chunk=None, parallel=True,
+                   progress=False, backend=None) -> Bands:
     """Median and 68%/95% bands of the Wilks limits of ``param`` from toys.
 
     Toys are generated at the point ``fixed`` (default: the SM, all charges
@@ -549,13 +648,15 @@ def expected_bands(coefs, param, *, toys=1000, seed=0, cl=0.90, fixed=None, sett
     end of the window is profiled again on a window extended on that side by
     the window width, up to :data:`EXTEND` times (``open_low``/``open_high``
     count the toys still open after that).  ``toys`` are processed ``chunk``
-    at a time; the result does not depend on ``chunk`` or on the thread count.
+    at a time (one task each on ``backend``, a :mod:`mcscan.scans.backends`
+    backend, default this process); the result does not depend on ``chunk``,
+    the backend or the thread count.
     """
-    from tqdm.auto import tqdm
-
     coefs = _coef_list(coefs)
     settings = _settings(settings)
-    toys, seed, chunk, points = _check_toys(toys, seed, chunk, points)
+    be = _backend(backend)
+    toys, seed, _, points = _check_toys(toys, seed, 1 if chunk is None else chunk, points)
+    chunk = _chunk_for(None if chunk is None else int(chunk), toys, be)
     k = check_param(param)
     level = delta_chi2_level(cl, 1)
     fixed = dict(fixed or {})
@@ -566,29 +667,18 @@ def expected_bands(coefs, param, *, toys=1000, seed=0, cl=0.90, fixed=None, sett
     lim = limit_1d(asimov, param, cl=cl, xrange=_range(param, xrange), fixed=fixed, settings=settings,
                    extend=6 if xrange is None else 0)
     xs = _window(lim.regions, float(pad), points)
-    Ns = [grid_counts(c, base, k, xs) for c in coefs]
-    mus = [expected_counts(c, base) for c in coefs]
-    G = xs.size
-    width = xs[-1] - xs[0]
-
-    def limits_on(nl, nh, start, stop, indices=None):
-        """Limits of toys on the window extended by nl (nh) widths below (above)."""
-        grid = xs if nl == nh == 0 else np.linspace(xs[0] - nl * width, xs[-1] + nh * width,
-                                                    G + (nl + nh) * (G - 1))
-        Ng = Ns if nl == nh == 0 else [grid_counts(c, base, k, grid) for c in coefs]
-        chi, ok = _toy_chi2_block(coefs, Ng, mus, seed, start, stop, (), settings, parallel, indices)
-        _, cmin = refined_minimum(chi, grid)
-        return (*toy_limits(chi - cmin[:, None], grid, level), ~ok.all(axis=1))
+    job = ToyJob(tuple(coefs), base, k, xs, seed, settings, float(level), toys, chunk, bool(parallel))
 
     lower = np.empty(toys)
     upper = np.empty(toys)
     open_lo = np.zeros(toys, dtype=bool)
     open_hi = np.zeros(toys, dtype=bool)
     unconv = np.zeros(toys, dtype=bool)
-    for start in tqdm(range(0, toys, chunk), desc=f"bands {param}", disable=not progress):
-        stop = min(toys, start + chunk)
-        lo, hi, ol, oh, nc = limits_on(0, 0, start, stop)
-        sl = slice(start, stop)
+    starts = list(range(0, toys, chunk))
+    for start, (lo, hi, ol, oh, nc) in be.map(
+            _bands_chunk, starts, args=(job,), progress=progress, desc=f"bands {param}",
+            weights=[min(toys, s + chunk) - s for s in starts], unit="toy"):
+        sl = slice(start, min(toys, start + chunk))
         lower[sl], upper[sl], open_lo[sl], open_hi[sl], unconv[sl] = lo, hi, ol, oh, nc
     # a toy whose allowed set reaches an end of the window is redone on a window
     # extended on that side (by its width, up to EXTEND times): each toy's
@@ -601,25 +691,32 @@ def expected_bands(coefs, param, *, toys=1000, seed=0, cl=0.90, fixed=None, sett
             break
         nl[todo] += open_lo[todo]
         nh[todo] += open_hi[todo]
+        groups = []
         for a, b in sorted({(int(nl[t]), int(nh[t])) for t in todo}):
             sel = todo[(nl[todo] == a) & (nh[todo] == b)]
-            lo, hi, ol, oh, nc = limits_on(a, b, 0, 0, sel)
+            for s in range(0, sel.size, chunk):
+                groups.append((a, b, tuple(int(t) for t in sel[s:s + chunk])))
+        for pos, (lo, hi, ol, oh, nc) in be.map(_bands_extended, list(range(len(groups))),
+                                                args=(job, tuple(groups))):
+            sel = np.asarray(groups[pos][2], dtype=np.int64)
             lower[sel], upper[sel], open_lo[sel], open_hi[sel], unconv[sel] = lo, hi, ol, oh, nc
     olo, ohi, bad = int(open_lo.sum()), int(open_hi.sum()), int(unconv.sum())
     return Bands(tuple(c.detector for c in coefs), param, float(cl), toys, seed,
                  [list(r) for r in lim.regions], _quantiles(lower), _quantiles(upper), xs,
-                 lower, upper, olo, ohi, bad, {p: float(v) for p, v in fixed.items()})
+                 lower, upper, olo, ohi, bad, _given(fixed), "e", tuple(coefs[0].channels),
+                 tuple(c.table_hash for c in coefs), settings)
 
 
 # ---------------------------------------------------------------------------
 # Feldman-Cousins
 # ---------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class FCLimit(Result):
-    """Feldman-Cousins allowed set of one charge, with the Wilks one beside it."""
+@dataclass(frozen=True, eq=False)
+class FCLimit(_FieldsEqual, Result):
+    """Feldman-Cousins allowed set of one charge, with the Wilks one beside it
+    (results kind ``fc``)."""
 
-    kind = "limits"
+    kind = "fc"
 
     detectors: tuple
     param: str
@@ -641,13 +738,9 @@ class FCLimit(Result):
     fixed: dict = field(default_factory=dict)
     unit: str = "e"
     method: str = "feldman-cousins"
-
-    def save(self, path, *, config=None, force: bool = False):
-        """Not stored as a results file yet: keep :meth:`to_json` (strict JSON)."""
-        from ..errors import OutputError
-
-        raise OutputError(f"{str(path)!r}: a Feldman-Cousins limit is not written as a results "
-                          "file; keep its JSON form (to_json)")
+    channels: tuple = ()
+    table_hashes: tuple = ()
+    settings: ScanSettings | None = None
 
     def to_json(self) -> dict:
         return {
@@ -665,6 +758,7 @@ class FCLimit(Result):
             "critical_values": [[float(x), float(t)] for x, t in zip(self.grid, self.critical)],
             "wilks_coverage": [[float(x), float(c), float(e)]
                                for x, c, e in zip(self.grid, self.coverage, self.coverage_error)],
+            "delta_chi2_data": _finite_list(self.delta_chi2_data),
             "wilks_regions": [[float(a), float(b)] for a, b in self.wilks_regions],
             "wilks_delta_chi2": float(self.delta_chi2),
             "unconverged": int(self.unconverged),
@@ -716,8 +810,8 @@ def _regions_below(xs, h):
 
 
 def feldman_cousins(coefs, param, *, toys=1000, seed=0, cl=0.90, fixed=None, settings=None,
-                    xrange=None, points=201, pad=1.0, grid=None, chunk=4096, parallel=True,
-                    progress=False, store=None, resume=False) -> FCLimit:
+                    xrange=None, points=201, pad=1.0, grid=None, chunk=None, parallel=True,
+                    progress=False, store=None, resume=False, backend=None) -> FCLimit:
     """Feldman-Cousins interval of ``param`` for the data D of ``coefs``.
 
     For every value theta_j of a grid (``grid``, or ``points`` values over the
@@ -732,16 +826,20 @@ def feldman_cousins(coefs, param, *, toys=1000, seed=0, cl=0.90, fixed=None, set
     theta_j (fraction of toys with Delta chi2 < the Wilks level) and its
     binomial standard error.
 
+    Every grid value is one task on ``backend`` (a :mod:`mcscan.scans.backends`
+    backend, default this process), its toys ``chunk`` per kernel call; the
+    result does not depend on the backend, ``chunk`` or the thread count.
+
     ``store``: a folder that keeps the toys' Delta chi2 of every finished grid
     value (one file each, written atomically); after an interruption the same
     call with ``resume=True`` continues from them (the folder must describe
-    the same computation).  It is deleted when the interval is complete.
+    the same computation; any backend).  It is deleted when the interval is
+    complete.
     """
-    from tqdm.auto import tqdm
-
     coefs = _coef_list(coefs)
     settings = _settings(settings)
-    toys, seed, chunk, points = _check_toys(toys, seed, chunk, points)
+    toys, seed, _, points = _check_toys(toys, seed, 1 if chunk is None else chunk, points)
+    chunk = CHUNK_TOYS if chunk is None else int(chunk)
     k = check_param(param)
     level = delta_chi2_level(cl, 1)
     fixed = dict(fixed or {})
@@ -759,7 +857,6 @@ def feldman_cousins(coefs, param, *, toys=1000, seed=0, cl=0.90, fixed=None, set
     sc = grid_scan(coefs, (param,), (xs,), fixed=fixed, settings=settings)
     cmin_data = min(lim.chi2_min, float(np.min(sc.chi2)))
     dchi_data = sc.chi2 - cmin_data
-    Ns = [grid_counts(c, base, k, xs) for c in coefs]
     crit = np.empty(xs.size)
     cov = np.empty(xs.size)
     bad = 0
@@ -770,32 +867,30 @@ def feldman_cousins(coefs, param, *, toys=1000, seed=0, cl=0.90, fixed=None, set
         chunks = ChunkStore(store, _fc_spec(coefs, param, xs, toys, seed, base, settings),
                             resume=resume, n_chunks=xs.size)
     done = chunks.check()[0] if chunks is not None else set()
-    for j in tqdm(range(xs.size), desc=f"feldman-cousins {param}", disable=not progress):
-        if j in done:
-            got = chunks.read(j)
-            d, nbad = got["delta_chi2"], int(got["unconverged"])
-        else:
-            theta = base.copy()
-            theta[k] = xs[j]
-            mus = [expected_counts(c, theta) for c in coefs]
-            d = np.empty(toys)
-            nbad = 0
-            for start in range(0, toys, chunk):
-                stop = min(toys, start + chunk)
-                chi, ok = _toy_chi2_block(coefs, Ns, mus, seed, start, stop, (j,), settings, parallel)
-                _, cmin = refined_minimum(chi, xs)
-                d[start:stop] = chi[:, j] - cmin
-                nbad += int((~ok.all(axis=1)).sum())
-            if chunks is not None:
-                chunks.write(j, {"delta_chi2": d, "unconverged": np.array(nbad)})
+
+    def finish(j, d, nbad):
+        nonlocal bad
         bad += nbad
         crit[j] = float(np.quantile(d, cl))
         cov[j] = float(np.mean(d < level))
+
+    for j in sorted(done):
+        got = chunks.read(j)
+        finish(j, got["delta_chi2"], int(got["unconverged"]))
+    todo = [j for j in range(xs.size) if j not in done]
+    job = ToyJob(tuple(coefs), base, k, xs, seed, settings, float(level), toys, chunk, bool(parallel))
+    for j, (d, nbad) in _backend(backend).map(_fc_value, todo, args=(job,), progress=progress,
+                                             desc=f"feldman-cousins {param}",
+                                             weights=[toys] * len(todo), unit="toy"):
+        if chunks is not None:
+            chunks.write(j, {"delta_chi2": d, "unconverged": np.array(nbad)})
+        finish(j, d, nbad)
     if chunks is not None:
         chunks.remove()
     err = np.sqrt(cov * (1.0 - cov) / toys)
     regions, open_low, open_high = _regions_below(xs, dchi_data - crit)
     return FCLimit(tuple(c.detector for c in coefs), param, float(cl), regions, open_low, open_high,
                    float(cmin_data), toys, seed, xs, crit, cov, err, dchi_data,
-                   [list(r) for r in lim.regions], float(level), bad,
-                   {p: float(v) for p, v in fixed.items()})
+                   [list(r) for r in lim.regions], float(level), bad, _given(fixed), "e",
+                   "feldman-cousins", tuple(coefs[0].channels), tuple(c.table_hash for c in coefs),
+                   settings)

@@ -88,6 +88,40 @@ def xsec(config):
     return xsec_view(config, "Ge", 30.0, "mu", charges={"q_mumu": 1e-9}, points=50)
 
 
+@pytest.fixture(scope="module")
+def fit_result(coefs):
+    from mcscan.scans.frequentist import fit, with_data
+
+    ge = coefs["Ge"]
+    data = with_data(ge, {"Ge": np.random.default_rng(7).poisson(ge.S + ge.B).astype(float)})
+    return fit(data, ("q_ee", "q_mumu"), fixed={"q_emu": 1e-9})
+
+
+@pytest.fixture(scope="module")
+def fit_open(coefs):
+    """A fit whose Delta chi2 = 1 interval leaves the search range on both sides (None ends)."""
+    from mcscan.scans.frequentist import fit
+
+    r = fit(coefs["Ge"], "q_ee", ranges={"q_ee": (-1e-10, 1e-10)})
+    assert r.errors["q_ee"] == (None, None)
+    return r
+
+
+@pytest.fixture(scope="module")
+def bands(coefs, warm):
+    from mcscan.scans.frequentist import expected_bands
+
+    return expected_bands(coefs["Ge"], "q_ee", toys=70, seed=2, points=31, fixed={"q_mumu": 1e-9})
+
+
+@pytest.fixture(scope="module")
+def fc(coefs, warm):
+    from mcscan.scans.frequentist import feldman_cousins
+
+    return feldman_cousins([coefs["Xe"], coefs["Ge"]], "q_mumu", toys=40, seed=3, points=11,
+                           fixed={"q_emu": 2e-9})
+
+
 def _same(a, b, where="result"):
     """Exact equality of result objects, field by field (arrays: same dtype and bits)."""
     if isinstance(a, LazyArray) or isinstance(b, LazyArray) or isinstance(a, np.ndarray):
@@ -127,7 +161,8 @@ def _datasets(path):
     return out
 
 
-CASES = ["limit", "profiled_limit", "region", "sens", "scan2", "scan3", "sweep_result", "xsec"]
+CASES = ["limit", "profiled_limit", "region", "sens", "scan2", "scan3", "sweep_result", "xsec",
+         "fit_result", "fit_open", "bands", "fc"]
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -148,6 +183,8 @@ def test_round_trip_every_kind(request, tmp_path, config, name):
         _same(dataclasses.replace(back, path=None), obj)
     else:
         _same(back, obj)
+    if name in ("bands", "fc", "fit_result", "fit_open"):
+        assert back == obj                     # the frequentist results compare equal
     assert read_config(path) == config.to_dict()
     assert os.listdir(tmp_path) == [f"{name}.h5"]                   # no temporary file left
 

@@ -154,6 +154,49 @@ def test_sweep_on_dask_equals_local(dask, tmp_path):
     assert here.limits == there.limits                 # exact: the same floats
 
 
+def test_bands_on_dask_equal_local(dask, tables):
+    """Toys are counter-based and each toy's fit depends on its own data only: the same
+    bits on Dask (tasks of 64 toys, numba on 1 thread) as in this process (one call)."""
+    from mcscan.scans.frequentist import expected_bands
+
+    coefs = load_coefficients(load_config(), ["Xe", "Ge"], tables)
+    kw = dict(toys=300, seed=11, points=41, pad=0.3)   # a narrow window: toys redone on wider ones
+    here = expected_bands(coefs, "q_ee", **kw)
+    assert here.lower_limits.min() < here.grid[0] and here.upper_limits.max() > here.grid[-1]
+    there = expected_bands(coefs, "q_ee", backend=dask, **kw)
+    assert there == here                                  # every field, arrays bit for bit
+    assert np.array_equal(there.lower_limits, here.lower_limits)
+    assert np.array_equal(there.upper_limits, here.upper_limits)
+
+
+def test_feldman_cousins_on_dask_equals_local_and_resumes_there(dask, tables, tmp_path,
+                                                                chunk_interrupt):
+    from mcscan.scans.frequentist import feldman_cousins
+
+    ge = load_coefficients(load_config(), ["Ge"], tables)
+    kw = dict(toys=96, seed=5, points=15)
+    here = feldman_cousins(ge, "q_ee", **kw)
+    there = feldman_cousins(ge, "q_ee", backend=dask, chunk=40, **kw)
+    assert there == here and np.array_equal(there.critical, here.critical)
+    # interrupted in this process after 6 grid values, finished on Dask: the same bits
+    chunk_interrupt.arm(6)
+    with pytest.raises(KeyboardInterrupt):
+        feldman_cousins(ge, "q_ee", store=tmp_path / "fc.partial", **kw)
+    chunk_interrupt.disarm()
+    again = feldman_cousins(ge, "q_ee", store=tmp_path / "fc.partial", resume=True, backend=dask, **kw)
+    assert again == here and not (tmp_path / "fc.partial").exists()
+
+
+def test_cli_bands_and_fc_on_dask_local(tables, tmp_path, capsys):
+    for argv in (["bands", "--param", "q_mumu", "--toys", "150"],
+                 ["limits", "--method", "fc", "--param", "q_mumu", "--toys", "40", "--points", "9"]):
+        argv = argv + ["--detector", "CsI", "--seed", "3", "--tables", str(tables), "--json"]
+        assert cli.main(argv) == 0
+        here = json.loads(capsys.readouterr().out)
+        assert cli.main(argv + ["--backend", "dask-local", "--workers", "2"]) == 0
+        assert json.loads(capsys.readouterr().out) == here      # exact: the same floats
+
+
 def test_cli_dask_local(tables, tmp_path, capsys):
     argv = ["ndscan", "--detector", "Ge", "--param", "q_ee", "--param", "q_mumu",
             "--range", "-2e-8", "2e-8", "--range", "-1e-8", "1e-8", "--points", "15",

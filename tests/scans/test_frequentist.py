@@ -10,6 +10,7 @@ from scipy.stats import chi2 as chi2_dist
 
 from mcscan.errors import InputError
 from mcscan.io.data import read_counts, write_counts
+from mcscan.params import PARAMS
 from mcscan.scans import frequentist as F
 from mcscan.scans.grid import ScanSettings
 from mcscan.scans.limits import delta_chi2_level, limit_1d
@@ -113,28 +114,31 @@ def test_missing_or_empty_data_files(coefs, tmp_path):
 # fit to data
 # ---------------------------------------------------------------------------
 
-def test_fit_to_expected_counts_finds_the_point(coefs, tmp_path, warm):
-    xe = coefs["Xe"]
-    x0 = 3e-9
-    path = F.write_asimov(tmp_path / "xe.csv", xe, {"q_ee": x0})
-    data = F.load_data(path, xe)
-    r = F.fit(data, "q_ee")
-    assert r.best["q_ee"] == pytest.approx(x0, rel=1e-6)
+@pytest.mark.parametrize("det", ["CsI", "Xe", "Ge"])
+@pytest.mark.parametrize("param,x0", [("q_ee", 3e-9), ("q_mumu", -2e-9)])
+def test_fit_to_expected_counts_finds_the_point(coefs, tmp_path, warm, det, param, x0):
+    c = coefs[det]
+    k = PARAMS.index(param)
+    path = F.write_asimov(tmp_path / "d.csv", c, {param: x0})
+    data = F.load_data(path, c)
+    r = F.fit(data, param)
+    assert r.best[param] == pytest.approx(x0, rel=1e-6)
     assert r.chi2_min == pytest.approx(0.0, abs=1e-12)
-    assert r.ndof == xe.S.size - 1 and r.p_value == pytest.approx(1.0, abs=1e-12)
+    assert r.ndof == c.S.size - 1 and r.p_value == pytest.approx(1.0, abs=1e-12)
     assert r.converged
-    assert all(abs(v) < 1e-9 for v in r.pulls["Xe"])
+    assert all(abs(v) < 1e-9 for v in r.pulls[det])
     json.dumps(r.to_json(), allow_nan=False)
-    # the same allowed set (and Delta chi2 = 1 interval) as the Asimov scan around that point
-    shifted = _shifted(xe, 0, x0)
-    lim_data = limit_1d(data, "q_ee", xrange=(-6e-8, 6e-8), points=2001)
-    lim_asim = limit_1d([shifted], "q_ee", xrange=(-6e-8 - x0, 6e-8 - x0), points=2001)
+    # the same allowed set (and Delta chi2 = 1 interval) as the Asimov scan around that
+    # point, computed in the shifted variable y = x - x0 (an exact rewriting of the counts)
+    shifted = _shifted(c, k, x0)
+    lim_data = limit_1d(data, param, xrange=(-6e-8, 6e-8), points=2001)
+    lim_asim = limit_1d([shifted], param, xrange=(-6e-8 - x0, 6e-8 - x0), points=2001)
     assert len(lim_data.regions) == len(lim_asim.regions)
     width = max(b for _, b in lim_data.regions) - min(a for a, _ in lim_data.regions)
     for (a1, b1), (a2, b2) in zip(lim_data.regions, lim_asim.regions):
         assert abs(a1 - (a2 + x0)) < 1e-5 * width and abs(b1 - (b2 + x0)) < 1e-5 * width
-    one = limit_1d([shifted], "q_ee", xrange=(-6e-8 - x0, 6e-8 - x0), points=2001, level=1.0)
-    lo, hi = r.errors["q_ee"]
+    one = limit_1d([shifted], param, xrange=(-6e-8 - x0, 6e-8 - x0), points=2001, level=1.0)
+    lo, hi = r.errors[param]
     assert lo == pytest.approx(one.regions[0][0] + x0, abs=1e-5 * width)
     assert hi == pytest.approx(one.regions[-1][1] + x0, abs=1e-5 * width)
 
@@ -265,6 +269,50 @@ def test_bands_and_critical_values_are_deterministic(coefs, warm):
     assert np.array_equal(f1.critical, f2.critical)
     b3 = F.expected_bands(ge, "q_ee", toys=300, seed=10)
     assert not np.array_equal(b1.lower_limits, b3.lower_limits)
+
+
+_CHILD = """
+import hashlib, sys
+import numba
+from mcscan.api import load_coefficients
+from mcscan.config.load import load_config
+from mcscan.scans.frequentist import expected_bands, feldman_cousins
+
+ge = load_coefficients(load_config(), ["Ge"], sys.argv[1])
+chunk = int(sys.argv[2])
+b = expected_bands(ge, "q_ee", toys=200, seed=9, points=41, chunk=chunk)
+f = feldman_cousins(ge, "q_ee", toys=64, seed=9, points=11, chunk=chunk)
+h = hashlib.sha256()
+for a in (b.lower_limits, b.upper_limits, f.critical, f.coverage, f.delta_chi2_data):
+    h.update(a.tobytes())
+print(numba.get_num_threads(), h.hexdigest())
+"""
+
+
+def _digest(b, f) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in (b.lower_limits, b.upper_limits, f.critical, f.coverage, f.delta_chi2_data):
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def test_same_bits_in_fresh_processes_with_1_and_2_numba_threads(coefs, table_dir, warm):
+    """The thread count fixed at start-up (NUMBA_NUM_THREADS), and other chunk sizes:
+    bands and critical values bit for bit those of this process."""
+    import os
+    import subprocess
+    import sys
+
+    want = _digest(F.expected_bands(coefs["Ge"], "q_ee", toys=200, seed=9, points=41),
+                   F.feldman_cousins(coefs["Ge"], "q_ee", toys=64, seed=9, points=11))
+    for threads, chunk in (("1", 200), ("2", 37)):
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
+        out = subprocess.run([sys.executable, "-c", _CHILD, str(table_dir), str(chunk)], env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == [threads, want]
 
 
 def test_bad_toy_arguments(coefs):
