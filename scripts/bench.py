@@ -198,7 +198,7 @@ def nd_families(coef, fcoef, settings, repeat=3, n=21):
     out["note"] = (f"{n}^3 grids, engine.scan in memory (no file), projections included; charges: "
                    "every row of the grid in one kernel call; families: one kernel call per "
                    "plane of the last two parameters (their row polynomial depends on the outer "
-                   "values); 'families_wide' spans the default ranges (larger Delta chi2: more "
+                   "values), planes side by side on the numba threads; 'families_wide' spans the default ranges (larger Delta chi2: more "
                    "points leave the vector loop)")
     return out
 

@@ -280,19 +280,39 @@ def _family_planes(coefs, g, r0: int, r1: int, others: dict, kw: dict, put) -> N
     they touch, the outer ones fixed at the plane's values.  Each plane forms its own
     row polynomial (:func:`mcscan.stats.families.row_polynomial`): a cross term between
     an outer and an inner parameter of one flavour changes the inner coefficients from
-    plane to plane.  The bits equal one ``family_grid_scan`` of each whole plane."""
+    plane to plane.  The bits equal one ``family_grid_scan`` of each whole plane.
+
+    With at least as many planes as numba threads, the planes run side by side on
+    that many Python threads, each plane in the serial build (the kernels release
+    the GIL; same bits): no barrier of the thread pool per plane."""
     from .families import family_grid_scan
+    from .grid import _threads
 
     nx = g.shape[-2]
-    pos = 0
+    jobs = []
     for plane in range(r0 // nx, (r1 - 1) // nx + 1):
         first = plane * nx
         a, b = max(r0, first) - first, min(r1, first + nx) - first
         fixed = dict(others)
         for p, ax, i in zip(g.params[:-2], g.axes[:-2], np.unravel_index(plane, g.shape[:-2])):
             fixed[p] = float(ax[i])
-        pos = put(pos, family_grid_scan(coefs, g.params[-2:], (g.axes[-2][a:b], g.axes[-1]),
-                                        fixed=fixed, **kw))
+        jobs.append(((g.axes[-2][a:b], g.axes[-1]), fixed))
+    threads = _threads() if kw["parallel"] else 1
+
+    def run(job, parallel):
+        return family_grid_scan(coefs, g.params[-2:], job[0], fixed=job[1],
+                                settings=kw["settings"], parallel=parallel)
+
+    if threads > 1 and len(jobs) >= threads:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            scans = list(pool.map(lambda job: run(job, False), jobs))
+    else:
+        scans = [run(job, kw["parallel"]) for job in jobs]
+    pos = 0
+    for sc in scans:
+        pos = put(pos, sc)
 
 
 def _planes(coefs, g, r0: int, r1: int, task, out) -> None:

@@ -127,7 +127,12 @@ def test_charges_through_family_forms_equal_the_charge_engine(fcoefs, coefs):
 
 
 @pytest.mark.parametrize("chunk", [None, 14, 56])           # 14 and 56: chunks cut planes of 42
-def test_planes_are_family_grid_scans_and_projections_are_reductions(fcoefs, chunk):
+@pytest.mark.parametrize("threads", [1, 2])                 # planes one by one, or side by side
+def test_planes_are_family_grid_scans_and_projections_are_reductions(fcoefs, chunk, threads,
+                                                                     monkeypatch):
+    from mcscan.scans import grid
+
+    monkeypatch.setattr(grid, "_threads", lambda: threads)
     fcs = [fcoefs["Xe"], fcoefs["Ge"]]
     res = scan(fcs, MIXED, AXES, fixed=FIXED, chunk_points=chunk, pulls=True,
                projections=["r2_ee", "eps_u_ee", "r2_ee,eps_u_ee", "q_ee,eps_u_ee"])
