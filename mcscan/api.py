@@ -608,40 +608,43 @@ class Analysis:
              resume=False, projections=None, at=None, backend=None, chunk_points=None,
              force=False, *, progress=False, max_points=None, max_memory_gib=None,
              max_disk_gib=None):
-        """Profiled chi2 on a grid of 1 to 6 charges (the last varying fastest).
+        """Profiled chi2 on a grid of 1 to 6 parameters (the last varying fastest).
 
-        ``ranges`` (default configured) and ``points`` (one for all or one per
-        charge; default 2001 in 1D, 201 in 2D, 51 in 3D, 21 in 4D-5D, 11 in 6D).
+        The parameters are charges or, of any families mixed, any of
+        :data:`mcscan.params.ALL_PARAMS` (docs/physics.md section 11; each in its
+        unit): the same engine, chunks, files, resume and backends for both.
+        ``ranges`` (default configured for charges, params.py's for the others) and
+        ``points`` (one for all or one per parameter; default 2001 in 1D, 201 in 2D,
+        51 in 3D, 21 in 4D-5D, 11 in 6D).  ``fixed`` sets parameters that are not
+        scanned (default 0, sin2w the configured value).
         ``out``: stream to this results file (resumable with ``resume``; an
         existing file is refused unless ``force``); None keeps it in memory.
         ``projections``/``at``: profiled and fixed projections (default each
-        scanned charge alone).  ``backend``: a :mod:`mcscan.scans.backends`
-        backend (default local).
+        scanned parameter alone, sliced at its Standard Model value).  ``backend``:
+        a :mod:`mcscan.scans.backends` backend (default local).
         """
         from .scans import engine
 
         params = [params] if isinstance(params, str) else list(params)
         for p in params:
             check_any_param(p)
-        if not _charges_only([*params, *dict(fixed or {})]):
-            return self._family_scan(params, ranges, points, fixed, detectors, out, resume, at,
-                                     force, progress=progress, max_points=max_points)
+        charges = _charges_only([*params, *dict(fixed or {})])
         n = len(params)
         if not 1 <= n <= 6:
             raise InputError(f"{n} scanned parameters: a scan takes 1 to 6")
         if len(set(params)) != n:
             raise InputError(f"a parameter is scanned twice in {', '.join(params)}")
-        fixed = check_fixed(fixed)
+        fixed = check_fixed(fixed) if charges else _check_any_fixed(fixed)
         for p in params:
             if p in fixed:
                 raise InputError(f"{p} is both scanned and fixed")
-        rr, pts = self._grid_spec(params, ranges, points, lambda p: self.config.analysis.ranges[p],
-                                  _range, 2_000_000_000)
+        rr, pts = self._grid_spec(params, ranges, points, lambda p: _default_range(p, self.config),
+                                  _range_any, 2_000_000_000)
         total = math.prod(pts)
         limit = _budget.MAX_SCAN_POINTS if max_points is None else max_points
         _budget.check_points("scan", float(total), limit)
         axes = [np.linspace(lo, hi, k) for (lo, hi), k in zip(rr, pts)]
-        coefs = self.coefficients(detectors)
+        coefs = self.coefficients(detectors) if charges else self.family_coefficients(detectors)
         return engine.scan(coefs, params, axes, out, fixed=fixed, at=at, projections=projections,
                            settings=self.settings, backend=backend, resume=resume,
                            chunk_points=chunk_points, progress=progress, config=self.config,
@@ -676,44 +679,6 @@ class Analysis:
             if not 2 <= k <= max_axis:
                 raise InputError(f"{k} points for {p}: expected 2 to {max_axis}")
         return rr, pts
-
-    def _family_scan(self, params, ranges, points, fixed, detectors, out, resume, at, force, *,
-                     progress, max_points):
-        """:meth:`scan` over one or two parameters when one of them (or a fixed one) is
-        beyond the charges: in memory, then saved to ``out`` as a ``scan`` results file."""
-        import time
-
-        from .scans.families import family_grid_scan, scan_result
-
-        n = len(params)
-        if not 1 <= n <= 2:
-            raise InputError(f"{n} scanned parameters: a scan over parameters beyond the charges "
-                             "takes one or two (the N-dimensional engine takes charges only)")
-        if len(set(params)) != n:
-            raise InputError(f"a parameter is scanned twice in {', '.join(params)}")
-        if resume:
-            raise InputError("a scan over parameters beyond the charges runs in memory: "
-                             "resume=True does not apply")
-        fixed = _check_any_fixed(fixed)
-        for p in params:
-            if p in fixed:
-                raise InputError(f"{p} is both scanned and fixed")
-        rr, pts = self._grid_spec(params, ranges, points,
-                                  lambda p: _default_range(p, self.config), _range_any, 10_000_001)
-        _budget.check_points("scan", float(math.prod(pts)),
-                             _budget.MAX_SCAN_POINTS if max_points is None else max_points)
-        if out is not None:
-            from .io.paths import check_output
-
-            check_output(out, force=force)
-        axes = [np.linspace(lo, hi, k) for (lo, hi), k in zip(rr, pts)]
-        t0 = time.perf_counter()
-        sc = family_grid_scan(self.family_coefficients(detectors), params, axes, fixed=fixed,
-                              settings=self.settings, progress=progress)
-        res = scan_result(sc, wall_time_s=time.perf_counter() - t0, at=at)
-        if out is not None:
-            res.save(out, config=self.config, force=force)
-        return res
 
     # -------------------------------------------------------- sensitivities
 

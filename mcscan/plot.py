@@ -577,6 +577,12 @@ def _projection_data(pr):
     return params, axes, d, _levels_of(pr, len(params))
 
 
+def _unit_text(p: str) -> str:
+    """' <unit>' of a parameter's plain value in a title ('' for dimensionless ones)."""
+    u = SPEC[p].unit
+    return "" if u == "1" else " " + u.replace("^2", "$^2$")
+
+
 def _plot_scan(scan, outdir, stem, config):
     """1 charge: profile; 2: map with contours; more: every stored projection."""
     plt = _pyplot()
@@ -594,11 +600,12 @@ def _plot_scan(scan, outdir, stem, config):
             at = dict(getattr(pr, "at", {}) or {})
             how = kind
             if kind == "fixed" and at:
-                how = "fixed at " + ", ".join(f"${tex(k)}$ = {float(v):.3g} e" for k, v in at.items())
+                how = "fixed at " + ", ".join(f"${tex(k)}$ = {float(v):.3g}{_unit_text(k)}"
+                                              for k, v in at.items())
             items.append((f"_{kind}_{name}", p, a, d, lv, how))
         if not items:
-            raise ResultsError(f"scan of {len(params)} charges has no stored projection to draw: "
-                               "expected at least one projection")
+            raise ResultsError(f"scan of {len(params)} parameters has no stored projection to "
+                               "draw: expected at least one projection")
     written = []
     for suffix, p, a, d, levels, kind in items:
         how = {"scan": "", "profiled": ", others profiled", "fixed": ", others fixed"}.get(

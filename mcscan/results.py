@@ -107,10 +107,10 @@ def _as_family(obj, importlib):
         return FamilySensitivities(obj.cl, _family_of(obj.params), tuple(obj.channels),
                                    tuple(obj.rows), tuple(obj.params), dict(obj.limits),
                                    unconstrained, reasons)
-    if kind in ("region", "scan") and any(p not in PARAMS for p in obj.params):
+    if kind == "region" and any(p not in PARAMS for p in obj.params):
         for module in _FAMILY_HOMES:
             importlib.import_module(module)
-        cls = _TYPES["FamilyRegion" if kind == "region" else "FamilyScanResult"]
+        cls = _TYPES["FamilyRegion"]
         import dataclasses
 
         return cls(**{f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)})

@@ -167,6 +167,42 @@ def streamed_scan(d, n):
                     "results file (chi2, delta_chi2, pulls, converged) and its rename"}
 
 
+def nd_families(coef, fcoef, settings, repeat=3, n=21):
+    """An n^3 scan over three families (q_ee x r2_ee x eps_u_ee: cross terms) against an n^3
+    scan of three charges, both through engine.scan in memory, Xe; best of ``repeat`` runs."""
+    from mcscan.scans.engine import scan
+
+    cases = {
+        "charges": (coef, ("q_ee", "q_mumu", "q_emu"), tuple(np.linspace(-2e-8, 2e-8, n) for _ in range(3))),
+        "families": (fcoef, ("q_ee", "r2_ee", "eps_u_ee"),
+                     (np.linspace(-2e-8, 2e-8, n), np.linspace(-1e-31, 1e-31, n),
+                      np.linspace(-0.05, 0.05, n))),
+        "families_wide": (fcoef, ("q_ee", "r2_ee", "eps_u_ee"),
+                          (np.linspace(-2e-8, 2e-8, n), np.linspace(-8e-31, 3e-31, n),
+                           np.linspace(-0.2, 0.6, n))),
+    }
+    out = {}
+    for name, (c, params, axes) in cases.items():
+        scan([c], params, tuple(a[:5] for a in axes), settings=settings)       # warm
+        wall, cpu = [], []
+        for _ in range(max(1, repeat)):
+            t0, c0 = time.perf_counter(), time.process_time()
+            res = scan([c], params, axes, settings=settings)
+            wall.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+        out[name] = {"params": list(params), "ranges": [[float(a[0]), float(a[-1])] for a in axes],
+                     "seconds_each_run": wall, "cpu_seconds_each_run": cpu,
+                     "points_per_s": n ** 3 / min(wall), "points_per_cpu_s": n ** 3 / min(cpu),
+                     "max_delta_chi2": float(np.max(np.asarray(res.chi2)) - res.chi2_min)}
+    out["families_over_charges"] = out["families"]["points_per_s"] / out["charges"]["points_per_s"]
+    out["note"] = (f"{n}^3 grids, engine.scan in memory (no file), projections included; charges: "
+                   "every row of the grid in one kernel call; families: one kernel call per "
+                   "plane of the last two parameters (their row polynomial depends on the outer "
+                   "values), planes side by side on the numba threads; 'families_wide' spans the default ranges (larger Delta chi2: more "
+                   "points leave the vector loop)")
+    return out
+
+
 def _save_scan(path, sc):
     """Write a grid scan with the results writer of the old layout; None when this
     version of mcscan has none (the key stays in the JSON output, as null)."""
@@ -258,9 +294,25 @@ def main():
                     help="points per axis of the streamed 2D scan through the CLI (0: skip)")
     ap.add_argument("--main-job-only", action="store_true",
                     help="measure only the main job (cold and warm 'mcscan sensitivities')")
+    ap.add_argument("--nd-families-only", action="store_true",
+                    help="measure only the 21^3 scan over three families against three charges")
     args = ap.parse_args()
     if args.main_job_only:
         print(json.dumps({"main_job": main_job(args.repeat)}, indent=1))
+        return
+    if args.nd_families_only:
+        from mcscan.config.load import load_config
+        from mcscan.scans.grid import ScanSettings
+        from mcscan.stats.families import family_coefficients
+        from mcscan.stats.reference import coefficients
+        from mcscan.tables.build import build_table
+
+        cfg = load_config()
+        xe = build_table(cfg, "Xe")
+        res = nd_families(coefficients(xe), family_coefficients(xe), ScanSettings.from_config(cfg),
+                          max(args.repeat, 5))
+        print(json.dumps({"loadavg_at_start": list(os.getloadavg()), "ndscan_3d_families": res},
+                         indent=1))
         return
 
     import numba
@@ -344,6 +396,11 @@ def main():
         "note": "engine.scan in memory (no file), projections included; rows of 21 points "
                 "start their pulls from zero more often than rows of 2001",
     }
+
+    from mcscan.stats.families import family_coefficients
+
+    out["ndscan_3d_families"] = nd_families(coef, family_coefficients(tables["Xe"]), settings,
+                                            args.repeat)
 
     # arithmetic efficiency
     flop_pt = iters * (coef.S.size * FLOP_PER_BIN + FLOP_PER_POINT)

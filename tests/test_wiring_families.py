@@ -100,8 +100,9 @@ def test_api_region_and_scan_of_two_families(analysis, tmp_path):
     assert res.to_json()["units"] == {"mu_e": "mu_B", "r2_ee": "cm^2"}
     back = mcscan.open_results(tmp_path / "s.h5")
     assert np.array_equal(np.asarray(back.chi2), np.asarray(res.chi2))
-    with pytest.raises(mcscan.InputError, match="one or two"):
-        analysis.scan(["mu_e", "r2_ee", "q_ee"], detectors="Ge", points=5)
+    three = analysis.scan(["mu_e", "r2_ee", "q_ee"], detectors="Ge", points=5)   # the N-D engine
+    assert three.shape == (5, 5, 5) and set(three.projections) == {
+        (k, p) for k in ("profiled", "fixed") for p in ("mu_e", "r2_ee", "q_ee")}
 
 
 def test_api_xsec_with_a_radius(config):
@@ -184,10 +185,11 @@ def test_cli_profile_region_scan_xsec_and_ndscan(capsys, table_dir, tmp_path):
     code, out, err = run(capsys, "xsec", "--target", "Ge", "--enu", 30, "--flavour", "e",
                          "--param", "r2_ee=-3e-31", "--points", 4)
     assert code == 0 and "r2_ee=-3e-31 cm^2" in out, err
-    code, out, err = run(capsys, "ndscan", "--param", "mu_e", "--detector", "Ge", "--tables", table_dir)
-    assert code == 2 and out == ""
-    assert err.strip() == ("mcscan: error: ndscan takes millicharges only; use scan for one or two "
-                           "parameters of other families")
+    code, out, err = run(capsys, "ndscan", "--param", "mu_e", "--detector", "Ge", "--tables", table_dir,
+                         "--points", 41, "--out", tmp_path / "n.h5", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["unit"] == "mu_B" and d["shape"] == [41]
 
 
 def test_units_come_from_params():

@@ -18,6 +18,7 @@ from .. import __version__
 from ..errors import ConfigError, InputError, McscanError
 from ..params import FAMILY_NAMES, FLAVOURS, PARAMS, SPEC, display_scale, scale_label
 from .common import (
+    FIX_ANY,
     INTERRUPT_HINT,
     add_backend_options,
     add_budget_options,
@@ -73,17 +74,19 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="rebuild even tables that are up to date")
 
     s = _sub(sub, "scan", "1D or 2D profiled chi2 grid scan, streamed to HDF5",
-             "Profiled chi2 on a grid of one or two charges, streamed to a results file in "
-             "chunks (resumable with --resume). Same engine and numbers as 'mcscan ndscan'.")
+             "Profiled chi2 on a grid of one or two parameters (charges, or of any families), "
+             "streamed to a results file in chunks (resumable with --resume). Same engine and "
+             "numbers as 'mcscan ndscan'.")
     add_common(s)
-    add_target_options(s)
+    add_target_options(s, FIX_ANY)
     s.add_argument("--param", action="append", type=param_arg, required=True, metavar="P",
                    help=f"scanned parameter, once or twice: a charge ({', '.join(PARAMS)}) or a "
                         "parameter of another family (r2_ee, mu_e, sin2w, eps_u_ee, ...)")
     s.add_argument("--range", action="append", nargs=2, type=float_arg, metavar=("LO", "HI"),
-                   help="range of each scanned charge in e (default from the configuration)")
+                   help="range of each scanned parameter in its unit (e, cm^2, mu_B or 1; default "
+                        "from the configuration for charges, else the parameter's own)")
     s.add_argument("--points", action="append", type=points_arg, metavar="N",
-                   help="grid points of each scanned charge (default 2001 in 1D, 201 in 2D)")
+                   help="grid points of each scanned parameter (default 2001 in 1D, 201 in 2D)")
     _add_data(s)
     add_output_options(s, "results file (default results/scan_<params>_<detectors>.h5)")
     s.add_argument("--resume", action="store_true",
@@ -551,7 +554,7 @@ def _cmd_scan(args, cfg):
         raise InputError(f"--param given {len(params)} times: a scan takes one or two parameters "
                          "('mcscan ndscan' takes up to six)")
     if len(set(params)) != len(params):
-        raise InputError(f"--param {params[0]} given twice: scan two different charges")
+        raise InputError(f"--param {params[0]} given twice: scan two different parameters")
     run_scan(args, cfg, "scan")
 
 

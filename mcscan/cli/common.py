@@ -24,7 +24,7 @@ __all__ = [
     "gib_arg", "count_arg", "add_common", "add_target_options", "add_output_options",
     "add_budget_options", "add_backend_options", "fixed_from", "ranges_from", "budget_from",
     "tables_for", "check_out", "protected_inputs", "progress", "print_json", "err", "fmt_regions",
-    "short_hash", "flagify", "INTERRUPT_HINT", "scaled_unit",
+    "short_hash", "flagify", "INTERRUPT_HINT", "FIX_ANY", "scaled_unit",
 ]
 
 #: What to tell the user when a long command is interrupted (set while it runs).
@@ -157,6 +157,11 @@ def add_common(p, tables=True, config=True) -> None:
                             "configuration, tables/<FILE stem>-<hash>/ for a --config FILE)")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bars or progress messages")
+
+
+#: --fix help of the scans: an unscanned parameter of any family.
+FIX_ANY = ("value of an unscanned parameter in its unit, e.g. q_mumu=1e-9 or mu_e=5e-10 "
+           "(default 0, sin2w its configured value; once per parameter)")
 
 
 def add_target_options(p, fix_help="value of an unscanned charge in e, e.g. q_mumu=1e-9 "

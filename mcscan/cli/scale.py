@@ -2,10 +2,10 @@
 scan runner shared with ``mcscan scan``.
 
 :func:`add_commands` adds ``ndscan`` and ``sweep`` to the ``mcscan`` parser
-and returns their handlers.  ``mcscan scan`` (one or two charges) and
-``mcscan ndscan`` (one to six) both run :func:`run_scan`: the same API call
-(:meth:`mcscan.api.Analysis.scan`), the same engine and writer, the same
-numbers.
+and returns their handlers.  ``mcscan scan`` (one or two parameters) and
+``mcscan ndscan`` (one to six), over charges or parameters of any families,
+both run :func:`run_scan`: the same API call (:meth:`mcscan.api.Analysis.scan`),
+the same engine and writer, the same numbers.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import sys
 from ..errors import InputError
 from ..params import PARAMS, SPEC, display_scale
 from .common import (
+    FIX_ANY,
     INTERRUPT_HINT,
     add_backend_options,
     add_budget_options,
@@ -52,17 +53,21 @@ def backend_from_args(args):
 def add_commands(sub) -> dict:
     """Add ``ndscan`` and ``sweep`` to the subparsers ``sub``; returns {name: handler(args, cfg)}."""
     nd = sub.add_parser(
-        "ndscan", help="N-dimensional profiled chi2 scan (1 to 6 charges), streamed to HDF5, "
+        "ndscan", help="N-dimensional profiled chi2 scan (1 to 6 parameters), streamed to HDF5, "
                        "with projections",
-        description="Profiled chi2 on a grid of 1 to 6 charges (the last varying fastest), "
-                    "streamed to a results file in chunks (resumable with --resume), with "
-                    "profiled and fixed projections onto one or two charges.")
+        description="Profiled chi2 on a grid of 1 to 6 parameters (the last varying fastest): "
+                    "charges or parameters of any families mixed (r2_ee, mu_e, sin2w, eps_u_ee, "
+                    "...), streamed to a results file in chunks (resumable with --resume), with "
+                    "profiled and fixed projections onto one or two of them.")
     add_common(nd)
-    add_target_options(nd)
+    add_target_options(nd, FIX_ANY)
     nd.add_argument("--param", action="append", type=param_arg, required=True, metavar="P",
-                    help=f"scanned charge, 1 to 6 times, the last varying fastest ({', '.join(PARAMS)})")
+                    help=f"scanned parameter, 1 to 6 times, the last varying fastest: a charge "
+                         f"({', '.join(PARAMS)}) or a parameter of another family (r2_ee, mu_e, "
+                         "sin2w, eps_u_ee, ...)")
     nd.add_argument("--range", action="append", nargs=2, type=float_arg, metavar=("LO", "HI"),
-                    help="range of each scanned charge in e (default from the configuration)")
+                    help="range of each scanned parameter in its unit (e, cm^2, mu_B or 1; "
+                         "default from the configuration for charges, else the parameter's own)")
     nd.add_argument("--points", action="append", type=points_arg, metavar="N",
                     help="grid points per scanned charge, once for all or once each "
                          "(default 2001 in 1D, 201 in 2D, 51 in 3D, 21 in 4D and 5D, 11 in 6D)")
@@ -70,8 +75,8 @@ def add_commands(sub) -> dict:
                     help="projection onto one or two scanned charges, profiled and fixed "
                          "(repeatable; default every scanned charge alone)")
     nd.add_argument("--at", action="append", type=assignment, default=[], metavar="P=VALUE",
-                    help="where fixed projections slice a scanned charge (nearest grid point; "
-                         "default 0)")
+                    help="where fixed projections slice a scanned parameter (nearest grid point; "
+                         "default 0, sin2w its configured value)")
     add_output_options(nd, "results file (default results/ndscan_<params>_<detectors>.h5)")
     nd.add_argument("--resume", action="store_true",
                     help="finish an interrupted scan of the same command from its stored chunks "
@@ -121,21 +126,21 @@ def run_scan(args, cfg, command: str) -> None:
 
     params = list(args.param)
     n = len(params)
-    if command == "ndscan" and any(p not in PARAMS for p in [*params, *(k for k, _ in args.fix)]):
-        raise InputError("ndscan takes millicharges only; use scan for one or two parameters of "
-                         "other families")
+    # the words of the messages: "charge" for a scan of charges, else "parameter"
+    what = "charge" if all(p in PARAMS for p in [*params, *(k for k, _ in args.fix)]) else "parameter"
     if n > 6:
-        raise InputError(f"--param given {n} times: a scan takes 1 to 6 charges")
+        raise InputError(f"--param given {n} times: a scan takes 1 to 6 {what}s")
     if len(set(params)) != n:
-        raise InputError("--param: a charge is given twice")
+        raise InputError(f"--param: a {what} is given twice")
     ranges = None
     if args.range:
         if len(args.range) != n:
-            raise InputError(f"{n} charge(s) but {len(args.range)} --range: give one per charge")
+            raise InputError(f"{n} {what}(s) but {len(args.range)} --range: give one per {what}")
         ranges = ranges_from(args.range, params)
     pts = args.points
     if pts is not None and len(pts) not in (1, n):
-        raise InputError(f"{n} charge(s) but {len(pts)} --points: give one for all or one per charge")
+        raise InputError(f"{n} {what}(s) but {len(pts)} --points: give one for all or one per "
+                         f"{what}")
     fixed = fixed_from(args.fix)
     for p in params:
         if p in fixed:

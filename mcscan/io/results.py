@@ -573,8 +573,8 @@ class ScanWriter:
 
 
 def _write_scan_meta(g, res) -> None:
-    for i, a in enumerate(res.axes):
-        dataset(g, f"axis_{i}", np.asarray(a, dtype=float), "e")
+    for i, (p, a) in enumerate(zip(res.params, res.axes)):
+        dataset(g, f"axis_{i}", np.asarray(a, dtype=float), SPEC[p].unit)
     set_strs(g, "params", list(res.params))
     set_attr(g, "shape", np.asarray(res.shape, dtype=np.int64))
     set_strs(g, "detectors", list(res.detectors))
@@ -600,14 +600,14 @@ def _write_scan_meta(g, res) -> None:
     for (kind, name), pr in res.projections.items():
         pg = g.create_group(f"{kind}/{name}")
         names.append(f"{kind}/{name}")
-        for i, a in enumerate(pr.axes):
-            dataset(pg, f"axis_{i}", np.asarray(a, dtype=float), "e")
+        for i, (p, a) in enumerate(zip(pr.params, pr.axes)):
+            dataset(pg, f"axis_{i}", np.asarray(a, dtype=float), SPEC[p].unit)
         dataset(pg, "chi2", pr.chi2, "chi2")
         dataset(pg, "delta_chi2", pr.delta_chi2, "chi2")
         if kind == "profiled":
             dataset(pg, "argmin", pr.argmin, "flat index into /scan/chi2")
             for p, b in pr.best.items():
-                dataset(pg, f"best/{p}", b, "e")
+                dataset(pg, f"best/{p}", b, SPEC[p].unit)
         else:
             dataset(pg, "converged", pr.converged, "bool")
             _write_named(pg, "at", pr.at)

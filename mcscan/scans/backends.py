@@ -42,6 +42,7 @@ __all__ = [
     "DaskBackend",
     "LocalBackend",
     "TableRef",
+    "family_coefficients_given",
     "make_backend",
     "resolve_coefficients",
 ]
@@ -54,22 +55,28 @@ BACKENDS = ("local", "dask", "dask-local")
 
 @dataclass(frozen=True)
 class TableRef:
-    """A response table as workers find it: absolute path, configuration hash, channels."""
+    """A response table as workers find it: absolute path, configuration hash, channels.
+
+    ``family``: workers collapse it into the quadratic forms of every parameter family
+    (:func:`mcscan.stats.families.family_coefficients`) instead of the millicharge
+    coefficients."""
 
     detector: str
     path: str
     config_hash: str
     channels: tuple = ("nuclear",)
+    family: bool = False
 
     @classmethod
-    def from_config(cls, config, detector: str, tables_dir, channels=("nuclear",)) -> TableRef:
+    def from_config(cls, config, detector: str, tables_dir, channels=("nuclear",),
+                    family: bool = False) -> TableRef:
         """The table ``detector`` of ``config`` in ``tables_dir``, as
         :func:`mcscan.api.load_coefficients` reads it."""
         from ..config.load import config_hash, table_config
         from ..io.tables import table_path
 
         return cls(detector, str(table_path(tables_dir, detector).resolve()),
-                   config_hash(table_config(config, detector)), tuple(channels))
+                   config_hash(table_config(config, detector)), tuple(channels), bool(family))
 
 
 #: (path, hash, channels) -> Coefficients, per process (a Dask worker loads a table once).
@@ -79,25 +86,42 @@ _LOCK = threading.Lock()
 _STATS = {"loads": 0}
 
 
+def family_coefficients_given(items) -> bool:
+    """True when ``items`` are the quadratic forms of the parameter families
+    (:class:`mcscan.stats.families.FamilyCoefficients` or TableRefs with ``family``),
+    False for millicharge coefficients; a mixture is refused.  Loads nothing."""
+    from ..stats.families import FamilyCoefficients
+
+    kinds = {isinstance(it, FamilyCoefficients) or (isinstance(it, TableRef) and it.family)
+             for it in items}
+    if len(kinds) > 1:
+        raise InputError("the detectors mix millicharge coefficients and parameter-family "
+                         "coefficients: give one kind for all")
+    return kinds == {True}
+
+
 def resolve_coefficients(items) -> list:
     """Coefficients for each item: a :class:`TableRef` is loaded (once per process,
-    checked against its hash), a :class:`mcscan.stats.reference.Coefficients` passes through."""
+    checked against its hash), a :class:`mcscan.stats.reference.Coefficients` or
+    :class:`mcscan.stats.families.FamilyCoefficients` passes through."""
+    from ..stats.families import FamilyCoefficients, family_coefficients
     from ..stats.reference import Coefficients, coefficients
     from ..io.tables import load_table
 
     out = []
     for it in items:
-        if isinstance(it, Coefficients):
+        if isinstance(it, (Coefficients, FamilyCoefficients)):
             out.append(it)
             continue
         if not isinstance(it, TableRef):
             raise InputError(f"expected Coefficients or TableRef, got {type(it).__name__}")
-        key = (it.path, it.config_hash, tuple(it.channels))
+        key = (it.path, it.config_hash, tuple(it.channels), it.family)
         with _LOCK:
             coef = _CACHE.get(key)
             if coef is None:
                 table = load_table(Path(it.path), expected_hash=it.config_hash, channels=it.channels)
-                coef = _CACHE[key] = coefficients(table, it.channels)
+                collapse = family_coefficients if it.family else coefficients
+                coef = _CACHE[key] = collapse(table, it.channels)
                 _STATS["loads"] += 1
         out.append(coef)
     return out

@@ -1,13 +1,24 @@
-"""The grid-scan engine: 1 to 6 charges, in memory or streamed to a results file.
+"""The grid-scan engine: 1 to 6 parameters, in memory or streamed to a results file.
 
-The grid is the product of one increasing axis per scanned charge (any 1 to
-6 of :data:`mcscan.params.PARAMS`), in C order: the last charge varies
-fastest.  Its points are cut into **rows** of the last axis (a 1D scan is
+The grid is the product of one increasing axis per scanned parameter, in C
+order: the last parameter varies fastest.  With millicharge coefficients
+(:class:`mcscan.stats.coefficients.Coefficients`) the parameters are any 1 to
+6 of the charges :data:`mcscan.params.PARAMS`; with the quadratic forms of
+every family (:class:`mcscan.stats.families.FamilyCoefficients`) any 1 to 6
+of :data:`mcscan.params.ALL_PARAMS`, of any families mixed (docs/physics.md
+section 11).  The two differ only in how a plane's row coefficients are
+formed (below); the chunks, the chunk store, the backends, the projections
+and the file are the same.  Below, "charge" stands for either kind.
+
+The points are cut into **rows** of the last axis (a 1D scan is
 one row), and a **chunk** is a run of ``chunk_points`` consecutive points
 made of whole rows (1D: whole row segments of :data:`mcscan.scans.grid.SEGMENT`).
 A chunk is evaluated as one :func:`mcscan.scans.grid.grid_scan` over the last two
 charges per combination of the outer charges it touches, the outer charges
-passed as ``fixed``.  Since a point of ``grid_scan`` depends only on its row
+passed as ``fixed`` (over the parameter families
+:func:`mcscan.scans.families.family_grid_scan`, one call per plane: cross terms
+between parameters of one flavour make a plane's row polynomial depend on the
+outer values).  Since a point of ``grid_scan`` depends only on its row
 segment, :func:`compute_chunk` is a pure function of the chunk index: the
 same bits in any process, on any backend, in any order, after any resume,
 and the same bits as one ``grid_scan`` of the whole grid.
@@ -41,7 +52,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io.registry import register
-from ..params import PARAMS
+from ..params import ALL_PARAMS, PARAMS, SPEC, check_any_param
 from ..results import Result
 from .grid import SEGMENT, ScanSettings, _check_axis, base_point, check_param, grid_scan
 from .limits import allowed_intervals, delta_chi2_level
@@ -67,9 +78,11 @@ MAX_POINTS = 2_000_000_000
 
 @dataclass(frozen=True)
 class Grid:
-    """The scanned charges, their axes (e) and the values of the others.
+    """The scanned charges, their axes and the values of the others.
 
-    ``base`` holds all six charges; entries of scanned charges are ignored.
+    ``base`` holds all six charges (e), or for a scan over the parameter families
+    the full parameter vector (:data:`mcscan.params.ALL_PARAMS`, each value in its
+    unit); entries of scanned parameters are ignored.
     """
 
     params: tuple
@@ -84,12 +97,29 @@ class Grid:
     def size(self) -> int:
         return math.prod(self.shape)
 
+    @property
+    def families(self) -> bool:
+        """True for a scan over the parameter families (``base`` a full parameter vector)."""
+        return self.base.size != len(PARAMS)
 
-def make_grid(params, axes, fixed=None, max_points=None) -> Grid:
+    @property
+    def names(self) -> tuple:
+        """Names of the entries of ``base``."""
+        return ALL_PARAMS if self.families else PARAMS
+
+
+def make_grid(params, axes, fixed=None, max_points=None, origin=None) -> Grid:
     """A checked :class:`Grid`: 1 to 6 distinct charges, strictly increasing finite axes,
-    ``fixed`` ({param: e}) only for charges that are not scanned, at most ``max_points``."""
+    ``fixed`` ({param: e}) only for charges that are not scanned, at most ``max_points``.
+
+    With ``origin``, the Standard Model point of the tables as a full parameter vector
+    (:func:`mcscan.stats.families.sm_point`), the parameters may be any of
+    :data:`mcscan.params.ALL_PARAMS` and ``fixed`` {param: value in its unit} sets any
+    that are not scanned (the others stay at ``origin``)."""
     from .. import budget
 
+    if origin is not None:
+        return _family_grid(params, axes, fixed, max_points, origin)
     params = tuple(params)
     if not 1 <= len(params) <= len(PARAMS):
         raise InputError(f"a scan takes 1 to {len(PARAMS)} charges, got {len(params)}")
@@ -104,6 +134,39 @@ def make_grid(params, axes, fixed=None, max_points=None) -> Grid:
             raise InputError(f"{p} is both scanned and fixed")
     axes = tuple(_check_axis(p, a) for p, a in zip(params, axes))
     grid = Grid(params, axes, base_point(fixed))
+    budget.check_points("scan", grid.size, MAX_POINTS if max_points is None else max_points)
+    return grid
+
+
+def _family_grid(params, axes, fixed, max_points, origin) -> Grid:
+    """:func:`make_grid` over parameters of any family."""
+    from .. import budget
+
+    params = tuple(params)
+    most = len(PARAMS)
+    if not 1 <= len(params) <= most:
+        raise InputError(f"a scan takes 1 to {most} parameters, got {len(params)}")
+    if len(axes) != len(params):
+        raise InputError(f"{len(params)} parameter(s) but {len(axes)} axes: give one axis per "
+                         "parameter")
+    for p in params:
+        check_any_param(p)
+    if len(set(params)) != len(params):
+        raise InputError(f"parameters must differ, got {', '.join(params)}")
+    base = np.array(origin, dtype=float)
+    if base.shape != (len(ALL_PARAMS),):
+        raise InputError(f"origin of shape {base.shape}: expected the full parameter vector "
+                         f"({len(ALL_PARAMS)} values)")
+    for p, v in dict(fixed or {}).items():
+        k = check_any_param(p)
+        if p in params:
+            raise InputError(f"{p} is both scanned and fixed")
+        v = float(v)
+        if not math.isfinite(v):
+            raise InputError(f"{p} = {v!r}: expected a finite value in {SPEC[p].unit}")
+        base[k] = v
+    axes = tuple(_check_axis(p, a) for p, a in zip(params, axes))
+    grid = Grid(params, axes, base)
     budget.check_points("scan", grid.size, MAX_POINTS if max_points is None else max_points)
     return grid
 
@@ -178,7 +241,7 @@ def compute_chunk(k: int, task: ChunkTask) -> dict:
     if not 0 <= lo < hi:
         raise InputError(f"chunk {k} outside the grid ({task.n_chunks} chunks)")
     inner = g.params[-2:]
-    others = {p: float(g.base[j]) for j, p in enumerate(PARAMS) if p not in inner}
+    others = {p: float(g.base[j]) for j, p in enumerate(g.names) if p not in inner}
     out = {name: np.empty(hi - lo, dtype=np.int8 if name == "converged" else float)
            for name in _chunk_names([c.detector for c in coefs], task.pulls)}
     kw = {"settings": task.settings, "parallel": task.parallel}
@@ -193,16 +256,63 @@ def compute_chunk(k: int, task: ChunkTask) -> dict:
                 out[f"pull_background_{d}"][pos:pos + m] = b.ravel()
         return pos + m
 
+    plane_scan = grid_scan
+    if g.families:
+        from .families import family_grid_scan as plane_scan
     if len(shape) == 1:
-        put(0, grid_scan(coefs, g.params, (g.axes[0][lo:hi],), fixed=others, **kw))
+        put(0, plane_scan(coefs, g.params, (g.axes[0][lo:hi],), fixed=others, **kw))
         return out
     ny, nx = shape[-1], shape[-2]
     r0, r1 = lo // ny, hi // ny
     if len(shape) == 2:
-        put(0, grid_scan(coefs, inner, (g.axes[-2][r0:r1], g.axes[-1]), fixed=others, **kw))
+        put(0, plane_scan(coefs, inner, (g.axes[-2][r0:r1], g.axes[-1]), fixed=others, **kw))
+        return out
+    if g.families:
+        _family_planes(coefs, g, r0, r1, others, kw, put)
         return out
     _planes(coefs, g, r0, r1, task, out)
     return out
+
+
+def _family_planes(coefs, g, r0: int, r1: int, others: dict, kw: dict, put) -> None:
+    """Rows r0 .. r1 - 1 of an N-D grid (N >= 3) over the parameter families: one
+    :func:`mcscan.scans.families.family_grid_scan` per plane of the last two parameters
+    they touch, the outer ones fixed at the plane's values.  Each plane forms its own
+    row polynomial (:func:`mcscan.stats.families.row_polynomial`): a cross term between
+    an outer and an inner parameter of one flavour changes the inner coefficients from
+    plane to plane.  The bits equal one ``family_grid_scan`` of each whole plane.
+
+    With at least as many planes as numba threads, the planes run side by side on
+    that many Python threads, each plane in the serial build (the kernels release
+    the GIL; same bits): no barrier of the thread pool per plane."""
+    from .families import family_grid_scan
+    from .grid import _threads
+
+    nx = g.shape[-2]
+    jobs = []
+    for plane in range(r0 // nx, (r1 - 1) // nx + 1):
+        first = plane * nx
+        a, b = max(r0, first) - first, min(r1, first + nx) - first
+        fixed = dict(others)
+        for p, ax, i in zip(g.params[:-2], g.axes[:-2], np.unravel_index(plane, g.shape[:-2])):
+            fixed[p] = float(ax[i])
+        jobs.append(((g.axes[-2][a:b], g.axes[-1]), fixed))
+    threads = _threads() if kw["parallel"] else 1
+
+    def run(job, parallel):
+        return family_grid_scan(coefs, g.params[-2:], job[0], fixed=job[1],
+                                settings=kw["settings"], parallel=parallel)
+
+    if threads > 1 and len(jobs) >= threads:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            scans = list(pool.map(lambda job: run(job, False), jobs))
+    else:
+        scans = [run(job, kw["parallel"]) for job in jobs]
+    pos = 0
+    for sc in scans:
+        pos = put(pos, sc)
 
 
 def _planes(coefs, g, r0: int, r1: int, task, out) -> None:
@@ -314,7 +424,8 @@ class Projection:
 
 @dataclass(frozen=True)
 class ScanResult(Result):
-    """A grid scan of the profiled chi2 over 1 to 6 charges (see :func:`mcscan.scans.engine.scan`).
+    """A grid scan of the profiled chi2 over 1 to 6 charges, or 1 to 6 parameters of any
+    family (see :func:`mcscan.scans.engine.scan`; ``base`` is then the full parameter vector).
 
     ``chi2``, ``converged`` and the ``pulls`` arrays have the grid's shape; they
     are NumPy arrays for a scan kept in memory, lazy file-backed arrays
@@ -358,8 +469,9 @@ class ScanResult(Result):
 
     @property
     def fixed(self) -> dict:
-        """The charges that were not scanned, {name: e}."""
-        return {p: float(v) for p, v in zip(PARAMS, self.base) if p not in self.params}
+        """The charges (or, for a scan over the parameter families, every parameter)
+        that were not scanned, {name: value in its unit}."""
+        return {p: float(v) for p, v in zip(ALL_PARAMS, self.base) if p not in self.params}
 
     @property
     def delta_chi2(self) -> np.ndarray:
@@ -375,7 +487,9 @@ class ScanResult(Result):
     def to_json(self, cl: float = 0.90) -> dict:
         """JSON summary.  1-D projections come with their allowed intervals at ``cl``;
         these are grid estimates (an end point lies between two grid points, the
-        midpoint is given), marked ``"grid_estimate": true`` with ``"grid_step"`` (e)."""
+        midpoint is given), marked ``"grid_estimate": true`` with ``"grid_step"`` (in the
+        parameter's unit).  ``"unit"``: the unit of the scanned parameters (params.py), or
+        {param: unit} when they differ; a scan over the families adds ``"units"`` {param: unit}."""
         level = delta_chi2_level(cl, 1)
         proj = {}
         for (kind, name), pr in self.projections.items():
@@ -389,9 +503,12 @@ class ScanResult(Result):
             if pr.at:
                 d["at"] = dict(pr.at)
             proj[f"{kind}/{name}"] = d
+        units = _units(self.params)
+        unit = next(iter(units.values())) if len(set(units.values())) == 1 else units
+        more = {} if len(self.base) == len(PARAMS) else {"units": units}
         return {"params": list(self.params), "shape": list(self.shape), "points": self.points,
                 "detectors": list(self.detectors), "channels": list(self.channels),
-                "table_hashes": list(self.table_hashes), "unit": "e",
+                "table_hashes": list(self.table_hashes), "unit": unit, **more,
                 "fixed": self.fixed, "chi2_min": float(self.chi2_min), "argmin": dict(self.argmin),
                 "unconverged": int(self.unconverged), "pulls": sorted(self.pulls),
                 "chunks": int(self.chunks), "resumed_chunks": int(self.resumed_chunks),
@@ -399,6 +516,18 @@ class ScanResult(Result):
                 "points_per_second": self.points_per_second, "backend": dict(self.backend),
                 "projections": proj}
 
+
+
+def _kind_of(params) -> tuple:
+    """("charge", check_param) for a scan of charges only, else ("parameter", check_any_param)."""
+    if all(p in PARAMS for p in params):
+        return "charge", check_param
+    return "parameter", check_any_param
+
+
+def _units(params) -> dict:
+    """{param: unit} (params.py) of ``params``."""
+    return {p: SPEC[p].unit for p in params}
 
 
 def _num(x):
@@ -414,18 +543,19 @@ def parse_projections(items, params) -> list:
     params = tuple(params)
     if not items:
         return [(p,) for p in params]
+    what, check = _kind_of(params)
     out = []
     for it in items:
         names = tuple(s.strip() for s in it.split(",")) if isinstance(it, str) else tuple(it)
         if not 1 <= len(names) <= 2:
-            raise InputError(f"projection {','.join(names)!r}: expected one or two charges")
+            raise InputError(f"projection {','.join(names)!r}: expected one or two {what}s")
         for p in names:
-            check_param(p)
+            check(p)
             if p not in params:
-                raise InputError(f"projection onto {p}: not a scanned charge "
+                raise InputError(f"projection onto {p}: not a scanned {what} "
                                  f"(scanned: {', '.join(params)})")
         if len(set(names)) != len(names):
-            raise InputError(f"projection {','.join(names)!r}: the charges must differ")
+            raise InputError(f"projection {','.join(names)!r}: the {what}s must differ")
         if names not in out:
             out.append(names)
     return out
@@ -544,8 +674,17 @@ def _sink_name(chunk_name: str) -> str:
 
 
 def _point(grid: Grid, flat: int) -> str:
+    """The grid point ``flat`` as text; over the families every value with its unit."""
     idx = np.unravel_index(int(flat), grid.shape)
-    return ", ".join(f"{p} = {float(a[i]):.6g}" for p, a, i in zip(grid.params, grid.axes, idx))
+    unit = (lambda p: f" {SPEC[p].unit}" if SPEC[p].unit != "1" else "") if grid.families else (
+        lambda p: "")
+    return ", ".join(f"{p} = {float(a[i]):.6g}{unit(p)}"
+                     for p, a, i in zip(grid.params, grid.axes, idx))
+
+
+def _tail(grid: Grid) -> str:
+    """The unit after a charge point (" e"); a family point carries its units."""
+    return "" if grid.families else " e"
 
 
 def _check_finite(arrays: dict, lo: int, grid: Grid) -> None:
@@ -554,9 +693,9 @@ def _check_finite(arrays: dict, lo: int, grid: Grid) -> None:
     bad = np.isnan(v)
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
-        raise InputError(f"chi2 is nan (not a number) at {_point(grid, lo + j)} e ({int(bad.sum())} point(s) "
-                         "of this chunk): the tables or the charges give numbers beyond double precision; "
-                         "check the tables and narrow the scanned range")
+        raise InputError(f"chi2 is nan (not a number) at {_point(grid, lo + j)}{_tail(grid)} "
+                         f"({int(bad.sum())} point(s) of this chunk): the tables or the charges give "
+                         "numbers beyond double precision; check the tables and narrow the scanned range")
 
 
 def _assemble(sink, task: ChunkTask, store, projectors, names) -> dict:
@@ -590,7 +729,8 @@ def _assemble(sink, task: ChunkTask, store, projectors, names) -> dict:
             pj.add(row_idx, row_flat, cols, vals, oks)
     if where < 0:
         raise InputError(f"chi2 is +inf at every point of the grid ({_point(grid, 0)} to "
-                         f"{_point(grid, grid.size - 1)} e): no minimum; choose another range")
+                         f"{_point(grid, grid.size - 1)}{_tail(grid)}): no minimum; choose another "
+                         "range")
     at = np.unravel_index(where, shape)
     argmin = {p: float(a[i]) for p, a, i in zip(grid.params, grid.axes, at)}
     proj = {}
@@ -620,6 +760,11 @@ def scan(coefs, params, axes, path=None, *, fixed=None, at=None, projections=Non
          pulls: bool | None = None, max_memory_gib=None, max_disk_gib=None,
          max_points=None) -> ScanResult:
     """Profiled chi2 on the grid of 1 to 6 charges, in memory or streamed to ``path``.
+
+    With the quadratic forms of every family (:class:`mcscan.stats.families.FamilyCoefficients`,
+    or :class:`mcscan.scans.backends.TableRef` with ``family=True``) the same for 1 to 6
+    parameters of any families (:data:`mcscan.params.ALL_PARAMS`, each in its unit):
+    below, read "parameter" for "charge" and "the Standard Model value" for 0.
 
     Parameters
     ----------
@@ -651,29 +796,37 @@ def scan(coefs, params, axes, path=None, *, fixed=None, at=None, projections=Non
     OutputError : the results file or a chunk cannot be written
     ResultsError : a stored chunk is corrupt, foreign or stray (without ``resume``)
     """
-    from .backends import LocalBackend, TableRef, resolve_coefficients
+    from .backends import LocalBackend, TableRef, family_coefficients_given, resolve_coefficients
     from ..io.chunks import ChunkStore, MemoryStore
 
     t0 = time.perf_counter()
     settings = settings or ScanSettings()
-    grid = make_grid(params, axes, fixed, max_points)
     coefs = tuple(coefs)
+    families = family_coefficients_given(coefs)
+    grid = None if families else make_grid(params, axes, fixed, max_points)
     if not coefs:
         raise InputError("a scan needs at least one detector")
     local = resolve_coefficients(coefs)
+    if families:
+        from .families import _origin
+
+        grid = make_grid(params, axes, fixed, max_points, origin=_origin(local))
     dets = [c.detector for c in local]
     if len(set(dets)) != len(dets):
         raise InputError(f"detector given twice in {', '.join(dets)}")
     want_pulls = len(grid.params) <= 2 if pulls is None else bool(pulls)
     projs = parse_projections(projections, grid.params)
     at = dict(at or {})
+    what, check = _kind_of(grid.params)
     for p, v in at.items():
-        check_param(p)
+        check(p)
         if p not in grid.params:
-            raise InputError(f"at {p}: not a scanned charge (scanned: {', '.join(grid.params)})")
+            raise InputError(f"at {p}: not a scanned {what} (scanned: {', '.join(grid.params)})")
         if not math.isfinite(float(v)):
-            raise InputError(f"at {p} = {v!r}: expected a finite charge in e")
-    at_idx = tuple(int(np.argmin(np.abs(a - float(at.get(p, 0.0)))))
+            raise InputError(f"at {p} = {v!r}: expected a finite "
+                             f"{'charge' if what == 'charge' else 'value'} in {SPEC[p].unit}")
+    # default: the scanned parameter's base value (0 for a charge, else the SM point)
+    at_idx = tuple(int(np.argmin(np.abs(a - float(at.get(p, grid.base[grid.names.index(p)])))))
                    for p, a in zip(grid.params, grid.axes))
     cp = default_chunk_points(grid.shape, chunk_points)
     _check_budgets(grid, len(dets), want_pulls, cp, path, max_memory_gib, max_disk_gib)

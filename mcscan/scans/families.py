@@ -6,6 +6,9 @@ The same machinery as :mod:`mcscan.scans.grid`, :mod:`mcscan.scans.profile` and
 two scanned parameters of any families (a cross term x*y where both act on
 one flavour), the others fixed or profiled.  Charge-only scans keep using
 the millicharge machinery (faster, and bit-identical to earlier versions).
+Grid scans of 1 to 6 parameters of any families, in memory or streamed to a
+results file (chunks, resume, Dask), run in :func:`mcscan.scans.engine.scan`,
+which evaluates them plane by plane with :func:`family_grid_scan`.
 
 Parameter values are absolute (sin2w itself, not its shift); internally the
 kernels see offsets from the SM point of the tables.
@@ -18,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from tqdm.auto import tqdm
 
 from ..errors import InputError
 from ..params import ALL_PARAMS, SPEC, check_any_param
@@ -26,11 +28,11 @@ from ..stats.families import chi2_all, excess_all, reduced_excess, reduced_form,
 from ..stats.kernels_families import chi2_excess, chi2_rows_poly
 from .grid import MAX_POINTS, Scan, ScanSettings, _check_axis, row_segments
 from .limits import Limit, _merge, allowed_intervals, delta_chi2_level
-from .engine import ScanResult
 from .regions import Region, _extent_of, polygon_area, polygons
 
-__all__ = ["FamilyRegion", "FamilyScanResult", "base_vector", "constrained", "default_range", "emitted_flavours",
-           "family_region", "scan_result", "unconstrained_limit", "unconstrained_reason", "family_chi2_function", "family_grid_scan",
+__all__ = ["FamilyRegion", "base_vector", "constrained", "default_range", "emitted_flavours",
+           "family_region", "unconstrained_limit", "unconstrained_reason", "family_chi2_function",
+           "family_grid_scan",
            "family_limit", "family_points_chi2", "family_profiled_chi2"]
 
 _BATCH = 200_000        # points per call of the excess kernel
@@ -75,7 +77,7 @@ def family_grid_scan(fcoefs, params, axes, *, fixed=None, settings: ScanSettings
     other parameters (default: the SM point).  ``Scan.base`` is the full vector.
     """
     from ..stats.kernels import row_lanes
-    from .grid import _threads
+    from .grid import _bar, _threads
 
     settings = settings or ScanSettings()
     params = tuple(params)
@@ -110,14 +112,17 @@ def family_grid_scan(fcoefs, params, axes, *, fixed=None, settings: ScanSettings
     lanes = row_lanes(nseg)
     step = max(-(-int(chunk) // int(cnt[0])), 4 * lanes * _threads())
     step = -(-step // lanes) * lanes
-    with tqdm(total=n * len(fcoefs), desc="scan " + " x ".join(params), unit="pt",
-              unit_scale=True, disable=not progress, leave=False) as bar:
+    # no progress bar object at all without progress: the N-D engine calls this per plane
+    with _bar(progress, total=n * len(fcoefs), desc="scan " + " x ".join(params), unit="pt",
+              unit_scale=True, leave=False) as bar:
         for lo in range(0, nseg, step):
             sl = slice(lo, min(nseg, lo + step))
+            # one segment is one thread's work: the serial build (same bits) spares the pool
+            par = parallel and sl.stop - sl.start > 1
             for k, (c, poly) in enumerate(zip(fcoefs, polys)):
                 out = (total, pulls[c.detector][0], pulls[c.detector][1], ok)
                 st = chi2_rows_poly(c.S, c.B, c.D, poly, xs_axis[row[sl]], ys, y0[sl], cnt[sl],
-                                    o0[sl], out=out, accumulate=k > 0, parallel=parallel,
+                                    o0[sl], out=out, accumulate=k > 0, parallel=par,
                                     lanes=lanes, **settings.kwargs())
                 for key, v in st.items():
                     count[key] += v
@@ -386,51 +391,6 @@ def unconstrained_limit(fcoefs, param, *, cl=0.90, level=None, xrange=None, fixe
                  unconstrained=True, reason=reason or unconstrained_reason(fcoefs, param))
 
 
-def scan_result(sc: Scan, *, wall_time_s: float = 0.0, at=None):
-    """A family :class:`Scan` (one or two parameters, in memory) as a
-    :class:`mcscan.scans.engine.ScanResult` with its profiled and fixed projections
-    (fixed ones slice the other parameter at ``at`` or its reference value)."""
-    from .engine import Projection
-
-    chi2 = np.asarray(sc.chi2, dtype=float)
-    k = int(np.argmin(chi2))
-    idx = np.unravel_index(k, chi2.shape)
-    cmin = float(chi2.ravel()[k])
-    argmin = {p: float(a[i]) for p, a, i in zip(sc.params, sc.axes, idx)}
-    proj = {}
-    at = dict(at or {})
-    if len(sc.params) == 1:
-        p = sc.params[0]
-        proj[("profiled", p)] = Projection("profiled", (p,), sc.axes, chi2, cmin, best={},
-                                           argmin=np.arange(chi2.size))
-        proj[("fixed", p)] = Projection("fixed", (p,), sc.axes, chi2, cmin, at={},
-                                        converged=np.asarray(sc.converged).astype(np.int8))
-    else:
-        flat = np.arange(chi2.size).reshape(chi2.shape)
-        for d, p in enumerate(sc.params):
-            o = 1 - d
-            other, oax = sc.params[o], sc.axes[o]
-            j = np.argmin(chi2, axis=o)
-            prof = np.min(chi2, axis=o)
-            arg = flat[j, np.arange(chi2.shape[1])] if o == 0 else flat[np.arange(chi2.shape[0]), j]
-            proj[("profiled", p)] = Projection("profiled", (p,), (sc.axes[d],), prof, cmin,
-                                               best={other: oax[j]}, argmin=arg)
-            ref = at.get(other, SPEC[other].reference)
-            i = int(np.argmin(np.abs(oax - ref)))
-            sl = chi2[i, :] if o == 0 else chi2[:, i]
-            ok = np.asarray(sc.converged)[i, :] if o == 0 else np.asarray(sc.converged)[:, i]
-            proj[("fixed", p)] = Projection("fixed", (p,), (sc.axes[d],), sl, float(np.min(sl)),
-                                            at={other: float(oax[i])},
-                                            converged=ok.astype(np.int8))
-    return FamilyScanResult(params=tuple(sc.params), axes=tuple(sc.axes), base=np.asarray(sc.base),
-                      detectors=tuple(sc.detectors), channels=tuple(sc.channels),
-                      table_hashes=tuple(sc.table_hashes), settings=sc.settings, chi2=chi2,
-                      converged=np.asarray(sc.converged), pulls=dict(sc.pulls), chi2_min=cmin,
-                      argmin=argmin, unconverged=int(np.size(sc.converged) - np.count_nonzero(sc.converged)),
-                      projections=proj, chunks=1, compute_time_s=wall_time_s,
-                      wall_time_s=wall_time_s, backend={"backend": "local"})
-
-
 def _check_family_range(p, lo, hi) -> tuple:
     lo, hi = float(lo), float(hi)
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
@@ -519,24 +479,6 @@ def family_region(fcoefs, params, *, cl=0.90, ranges, points=201, fixed=None, zo
         extent, area = {p: [] for p in params}, 0.0
     return FamilyRegion(tuple(c.detector for c in fcoefs), params, float(cl), level, polys, extent,
                         float(area), touches, sc, cmin)
-
-
-@dataclass(frozen=True)
-class FamilyScanResult(ScanResult):
-    """A :class:`mcscan.scans.engine.ScanResult` over parameters of any family."""
-
-    @property
-    def fixed(self) -> dict:
-        """The parameters that were not scanned, {name: value} (charges and, for a full
-        vector, every other family)."""
-        return {p: float(v) for p, v in zip(ALL_PARAMS, self.base) if p not in self.params}
-
-    def to_json(self, cl: float = 0.90) -> dict:
-        d = ScanResult.to_json(self, cl)
-        units = {p: SPEC[p].unit for p in self.params}
-        d["unit"] = next(iter(units.values())) if len(set(units.values())) == 1 else units
-        d["units"] = units
-        return d
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..params import PARAMS, check_param
+from ..params import PARAMS, check_param, unit
 from ..errors import InputError
 from ..io.registry import register
 from ..stats import newton
@@ -117,7 +117,8 @@ def _check_axis(name, axis) -> np.ndarray:
     if axis.ndim != 1 or axis.size < 1:
         raise InputError(f"grid of {name} must be a non-empty 1D array, got shape {axis.shape}")
     if not np.all(np.isfinite(axis)):
-        raise InputError(f"grid of {name} contains non-finite values: expected finite charges in e")
+        what = "charges in e" if name in PARAMS else f"values in {unit(name)}"
+        raise InputError(f"grid of {name} contains non-finite values: expected finite {what}")
     if axis.size > 1 and not np.all(np.diff(axis) > 0):
         raise InputError(f"grid of {name} must increase strictly")
     return axis
