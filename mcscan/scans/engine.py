@@ -371,11 +371,15 @@ def scan_spec(coefs, grid: Grid, settings, chunk_points, pulls: bool) -> dict:
     h = hashlib.sha256()
     for a in grid.axes:
         h.update(np.ascontiguousarray(a, dtype=float).tobytes())
+    # the counts the model is compared with (observed data, or the Asimov S + B)
+    d = hashlib.sha256()
+    for c in coefs:
+        d.update(np.ascontiguousarray(c.D, dtype=float).tobytes())
     return {
         "kind": "scan", "params": list(grid.params), "shape": list(grid.shape),
         "axes_sha256": h.hexdigest(), "fixed": [float(v) for v in grid.base],
         "detectors": [c.detector for c in coefs], "channels": list(coefs[0].channels),
-        "table_hashes": [c.table_hash for c in coefs],
+        "table_hashes": [c.table_hash for c in coefs], "data_sha256": d.hexdigest(),
         "settings": {"signal_pull": settings.signal_pull, "background_pull": settings.background_pull,
                      "tol": settings.tol, "max_iter": settings.max_iter},
         "chunk_points": int(chunk_points), "segment": SEGMENT, "pulls": bool(pulls),

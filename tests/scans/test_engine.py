@@ -8,6 +8,8 @@ are compared exactly with NumPy reductions of the full grid.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 
 import h5py
@@ -259,6 +261,10 @@ def test_resume_after_interrupt_is_bit_identical(coefs, tmp_path, chunk_interrup
         scan(*args, tmp_path / "s.h5", chunk_points=22)
     with pytest.raises(InputError, match="differs"):
         scan(*args, tmp_path / "s.h5", chunk_points=44, resume=True)
+    # other counts to compare with (observed data instead of the Asimov S + B)
+    observed = [dataclasses.replace(c, D=np.round(c.D)) for c in coefs]
+    with pytest.raises(InputError, match="differs"):
+        scan(observed, *args[1:], tmp_path / "s.h5", chunk_points=22, resume=True)
     res = scan(*args, tmp_path / "s.h5", chunk_points=22, resume=True)
     assert res.resumed_chunks == 4
     _same_files(tmp_path / "ref.h5", tmp_path / "s.h5")
