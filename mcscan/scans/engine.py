@@ -63,6 +63,10 @@ __all__ = [
 
 #: Largest number of grid points one scan accepts by default (see ``max_points``).
 MAX_POINTS = 2_000_000_000
+#: From this many scanned charges on, rows start with damped Newton steps in the vector
+#: loop (``vector_start`` of :func:`mcscan.stats.kernels.chi2_rows`): their rows are short,
+#: so the first points of each row weigh.  Fewer charges keep the bits of grid_scan.
+VECTOR_START_DIMS = 4
 
 
 @dataclass(frozen=True)
@@ -236,7 +240,7 @@ def _planes(coefs, g, r0: int, r1: int, task, out) -> None:
         b = np.empty(n)
         chi2_rows(c, bases, ix, iy, xs, g.axes[-1], y0, cnt, o0, out=(chi2, a, b, ok),
                   accumulate=k > 0, base_rows=base_rows, parallel=par, lanes=lanes,
-                  **task.settings.kwargs())
+                  vector_start=len(shape) >= VECTOR_START_DIMS, **task.settings.kwargs())
         if task.pulls:
             out[f"pull_signal_{c.detector}"][:] = a
             out[f"pull_background_{c.detector}"][:] = b

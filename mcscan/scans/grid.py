@@ -258,8 +258,7 @@ def _scan_rows(coefs, idx, axes, base, settings, chunk, parallel, total, ok, pul
     for lo in range(0, nseg, step):
         sl = slice(lo, min(nseg, lo + step))
         npts = int(cnt[sl].sum())
-        # one segment is one thread's work: the serial build (same bits) spares
-        # starting the thread pool, whose idle threads would spin on the other cores
+        # one segment is one thread's work: run it on the calling thread (same bits)
         par = parallel and sl.stop - sl.start > 1
         for k, c in enumerate(coefs):
             out = (total, pulls[c.detector][0], pulls[c.detector][1], ok)

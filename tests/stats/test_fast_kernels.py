@@ -232,6 +232,95 @@ def test_any_subset_of_rows_gives_the_same_bits(coefs):
             assert np.array_equal(u[s], v[s])
 
 
+# ------------------------------------------------------------ vector start (4 or more charges)
+
+
+def _vs_grid(c, x, y, *, ix=0, iy=1, rows=None, settings=None, **kw):
+    """chi2_rows with ``vector_start`` over the (x, y) grid (or the row segments ``rows``):
+    (chi2, a, b, ok), stats and the (points, 6) charges of every output point."""
+    settings = settings or ScanSettings()
+    row, y0, cnt, o0 = row_segments(x.size, y.size)
+    if rows is not None:
+        row, y0, cnt, o0 = row[rows], y0[rows], cnt[rows], o0[rows]
+    n = x.size * y.size
+    out = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=bool)
+    st = kernels.chi2_rows(c, np.zeros(6), ix, iy, x[row], y, y0, cnt, o0, out=out,
+                           vector_start=True, **settings.kwargs(), **kw)
+    th = np.zeros((n, 6))
+    th[:, ix] = np.repeat(x, y.size)
+    th[:, iy] = np.tile(y, x.size)
+    return out, st, th
+
+
+def _vs_twin(c, out, th, settings=None, n=N_CHECK, seed=2):
+    settings = settings or ScanSettings()
+    flat = np.random.default_rng(seed).choice(th.shape[0], size=min(n, th.shape[0]), replace=False)
+    ref = model.chi2(c, th[flat], **settings.kwargs())
+    assert np.all(out[3][flat])
+    np.testing.assert_allclose(out[0][flat], ref[0], rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(out[1][flat], ref[1], rtol=0, atol=PULL_ATOL)
+    np.testing.assert_allclose(out[2][flat], ref[2], rtol=0, atol=PULL_ATOL)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_vector_start_short_rows_match_twin_without_scalar_path(coefs, parallel):
+    # rows of 21 points, as in a 5D scan: the first points of every row would go to the
+    # scalar path; with vector_start they converge in the vector loop, to the twin's numbers
+    c = coefs["Xe"]
+    x = np.linspace(*XR, 150)
+    y = np.linspace(-2e-8, 2e-8, 21)
+    out, st, th = _vs_grid(c, x, y, parallel=parallel)
+    _vs_twin(c, out, th)
+    assert st["scalar_path"] == 0 and st["unconverged"] == 0
+    plain = tuple(np.empty(x.size * y.size) for _ in range(3)) + (np.empty(x.size * y.size, bool),)
+    row, y0, cnt, o0 = row_segments(x.size, y.size)
+    st0 = kernels.chi2_rows(c, np.zeros(6), 0, 1, x[row], y, y0, cnt, o0, out=plain)
+    assert st0["scalar_path"] >= x.size                       # the first point of every row
+    assert st["iterations"] <= st0["iterations"]
+
+
+@pytest.mark.parametrize("lanes", [1, 5, 48, 64])
+def test_vector_start_bitwise_for_any_block_threads_and_rows(coefs, lanes):
+    c = coefs["Ge"]
+    x = np.linspace(*XR, 90)
+    y = np.linspace(*YR, 23)
+    ref, _, _ = _vs_grid(c, x, y, lanes=16, parallel=False)
+    got, _, _ = _vs_grid(c, x, y, lanes=lanes, parallel=True)
+    for u, v in zip(ref, got):
+        assert np.array_equal(u, v)
+    pick = np.sort(np.random.default_rng(lanes).choice(x.size, size=9, replace=False))
+    part, _, _ = _vs_grid(c, x, y, rows=pick, parallel=False)
+    for k in pick:
+        s = slice(k * y.size, (k + 1) * y.size)
+        for u, v in zip(ref, part):
+            assert np.array_equal(u[s], v[s])
+
+
+def test_vector_start_wide_charges_and_settings_match_twin(coefs):
+    # far starts (counts up to 1e4 times the SM): passes are bounded, then the scalar path
+    for d in ("CsI", "Ge"):
+        x = np.linspace(-1e-6, 1e-6, 31)
+        y = np.linspace(-1e-6, 1e-6, 17)
+        out, st, th = _vs_grid(coefs[d], x, y, ix=0, iy=2)
+        assert not np.any(np.isnan(out[0]))
+        _vs_twin(coefs[d], out, th, n=300)
+    c = coefs["Xe"]
+    x, y = np.linspace(*XR, 40), np.linspace(*YR, 21)
+    tight = ScanSettings(signal_pull=0.3, background_pull=0.05, tol=1e-12, max_iter=80)
+    out, st, th = _vs_grid(c, x, y, settings=tight)
+    _vs_twin(c, out, th, settings=tight)
+    # tol = 1e-5: the chi2 must be the chi2 at the pulls reported (not the quadratic model's)
+    loose = ScanSettings(tol=1e-5)
+    out, st, th = _vs_grid(c, x, y, settings=loose)
+    assert st["log_chi2"] > 0 and out[3].all()
+    N = model.predict(c, th)
+    a, b = out[1][:, None], out[2][:, None]
+    T = (1 + a) * N + (1 + b) * c.B
+    chi = (2 * (c.D * model.deviance((T - c.D) / c.D)).sum(-1)
+           + (a[:, 0] / loose.signal_pull) ** 2 + (b[:, 0] / loose.background_pull) ** 2)
+    np.testing.assert_allclose(out[0], chi, rtol=RTOL, atol=ATOL)
+
+
 # ------------------------------------------------------------ convergence reporting
 
 
@@ -380,10 +469,59 @@ def test_kernels_prefer_wide_vectors():
     assert f'"prefer-vector-width"="{PREFER_VECTOR_WIDTH}"' in ir
 
 
-def test_serial_and_parallel_builds_are_cached_apart():
-    # numba keys its cache on name and bytecode, not on parallel=: the two builds must differ
+def test_one_build_serves_serial_and_parallel_runs():
+    # a parallel run calls the serial build on threads: no parfor build is compiled
     from mcscan.stats import kernels
 
-    ser, par = kernels._rows_serial, kernels._rows_parallel
-    assert ser.py_func.__qualname__ != par.py_func.__qualname__
-    assert par.targetoptions.get("parallel") and not ser.targetoptions.get("parallel")
+    assert not kernels._rows.targetoptions.get("parallel")
+    assert not kernels._points.targetoptions.get("parallel")
+    assert kernels._rows.targetoptions.get("nogil")        # threads run it side by side
+
+
+def test_run_blocks_claims_every_block_once_on_several_threads():
+    import threading
+    import time
+
+    from mcscan.stats._jit import run_blocks
+
+    seen, who = [], set()
+
+    def f(tag, b0, b1):
+        assert tag == "t"
+        seen.extend(range(b0, b1))
+        who.add(threading.get_ident())
+        time.sleep(0.002)          # a kernel call: the GIL is free meanwhile
+
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        run_blocks(f, ("t",), 37, parallel=True, grain=3)
+        assert sorted(seen) == list(range(37))                  # each block once
+        assert len(who) == numba.get_num_threads()
+        seen.clear()
+        who.clear()
+        run_blocks(f, ("t",), 37, parallel=False, grain=3)
+        assert seen == list(range(37)) and len(who) == 1         # serial: one call, in order
+        numba.set_num_threads(1)
+        seen.clear()
+        who.clear()
+        run_blocks(f, ("t",), 5, parallel=True)
+        assert seen == list(range(5)) and who == {threading.get_ident()}
+    finally:
+        numba.set_num_threads(old)
+
+
+def test_run_blocks_passes_errors_on():
+    from mcscan.stats._jit import run_blocks
+
+    def f(b0, b1):
+        if b0 <= 7 < b1:
+            raise ZeroDivisionError("block 7")
+
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        with pytest.raises(ZeroDivisionError, match="block 7"):
+            run_blocks(f, (), 20, parallel=True)
+    finally:
+        numba.set_num_threads(old)
