@@ -47,8 +47,13 @@ import tempfile
 import threading
 from pathlib import Path
 
-import numba as nb
-from numba.extending import intrinsic
+# numba colours the messages of the typing attempts it discards while compiling (each one
+# through colorama): plain text compiles mcscan's kernels about 5% faster.  Only if numba
+# is not imported yet, and the user's own setting wins.
+os.environ.setdefault("NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING", "1")
+
+import numba as nb  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
 
 __all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "cache_dir", "helper", "kernel", "run_blocks",
            "threads", "wide_vectors"]
@@ -185,10 +190,14 @@ def run_blocks(f, args, nblk, *, parallel=True, grain=1):
 
 
 def helper(func=None, *, inline=False):
-    """Compile a scalar helper that kernels call; ``inline=True`` inlines it in numba IR."""
+    """Compile a scalar helper that kernels call; ``inline=True`` inlines it in numba IR
+    (and it stays callable from Python), else it is compiled once, for kernels only (no
+    Python entry point to build)."""
 
     def wrap(f):
-        return nb.njit(inline="always" if inline else "never", **_OPTIONS)(f)
+        if inline:
+            return nb.njit(inline="always", **_OPTIONS)(f)
+        return nb.njit(inline="never", no_cpython_wrapper=True, no_cfunc_wrapper=True, **_OPTIONS)(f)
     return wrap if func is None else wrap(func)
 
 

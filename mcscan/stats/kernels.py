@@ -412,6 +412,23 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                             ACC[1, l] += bi
                             ACC[5, l] += A1[l] * n + B1[l] * bi
                         continue
+                    if not ser:
+                        # no lane can finish in this pass: the step needs only the gradient
+                        # and the Hessian (the same numbers as below)
+                        for l in range(lanes):
+                            n = NN[i, l]
+                            df = DL[i, l] + A[l] * n + Bp[l] * bi
+                            T = A1[l] * n + B1[l] * bi
+                            r = 1.0 / T
+                            u = df * r
+                            w = di * r * r
+                            ACC[0, l] += n * u
+                            ACC[1, l] += bi * u
+                            nw = n * w
+                            ACC[2, l] += nw * n
+                            ACC[3, l] += nw * bi
+                            ACC[4, l] += bb * w
+                        continue
                     for l in range(lanes):
                         n = NN[i, l]
                         df = DL[i, l] + A[l] * n + Bp[l] * bi   # T - D
@@ -428,11 +445,10 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                         ACC[6, l] = max(ACC[6, l], abs(u))
                         U[l] = u
                         DU[l] = df * u
-                    if ser:
-                        # the deviance series in a second loop: two short dependency chains
-                        # instead of one long one (more points in flight per core)
-                        for l in range(lanes):
-                            ACC[5, l] += DU[l] * _dev_series(U[l], dev_coef)
+                    # the deviance series in a second loop: two short dependency chains
+                    # instead of one long one (more points in flight per core)
+                    for l in range(lanes):
+                        ACC[5, l] += DU[l] * _dev_series(U[l], dev_coef)
                 # per lane: the Newton step, or hand the point to the scalar path
                 for l in range(lanes):
                     act = ACT[l]
