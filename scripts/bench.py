@@ -152,7 +152,7 @@ t0 = time.perf_counter()
 from mcscan.stats import kernels
 t1 = time.perf_counter()
 if sys.argv[1] == "rows":
-    kernels.warm_up_rows(False)
+    kernels.warm_up_rows(False, lanes=1)
 else:
     kernels.warm_up(True)
     kernels.warm_up(False)
@@ -199,12 +199,13 @@ def compile_times():
                 "import_s": hit["import_s"],
                 "empty_cache_cpu_s": cold["cpu_s"],
                 "rows_only_empty_cache_s": rows["compile_or_load_s"],
-                "note": "fresh subprocesses sharing one empty MCSCAN_CACHE_DIR: both kernels "
-                        "(row and point kernel, with their helpers), one build each: a "
+                "note": "fresh subprocesses sharing one empty MCSCAN_CACHE_DIR: every "
+                        "kernel of mcscan.stats.kernels (the lockstep and the one-row row "
+                        "kernels, the point kernel, their helpers), one build each: a "
                         "parallel run calls the same build on threads; cache_hit = the same "
-                        "in a second process; rows_only = the row kernel alone (all that 1D "
-                        "and 2D scans, limits and sensitivities compile); cpu_s = whole "
-                        "process CPU time (import included)"})
+                        "in a second process; rows_only = the one-row kernel alone (all that "
+                        "1D scans, limits and sensitivities compile); cpu_s = whole process "
+                        "CPU time (import included)"})
     return out
 
 
@@ -570,7 +571,7 @@ def _summary(out):
     lines.append(f"toys: {t['toys_per_s']:.0f} profiled toys/s ({t['points_per_toy']} points "
                  f"each){frac(t)}")
     k = out["kernel_compile"]
-    lines.append(f"compile: empty cache {k['empty_cache_s']:.2f} s (row kernel alone "
+    lines.append(f"compile: empty cache {k['empty_cache_s']:.2f} s (one-row kernel alone "
                  f"{k['rows_only_empty_cache_s']:.2f} s), cache hit {k['cache_hit_s']:.2f} s; "
                  f"first 'mcscan sensitivities' from an empty cache "
                  f"{k['sensitivities_first_run_empty_cache_s']:.2f} s, warm "

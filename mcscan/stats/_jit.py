@@ -190,14 +190,10 @@ def run_blocks(f, args, nblk, *, parallel=True, grain=1):
 
 
 def helper(func=None, *, inline=False):
-    """Compile a scalar helper that kernels call; ``inline=True`` inlines it in numba IR
-    (and it stays callable from Python), else it is compiled once, for kernels only (no
-    Python entry point to build)."""
+    """Compile a scalar helper that kernels call; ``inline=True`` inlines it in numba IR."""
 
     def wrap(f):
-        if inline:
-            return nb.njit(inline="always", **_OPTIONS)(f)
-        return nb.njit(inline="never", no_cpython_wrapper=True, no_cfunc_wrapper=True, **_OPTIONS)(f)
+        return nb.njit(inline="always" if inline else "never", **_OPTIONS)(f)
     return wrap if func is None else wrap(func)
 
 

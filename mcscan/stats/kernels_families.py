@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel, run_blocks
-from .kernels import MODEL_STEP, SERIES_UMAX, _grain, _profile, _rows, deviance_polynomial, row_lanes
+from .kernels import MODEL_STEP, SERIES_UMAX, _grain, _profile, _run_rows, deviance_polynomial, row_lanes
 from .newton import ARMIJO, BACKGROUND_PULL, MAX_ITER, SIGNAL_PULL, TOL
 
 __all__ = ["chi2_rows_poly", "chi2_excess", "warm_up"]
@@ -122,7 +122,7 @@ def chi2_rows_poly(S, B, D, poly, xs, ys, y0, cnt, o0, *, out, accumulate=False,
         args = head + (xs, ys, y0, cnt, o0, lanes, 1.0 / signal_pull**2, 1.0 / background_pull**2,
                        float(tol), int(max_iter), ARMIJO, SERIES_UMAX, deviance_polynomial()[0],
                        MODEL_STEP, bool(accumulate), False, *out, stats)
-        run_blocks(_rows, args, nblk, parallel=parallel, grain=_grain(nblk))
+        _run_rows(args, lanes, nblk, parallel)
     s = stats.sum(0)
     return dict(iterations=int(s[0]), scalar_path=int(s[1]), log_chi2=int(s[2]),
                 unconverged=int(s[3]))

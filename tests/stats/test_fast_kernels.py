@@ -213,6 +213,41 @@ def test_block_size_bitwise(coefs, lanes):
         assert np.array_equal(u, v)
 
 
+@pytest.mark.parametrize("case", ["plain", "wide", "loose", "unconverged", "1d"])
+def test_one_row_kernel_gives_the_bits_of_the_lockstep_kernel(coefs, case):
+    # lanes=1 runs _chi2_row (one row at a time), 16 the lockstep kernel: the same
+    # operations in the same order, so the same bits, statistics and accumulation
+    settings = {"plain": ScanSettings(), "wide": ScanSettings(), "loose": ScanSettings(tol=1e-5),
+                "unconverged": ScanSettings(max_iter=3), "1d": ScanSettings()}[case]
+    span = 1e-6 if case == "wide" else 3e-8
+    x = np.linspace(-span, span, 37)
+    y = np.linspace(-span, span, 45 if case != "1d" else 3000)
+    ix = None if case == "1d" else 0
+    if case == "1d":
+        x = x[:1]
+    row, y0, cnt, o0 = row_segments(x.size, y.size, segment=1000)
+    n = x.size * y.size
+    base = np.array([0.0, 0.0, 1e-9, 0.0, -2e-9, 0.0])
+    outs, stats = [], []
+    for ln in (1, 16):
+        out = np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=bool)
+        st = {}
+        for k, det in enumerate(("Xe", "Ge")):
+            s1 = kernels.chi2_rows(coefs[det], base, ix, 1, x[row], y, y0, cnt, o0, out=out,
+                                   accumulate=k > 0, lanes=ln, parallel=ln == 1,
+                                   **settings.kwargs())
+            st = {key: st.get(key, 0) + v for key, v in s1.items()}
+        outs.append(out)
+        stats.append(st)
+    for u, v in zip(*outs):
+        assert np.array_equal(u, v)
+    assert stats[0] == stats[1]
+    if case == "wide":
+        assert stats[0]["scalar_path"] > 0 and stats[0]["log_chi2"] > 0
+    if case == "unconverged":
+        assert stats[0]["unconverged"] > 0
+
+
 def test_any_subset_of_rows_gives_the_same_bits(coefs):
     # what a distributed scan needs: every row segment is self-contained
     c = coefs["Ge"]
@@ -473,9 +508,9 @@ def test_one_build_serves_serial_and_parallel_runs():
     # a parallel run calls the serial build on threads: no parfor build is compiled
     from mcscan.stats import kernels
 
-    assert not kernels._rows.targetoptions.get("parallel")
-    assert not kernels._points.targetoptions.get("parallel")
-    assert kernels._rows.targetoptions.get("nogil")        # threads run it side by side
+    for k in (kernels._rows, kernels._row, kernels._points):
+        assert not k.targetoptions.get("parallel")
+        assert k.targetoptions.get("nogil")                # threads run it side by side
 
 
 def test_run_blocks_claims_every_block_once_on_several_threads():
