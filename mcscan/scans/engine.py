@@ -63,10 +63,6 @@ __all__ = [
 
 #: Largest number of grid points one scan accepts by default (see ``max_points``).
 MAX_POINTS = 2_000_000_000
-#: From this many scanned charges on, rows start with damped Newton steps in the vector
-#: loop (``vector_start`` of :func:`mcscan.stats.kernels.chi2_rows`): their rows are short,
-#: so the first points of each row weigh.  Fewer charges keep the bits of grid_scan.
-VECTOR_START_DIMS = 4
 
 
 @dataclass(frozen=True)
@@ -207,6 +203,13 @@ def compute_chunk(k: int, task: ChunkTask) -> dict:
         return out
     _planes(coefs, g, r0, r1, task, out)
     return out
+
+
+#: From this many scanned charges on, the first points of each row take shortened Newton
+#: steps in the kernel's vector loop (``vector_start`` of
+#: :func:`mcscan.stats.kernels.chi2_rows`): rows are short, so those points weigh.  Fewer
+#: charges keep the bits of grid_scan (and of earlier versions).
+VECTOR_START_DIMS = 4
 
 
 def _planes(coefs, g, r0: int, r1: int, task, out) -> None:

@@ -173,9 +173,10 @@ def run_blocks(f, args, nblk, *, parallel=True, grain=1):
             f(*args, 0, nblk)
         return
     counter = itertools.count()
+    stop = []
 
     def work():
-        while True:
+        while not stop:
             b0 = next(counter) * grain      # next() of a count is atomic under the GIL
             if b0 >= nblk:
                 return
@@ -184,6 +185,9 @@ def run_blocks(f, args, nblk, *, parallel=True, grain=1):
     futures = [_pool(n - 1).submit(work) for _ in range(n - 1)]
     try:
         work()
+    except BaseException:
+        stop.append(True)                   # e.g. Ctrl-C: the other threads claim no more
+        raise
     finally:
         for fut in futures:
             fut.result()

@@ -774,8 +774,8 @@ def row_lanes(nrows, threads=None):
 
 
 def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False, base_rows=None,
-              signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL, tol=TOL, max_iter=MAX_ITER, parallel=True,
-              lanes=None, vector_start=False):
+              signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL, tol=TOL, max_iter=MAX_ITER,
+              parallel=True, lanes=None, vector_start=False):
     """Profiled chi2 along rows of a grid (numba); see the module docstring.
 
     Parameters

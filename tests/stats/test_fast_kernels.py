@@ -525,7 +525,7 @@ def test_run_blocks_claims_every_block_once_on_several_threads():
         assert tag == "t"
         seen.extend(range(b0, b1))
         who.add(threading.get_ident())
-        time.sleep(0.002)          # a kernel call: the GIL is free meanwhile
+        time.sleep(0.005)          # a kernel call: the GIL is free meanwhile
 
     old = numba.get_num_threads()
     try:
