@@ -10,7 +10,7 @@ rows of fixed x; every row is cut into segments of at most :data:`SEGMENT`
 points (a 1D scan is a single row of y).  A segment is the unit of work:
 its points are profiled in order, each warm-started from the previous ones,
 and nothing else influences them.  The results therefore do not depend on
-the number of threads, on ``chunk`` or on serial versus parallel builds, and
+the number of threads, on ``chunk`` or on serial versus parallel runs, and
 any set of segments can be computed elsewhere (another process, another
 machine) and give the same bits.
 """

@@ -7,7 +7,7 @@ or per-point excess counts instead of charges:
   N_i = S_i + E0_i + x cx1_i + x^2 cx2_i + y cy1_i + y^2 cy2_i + x y cxy_i, run by
   the millicharge row kernel itself (:func:`mcscan.stats.kernels._chi2_rows`,
   whose y-linear coefficient of a row is cy1 + x cxy).  Same warm starts, same
-  bit-identity for any threads, block size and serial or parallel build.
+  bit-identity for any threads, block size and serial or parallel run.
 * :func:`chi2_excess` -- any batch of points given as excess counts
   N_i - S_i (npts, nbins), each profiled from (a, b) = (0, 0).
 

@@ -6,7 +6,7 @@ the previous points of its row and takes the chi2 of the last Newton step
 from a series instead of logarithms, so it agrees with the twin to the
 convergence tolerance, not bit for bit: 1e-9 relative in chi2 (the issue's
 requirement; typical agreement is 1e-13).  Bitwise equality is required
-between serial and parallel builds, thread counts, chunk sizes and block
+between serial and parallel runs, thread counts, chunk sizes and block
 sizes, and between a full scan and any subset of its rows.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ YR = (-1e-8, 1e-8)
 
 @pytest.fixture(scope="module", autouse=True)
 def _warm():
-    """Compile (or load) both builds once, so that tests time nothing but the runs."""
+    """Compile (or load) the kernels once, so that tests time nothing but the runs."""
     kernels.warm_up(True)
     kernels.warm_up(False)
 
