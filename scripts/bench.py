@@ -1,12 +1,13 @@
 #!/usr/bin/env python
 """Benchmark of issue 7: 2D scan throughput (row kernel) against the NumPy twin
-and a per-point SciPy fit, arithmetic efficiency, table build and kernel
-compile times, peak memory; and the waiting time of a user's main job
-(``main_job``: ``mcscan sensitivities`` with an empty and a warm kernel cache).
-Prints one JSON object.
+and a per-point SciPy fit, the 5D scan, toys, arithmetic efficiency against the
+predicted FP64 peak of this CPU, table build, kernel compile and start-up times,
+peak memory; and the waiting time of a user's main job (``main_job``: ``mcscan
+sensitivities`` with an empty and a warm kernel cache).  Prints one JSON object
+(stdout) and a short summary (stderr).
 
     python scripts/bench.py [--points 2001] [--repeat 3] [--numpy-points 200000]
-                            [--scipy-points 200]
+                            [--scipy-points 200] [--toys 2000]
     python scripts/bench.py --main-job-only     # just the main-job figures
 
 It is a benchmark, not a test: nothing here asserts a time.  Every figure
@@ -32,12 +33,19 @@ import numpy as np
 #: deviance polynomial (degree 12, Estrin) 27, its sum 3.  The compiled loop
 #: (znver5, AVX-512) has exactly these 60: 32 vmulpd, 27 vaddpd/vsubpd, 1 vdivpd.
 FLOP_PER_BIN = 60
+#: ... of which the counts (once per point, not per pass) and the deviance series with
+#: its sum (only in the pass a point converges in: mcscan.stats.kernels.PREDICT_STEP).
+FLOP_PER_BIN_COUNTS = 5
+FLOP_PER_BIN_SERIES = 30
 #: Scalar operations per point and pass outside the bin loop: the 2x2 Newton step,
 #: checks, the quadratic-model chi2 and the 4-point extrapolation of the start.
 FLOP_PER_POINT = 70
-#: Double-precision lanes of one vector register (AVX-512) and vector FP pipes
-#: that each finish one such operation per cycle (Zen 4/5: 2 FMA/MUL + 2 ADD pipes;
-#: an FMA counts 2 flops on 2 pipes, so the peak is 32 flops/cycle/core either way).
+#: Scalar Newton iteration of the point kernel per bin (T, u, w, gradient and Hessian
+#: sums, the step-to-zero limit) and the final chi2 with a logarithm per bin (log1p
+#: counted as 20 operations).
+FLOP_PER_BIN_SCALAR = 25
+FLOP_PER_BIN_LOG_CHI2 = 26
+#: Double-precision lanes of one AVX-512 register; kept for the JSON "assumptions".
 SIMD_DOUBLES = 8
 FLOP_PER_CYCLE = 32
 
@@ -45,6 +53,13 @@ FLOP_PER_CYCLE = 32
 def _cpu():
     """Model name, clock (MHz), AVX-512 and FMA flags from /proc/cpuinfo (in a VM the
     clock is the nominal one)."""
+    info = _cpuinfo()
+    flags = info.get("flags", "").split()
+    mhz = float(info["cpu MHz"]) if "cpu MHz" in info else None
+    return info.get("model name", platform.processor()), mhz, "avx512f" in flags, "fma" in flags
+
+
+def _cpuinfo():
     info = {}
     try:
         with open("/proc/cpuinfo") as f:
@@ -53,9 +68,64 @@ def _cpu():
                 info.setdefault(key.strip(), val.strip())
     except OSError:
         pass
+    return info
+
+
+def fp64_peak():
+    """Predicted FP64 peak of this machine from /proc/cpuinfo: cores x nominal clock x
+    flop per cycle and core, by vector width and floating-point pipes.
+
+    * Intel with AVX-512 (Skylake-SP ... Sapphire Rapids, Xeon Gold/Platinum): two 512-bit
+      FMA pipes, 2 x 8 lanes x 2 = 32 flop/cycle with FMA, 16 for a mul/add mix (no FMA);
+    * AMD Zen 4 (family 0x19 with AVX-512): four 256-bit pipes (2 FMA/MUL + 2 ADD),
+      2 x 4 x 2 = 16 with FMA, 16 for a mul/add mix (MUL and ADD pipes at once);
+    * AMD Zen 5 (family 0x1a): the same pipes 512 bits wide: 32 and 32;
+    * other AVX2 + FMA cores: two 256-bit FMA pipes: 16 and 8; else SSE2: 8 and 4.
+
+    The kernels are compiled without FMA contraction (results independent of the
+    machine), so the mul/add figure is the one they can reach; "fraction_of_peak"
+    figures use the FMA peak (the usual definition) and say so.
+    """
+    info = _cpuinfo()
     flags = info.get("flags", "").split()
+    vendor = info.get("vendor_id", "")
+    family = int(info.get("cpu family", "0") or 0)
     mhz = float(info["cpu MHz"]) if "cpu MHz" in info else None
-    return info.get("model name", platform.processor()), mhz, "avx512f" in flags, "fma" in flags
+    if vendor == "AuthenticAMD" and family >= 0x1a and "avx512f" in flags:
+        fma, mix, basis = 32, 32, "AMD Zen 5: 2 FMA/MUL + 2 ADD pipes, 512 bits"
+    elif vendor == "AuthenticAMD" and "avx512f" in flags:
+        fma, mix, basis = 16, 16, "AMD Zen 4: 2 FMA/MUL + 2 ADD pipes, 256 bits (AVX-512 in two halves)"
+    elif "avx512f" in flags:
+        fma, mix, basis = 32, 16, "Intel AVX-512: 2 FMA pipes, 512 bits"
+    elif "avx2" in flags and "fma" in flags:
+        fma, mix, basis = 16, 8, "AVX2 + FMA: 2 FMA pipes, 256 bits"
+    else:
+        fma, mix, basis = 8, 4, "SSE2: 2 pipes, 128 bits"
+    cores = os.cpu_count() or 1
+    peak = None if mhz is None else cores * mhz * 1e6 * fma
+    return {"flop_per_cycle_per_core_fma": fma, "flop_per_cycle_per_core_mul_add": mix,
+            "fp64_peak_gflops": None if peak is None else peak / 1e9,
+            "fp64_peak_gflops_without_fma": None if peak is None else peak / fma * mix / 1e9,
+            "peak_basis": f"{cores} cores x {mhz} MHz (nominal, /proc/cpuinfo) x {fma} flop/cycle; "
+                          + basis}
+
+
+def _efficiency(points_per_s, flop_per_point, peak):
+    """GFLOP/s and fraction of the FMA peak for a kernel figure."""
+    g = points_per_s * flop_per_point
+    return {"flop_per_point": flop_per_point, "achieved_gflops": g / 1e9,
+            "fraction_of_peak": None if not peak["fp64_peak_gflops"] else
+            g / (peak["fp64_peak_gflops"] * 1e9),
+            "fraction_of_peak_without_fma": None if not peak["fp64_peak_gflops_without_fma"] else
+            g / (peak["fp64_peak_gflops_without_fma"] * 1e9)}
+
+
+def row_flop(nbins, passes, series_passes=1.0):
+    """Flop per point of the row kernel: counts once, ``passes`` Newton passes, the
+    deviance series in ``series_passes`` of them."""
+    return nbins * (FLOP_PER_BIN_COUNTS + passes * (FLOP_PER_BIN - FLOP_PER_BIN_COUNTS
+                                                    - FLOP_PER_BIN_SERIES)
+                    + series_passes * FLOP_PER_BIN_SERIES) + passes * FLOP_PER_POINT
 
 
 def scipy_chi2(coef, theta, sa=0.10, sb=0.01):
@@ -77,14 +147,17 @@ def scipy_chi2(coef, theta, sa=0.10, sb=0.01):
 
 
 _COMPILE = r"""
-import json, time
+import json, sys, time
 t0 = time.perf_counter()
 from mcscan.stats import kernels
 t1 = time.perf_counter()
-kernels.warm_up(True)
-kernels.warm_up(False)
+if sys.argv[1] == "rows":
+    kernels.warm_up_rows(False, lanes=1)
+else:
+    kernels.warm_up(True)
+    kernels.warm_up(False)
 t2 = time.perf_counter()
-print(json.dumps({"import_s": t1 - t0, "compile_or_load_s": t2 - t1}))
+print(json.dumps({"import_s": t1 - t0, "compile_or_load_s": t2 - t1, "cpu_s": time.process_time()}))
 """
 
 _BUILD = r"""
@@ -103,22 +176,51 @@ print(json.dumps(out))
 """
 
 
-def _subprocess(code, env=None):
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                       env={**os.environ, **(env or {})})
+def _subprocess(code, env=None, args=()):
+    env = {**os.environ, **(env or {})}
+    for k in [k for k, v in env.items() if v is None]:
+        env.pop(k)
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                       check=True, env=env)
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def compile_times():
     """Kernel compile time with an empty cache, then a cache hit, in fresh processes."""
+    out = {}
     with tempfile.TemporaryDirectory() as d:
-        env = {"NUMBA_CACHE_DIR": d}
-        cold = _subprocess(_COMPILE, env)
-        hit = _subprocess(_COMPILE, env)
-    return {"empty_cache_s": cold["compile_or_load_s"], "cache_hit_s": hit["compile_or_load_s"],
-            "import_s": hit["import_s"],
-            "note": "fresh subprocesses sharing one empty NUMBA_CACHE_DIR; both builds "
-                    "(serial, parallel) of both kernels"}
+        # MCSCAN_CACHE_DIR wins over NUMBA_CACHE_DIR (mcscan.stats._jit.cache_dir)
+        env = {"MCSCAN_CACHE_DIR": d, "NUMBA_CACHE_DIR": None}
+        cold = _subprocess(_COMPILE, env, ["all"])
+        hit = _subprocess(_COMPILE, env, ["all"])
+    with tempfile.TemporaryDirectory() as d:
+        rows = _subprocess(_COMPILE, {"MCSCAN_CACHE_DIR": d, "NUMBA_CACHE_DIR": None}, ["rows"])
+    out.update({"empty_cache_s": cold["compile_or_load_s"], "cache_hit_s": hit["compile_or_load_s"],
+                "import_s": hit["import_s"],
+                "empty_cache_cpu_s": cold["cpu_s"],
+                "rows_only_empty_cache_s": rows["compile_or_load_s"],
+                "note": "fresh subprocesses sharing one empty MCSCAN_CACHE_DIR: every "
+                        "kernel of mcscan.stats.kernels (the lockstep and the one-row row "
+                        "kernels, the point kernel, their helpers), one build each: a "
+                        "parallel run calls the same build on threads; cache_hit = the same "
+                        "in a second process; rows_only = the one-row kernel alone (all that "
+                        "1D scans, limits and sensitivities compile); cpu_s = whole process "
+                        "CPU time (import included)"})
+    return out
+
+
+def startup():
+    """Wall time of fresh processes: the interpreter, importing mcscan and its CLI, and
+    the smallest CLI call (median of 5 each)."""
+    def med(cmd):
+        return float(np.median([_timed(cmd, None, os.environ.copy()) for _ in range(5)]))
+
+    return {"python_start_s": med([sys.executable, "-c", "pass"]),
+            "import_mcscan_s": med([sys.executable, "-c", "import mcscan"]),
+            "import_mcscan_cli_s": med([sys.executable, "-c", "import mcscan.cli"]),
+            "mcscan_version_s": med(_mcscan_cmd() + ["--version"]),
+            "note": "wall time of whole processes, median of 5; modules load from their "
+                    "byte-code cache"}
 
 
 def _child(cmd, cwd):
@@ -292,6 +394,7 @@ def main():
     ap.add_argument("--scipy-points", type=int, default=200, help="points for the SciPy fit")
     ap.add_argument("--big-points", type=int, default=10001,
                     help="points per axis of the streamed 2D scan through the CLI (0: skip)")
+    ap.add_argument("--toys", type=int, default=2000, help="toys of the expected-limit bands")
     ap.add_argument("--main-job-only", action="store_true",
                     help="measure only the main job (cold and warm 'mcscan sensitivities')")
     ap.add_argument("--nd-families-only", action="store_true",
@@ -325,9 +428,13 @@ def main():
     from mcscan.scans.grid import ScanSettings, grid_scan
 
     name, mhz, avx512, fma = _cpu()
+    peak = fp64_peak()
     out = {"machine": {"cpu": name, "cores": os.cpu_count(), "numba_threads": numba.get_num_threads(),
                        "clock_mhz_cpuinfo": mhz, "avx512": avx512, "fma": fma,
-                       "loadavg_at_start": list(os.getloadavg())}}
+                       "loadavg_at_start": list(os.getloadavg()), **peak}}
+    print(f"cpu: {name}, {os.cpu_count()} cores, {mhz} MHz; predicted FP64 peak "
+          f"{peak['fp64_peak_gflops']:.1f} GFLOP/s ({peak['fp64_peak_gflops_without_fma']:.1f} "
+          f"without FMA); load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
 
     t0 = time.perf_counter()
     warm_up(True)
@@ -389,12 +496,20 @@ def main():
         t0 = time.perf_counter()
         nd_scan_engine([coef], p5, ax5, settings=settings)
         t5.append(time.perf_counter() - t0)
+    st5 = _rows_5d_stats(coef, p5, ax5, settings)
+    rate5 = 21 ** 5 / min(t5)
     out["ndscan_5d"] = {
         "detector": "Xe", "params": list(p5), "grid": [21] * 5, "points": 21 ** 5,
-        "seconds_each_run": t5, "points_per_s": 21 ** 5 / min(t5),
-        "ratio_to_scan_2d_best": (21 ** 5 / min(t5)) / (n * n / best),
-        "note": "engine.scan in memory (no file), projections included; rows of 21 points "
-                "start their pulls from zero more often than rows of 2001",
+        "seconds_each_run": t5, "points_per_s": rate5,
+        "ratio_to_scan_2d_best": rate5 / (n * n / best),
+        "newton_iterations_per_point_mean": st5["iterations"] / st5["points"],
+        "scalar_path_points_fraction": st5["scalar_path"] / st5["points"],
+        **_efficiency(rate5, row_flop(coef.S.size, st5["iterations"] / st5["points"]), peak),
+        "note": "engine.scan in memory (no file), projections included; rows of 21 points: "
+                "on this coarse grid every point needs two Newton passes (the first without "
+                "the deviance series), and the first points of each row start far (damped "
+                "passes in the vector loop: scans of four or more charges); iterations from "
+                "the row kernel's statistics over the first 400 planes",
     }
 
     from mcscan.stats.families import family_coefficients
@@ -403,8 +518,10 @@ def main():
                                             args.repeat)
 
     # arithmetic efficiency
-    flop_pt = iters * (coef.S.size * FLOP_PER_BIN + FLOP_PER_POINT)
-    peak = None if mhz is None else 2 * mhz * 1e6 * FLOP_PER_CYCLE
+    flop_pt = row_flop(coef.S.size, iters)
+    out["scan_2d"].update(_efficiency(n * n / best, flop_pt, peak))
+    peak_fma = peak["fp64_peak_gflops"]
+    peak = None if peak_fma is None else peak_fma * 1e9
     rate = n * n / best
     k = int(np.argmin(times))
     per_cpu_s = n * n / cpu[k]
@@ -416,15 +533,15 @@ def main():
         "points_per_cpu_second": per_cpu_s,
         "fraction_of_one_core_peak_per_cpu_second": None if peak is None else
         per_cpu_s * flop_pt / (peak / 2),
-        "assumptions": (f"{FLOP_PER_BIN} flop per bin and pass + {FLOP_PER_POINT} per point "
-                        f"(counted from the kernel source, add/mul/div = 1), times the mean "
-                        f"iterations, {coef.S.size} bins; peak = 2 cores x clock from "
-                        f"/proc/cpuinfo (nominal: a VM hides boost) x {FLOP_PER_CYCLE} "
-                        f"flop/cycle ({SIMD_DOUBLES} doubles x (2 FMA/MUL + 2 ADD pipes) = "
-                        "AVX-512 on Zen 4/5, = 2 FMA pipes x 8 x 2); divides (1 per bin) "
-                        "take more than one pipe slot, so 100% is out of reach; best run; the per-cpu-second "
-                        "figure divides by the process CPU time of that run (thread spin and "
-                        "page faults included) instead of wall time"),
+        "assumptions": (f"{FLOP_PER_BIN} flop per bin and pass ({FLOP_PER_BIN_COUNTS} of them "
+                        f"once per point, {FLOP_PER_BIN_SERIES} only in the last pass) + "
+                        f"{FLOP_PER_POINT} per point and pass (counted from the kernel source, "
+                        f"add/mul/div = 1), times the mean iterations, {coef.S.size} bins; "
+                        f"peak: {out['machine']['peak_basis']} (fp64_peak in 'machine'; a VM "
+                        "hides boost); divides (1 per bin) take more than one pipe slot, so "
+                        "100% is out of reach; best run; the per-cpu-second figure divides by "
+                        "the process CPU time of that run (page faults included) instead of "
+                        "wall time"),
     }
 
     # NumPy twin on random points of the same grid
@@ -453,10 +570,14 @@ def main():
     from mcscan.stats.kernels import chi2_points
 
     t0 = time.perf_counter()
-    chi2_points(coef, theta, **settings.kwargs())
+    pk = chi2_points(coef, theta, **settings.kwargs())
     dt_k = time.perf_counter() - t0
+    it_pk = float(np.mean(np.abs(pk[3])))
     out["point_kernel"] = {"points": int(flat.size), "points_per_s": flat.size / dt_k,
-                           "scan_over_point_kernel": rate / (flat.size / dt_k)}
+                           "scan_over_point_kernel": rate / (flat.size / dt_k),
+                           "newton_iterations_per_point_mean": it_pk,
+                           **_efficiency(flat.size / dt_k, coef.S.size * (
+                               it_pk * FLOP_PER_BIN_SCALAR + FLOP_PER_BIN_LOG_CHI2), out["machine"])}
 
     m = min(args.scipy_points, flat.size)
     t0 = time.perf_counter()
@@ -469,8 +590,12 @@ def main():
         "max_abs_chi2_diff_vs_scan": float(np.max(np.abs(sp - got[:m]))),
     }
 
+    out["toys"] = toys_bench(cfg, args.toys, out["machine"])
     out["kernel_compile"] = compile_times()
+    out["startup"] = startup()
     out["main_job"] = main_job(args.repeat)
+    out["kernel_compile"]["sensitivities_first_run_empty_cache_s"] = out["main_job"]["cold_wall_s"]
+    out["kernel_compile"]["sensitivities_warm_s"] = out["main_job"]["warm_wall_s"]
     with tempfile.TemporaryDirectory() as d:
         out["limits_cli"] = limits_cli(d)
         if args.big_points:
@@ -479,7 +604,88 @@ def main():
     out["peak_rss_mb"] = ru.ru_maxrss / 1024
     out["peak_rss_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     out["loadavg_at_end"] = list(os.getloadavg())
+    _summary(out)
     print(json.dumps(out, indent=1))
+
+
+def _summary(out):
+    """The headline figures, one line each, on stderr."""
+    m = out["machine"]
+    lines = [f"cpu {m['cpu']} ({m['cores']} cores, {m['clock_mhz_cpuinfo']} MHz), predicted FP64 "
+             f"peak {m['fp64_peak_gflops']:.1f} GFLOP/s ({m['peak_basis']})"]
+
+    def frac(d):
+        f = d.get("fraction_of_peak")
+        return "" if f is None else f", {100 * f:.1f}% of peak ({d['achieved_gflops']:.1f} GFLOP/s)"
+
+    s2, s5 = out["scan_2d"], out["ndscan_5d"]
+    lines.append(f"2D scan: {s2['points_per_s_best'] / 1e6:.2f} M points/s best{frac(s2)}")
+    lines.append(f"5D scan: {s5['points_per_s'] / 1e6:.2f} M points/s, "
+                 f"{s5['ratio_to_scan_2d_best']:.2f} of 2D{frac(s5)}")
+    pk = out["point_kernel"]
+    lines.append(f"point kernel: {pk['points_per_s'] / 1e3:.0f} k points/s{frac(pk)}")
+    t = out["toys"]
+    lines.append(f"toys: {t['toys_per_s']:.0f} profiled toys/s ({t['points_per_toy']} points "
+                 f"each){frac(t)}")
+    k = out["kernel_compile"]
+    lines.append(f"compile: empty cache {k['empty_cache_s']:.2f} s (one-row kernel alone "
+                 f"{k['rows_only_empty_cache_s']:.2f} s), cache hit {k['cache_hit_s']:.2f} s; "
+                 f"first 'mcscan sensitivities' from an empty cache "
+                 f"{k['sensitivities_first_run_empty_cache_s']:.2f} s, warm "
+                 f"{k['sensitivities_warm_s']:.2f} s")
+    st = out["startup"]
+    lines.append(f"start-up: python {st['python_start_s']:.3f} s, import mcscan.cli "
+                 f"{st['import_mcscan_cli_s']:.3f} s, 'mcscan --version' {st['mcscan_version_s']:.3f} s")
+    lines.append(f"load average {out['machine']['loadavg_at_start'][0]:.2f} at start, "
+                 f"{out['loadavg_at_end'][0]:.2f} at end")
+    print("\n".join(lines), file=sys.stderr)
+
+
+def _rows_5d_stats(coef, params, axes, settings, planes=400):
+    """Row-kernel statistics of the rows of the first ``planes`` planes of the 5D grid, as
+    the engine runs them (vector_start): points, iterations, scalar_path."""
+    from mcscan.params import PARAMS
+    from mcscan.scans.grid import row_segments
+    from mcscan.stats.kernels import chi2_rows
+
+    ny, nx = axes[-1].size, axes[-2].size
+    outer = np.array(np.meshgrid(*axes[:-2], indexing="ij")).reshape(len(axes) - 2, -1).T[:planes]
+    bases = np.zeros((outer.shape[0], len(PARAMS)))
+    for j, p in enumerate(params[:-2]):
+        bases[:, PARAMS.index(p)] = outer[:, j]
+    nrows = outer.shape[0] * nx
+    _, y0, cnt, o0 = row_segments(nrows, ny)
+    rows = np.arange(nrows)
+    n = nrows * ny
+    out = np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=bool)
+    st = chi2_rows(coef, bases, PARAMS.index(params[-2]), PARAMS.index(params[-1]),
+                   axes[-2][rows % nx], axes[-1], y0, cnt, o0, out=out, base_rows=rows // nx,
+                   vector_start=True, **settings.kwargs())
+    return {"points": n, **st}
+
+
+def toys_bench(cfg, ntoys, machine):
+    """Expected-limit bands of q_ee for Xe through the public API (Analysis.bands): toys per
+    second, each toy profiled over the pulls at every point of its q_ee grid."""
+    from mcscan.api import Analysis
+
+    with tempfile.TemporaryDirectory() as d:
+        a = Analysis(cfg, detectors=["Xe"], tables=d)
+        a.bands("q_ee", toys=64, detectors=["Xe"], seed=1)           # warm: kernels, Asimov limit
+        t0, c0 = time.perf_counter(), time.process_time()
+        b = a.bands("q_ee", toys=ntoys, detectors=["Xe"], seed=2)
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
+    points = int(np.size(b.grid)) if hasattr(b, "grid") else 201
+    nbins = a.coefficients(["Xe"])[0].S.size
+    rate = ntoys / dt
+    return {"detector": "Xe", "param": "q_ee", "toys": ntoys, "points_per_toy": points,
+            "seconds": dt, "cpu_seconds": dc, "toys_per_s": rate,
+            "toy_points_per_s": rate * points,
+            **_efficiency(rate * points, row_flop(nbins, 1.0), machine),
+            "note": "Analysis.bands (public API): toys generated, each profiled at every "
+                    "point of its grid (the toy kernel, warm-started along the grid), limits "
+                    "found and windows extended for open toys; flop per toy point assumes one "
+                    "Newton pass (a lower bound)"}
 
 
 if __name__ == "__main__":

@@ -315,6 +315,13 @@ def _family_planes(coefs, g, r0: int, r1: int, others: dict, kw: dict, put) -> N
         pos = put(pos, sc)
 
 
+#: From this many scanned charges on, the first points of each row take shortened Newton
+#: steps in the kernel's vector loop (``vector_start`` of
+#: :func:`mcscan.stats.kernels.chi2_rows`): rows are short, so those points weigh.  Fewer
+#: charges keep the bits of grid_scan (and of earlier versions).
+VECTOR_START_DIMS = 4
+
+
 def _planes(coefs, g, r0: int, r1: int, task, out) -> None:
     """Rows r0 .. r1 - 1 of an N-D grid (N >= 3), across as many planes of the last two
     charges as they touch, in ONE kernel call per detector: each plane's fixed
@@ -346,7 +353,7 @@ def _planes(coefs, g, r0: int, r1: int, task, out) -> None:
         b = np.empty(n)
         chi2_rows(c, bases, ix, iy, xs, g.axes[-1], y0, cnt, o0, out=(chi2, a, b, ok),
                   accumulate=k > 0, base_rows=base_rows, parallel=par, lanes=lanes,
-                  **task.settings.kwargs())
+                  vector_start=len(shape) >= VECTOR_START_DIMS, **task.settings.kwargs())
         if task.pulls:
             out[f"pull_signal_{c.detector}"][:] = a
             out[f"pull_background_{c.detector}"][:] = b

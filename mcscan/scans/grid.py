@@ -10,7 +10,7 @@ rows of fixed x; every row is cut into segments of at most :data:`SEGMENT`
 points (a 1D scan is a single row of y).  A segment is the unit of work:
 its points are profiled in order, each warm-started from the previous ones,
 and nothing else influences them.  The results therefore do not depend on
-the number of threads, on ``chunk`` or on serial versus parallel builds, and
+the number of threads, on ``chunk`` or on serial versus parallel runs, and
 any set of segments can be computed elsewhere (another process, another
 machine) and give the same bits.
 """
@@ -259,8 +259,7 @@ def _scan_rows(coefs, idx, axes, base, settings, chunk, parallel, total, ok, pul
     for lo in range(0, nseg, step):
         sl = slice(lo, min(nseg, lo + step))
         npts = int(cnt[sl].sum())
-        # one segment is one thread's work: the serial build (same bits) spares
-        # starting the thread pool, whose idle threads would spin on the other cores
+        # one segment is one thread's work: run it on the calling thread (same bits)
         par = parallel and sl.stop - sl.start > 1
         for k, c in enumerate(coefs):
             out = (total, pulls[c.detector][0], pulls[c.detector][1], ok)

@@ -4,10 +4,14 @@ No I/O, no globals, no progress bars.  The NumPy twin of every kernel is
 :func:`mcscan.stats.reference.chi2` (for the row kernel: evaluated at the grid
 points); they run the same damped Newton iteration and agree to the
 convergence tolerance (1e-13 relative in chi2 in practice).  Each kernel
-exists in a serial and a parallel build (see :mod:`mcscan.stats._jit`); the
-public wrappers choose.
+is one serial build over a range of independent blocks; the public wrappers
+run it on one thread or several (:func:`mcscan.stats._jit.run_blocks`).
 
-Two kernels:
+Two kernels, the second written twice: :func:`_chi2_rows` runs rows in lockstep,
+:func:`_chi2_row` one row at a time (1D scans, calls with few rows), with the
+same operations in the same order, so the same bits, from a function that
+compiles in about 2 s instead of 3.5 s, which is what a first ``mcscan
+sensitivities`` or ``mcscan limits`` waits for:
 
 * :func:`chi2_points` -- any batch of (npts, 6) charge points, each profiled
   from (a, b) = (0, 0): the twin's algorithm point by point.
@@ -33,10 +37,18 @@ Two kernels:
   that need a line search, a damped step, a fresh start, |1 - D/T| beyond
   :data:`SERIES_UMAX` or a last step above :data:`MODEL_STEP` finish in the
   scalar code of :func:`chi2_points` (with logarithms).
+  A pass sums the deviance series only when some lane may converge in it
+  (:data:`PREDICT_STEP`); a lane that converges in a pass without it takes
+  that pass again, at the same pulls, with it.  Where every point needs two
+  passes (coarse grids) the first one is then about a third cheaper, and no
+  bit changes: the series never enters a step.  With ``vector_start`` (scans
+  of four or more charges, whose rows are short) the first points of a row,
+  whose starts are too far for a full Newton step, take shortened Newton
+  steps in the vector loop instead of the scalar path.
 
 A point of :func:`chi2_rows` depends only on the earlier points of its row:
 results are bit-identical for any number of threads, any block size, any
-subset of rows and serial or parallel builds (no fast-math flags, no sum
+subset of rows and serial or parallel runs (no fast-math flags, no sum
 depends on the vector width).
 """
 from __future__ import annotations
@@ -45,23 +57,25 @@ import functools
 import math
 from fractions import Fraction
 
-import numba as nb
 import numpy as np
 
-from ._jit import helper, kernel, wide_vectors
+from ._jit import helper, kernel, run_blocks, threads as _threads, wide_vectors
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, DEVIANCE_SERIES_EPS,
                      MAX_BACKTRACK, MAX_ITER, SIGNAL_PULL, STEP_TO_ZERO, TOL)
 
 __all__ = [
     "LANES",
     "MODEL_STEP",
+    "PREDICT_STEP",
     "SERIES_DEGREE",
     "SERIES_UMAX",
+    "VECTOR_START_PASSES",
     "chi2_points",
     "chi2_rows",
     "deviance_polynomial",
     "row_lanes",
     "warm_up",
+    "warm_up_rows",
 ]
 
 _CHUNK = 64
@@ -79,6 +93,13 @@ SERIES_DEGREE = 12
 #: 4 sum_i B_i step^3 / 6 (1e5 step^3 for the reference tables), stays below 1e-19.
 #: Larger converged steps (a loose ``tol``) get the chi2 with logarithms instead.
 MODEL_STEP = 1e-8
+#: A Newton pass of the row kernel sums the deviance series (the chi2) only when some
+#: lane may converge in it: its point's last step was below this, or the previous
+#: point of its row converged in one pass.  Results do not depend on it.
+PREDICT_STEP = 1e-5
+#: Most Newton passes of a point in the vector loop with ``vector_start`` (then the
+#: scalar path, with its line search, takes over).
+VECTOR_START_PASSES = 16
 
 
 def _chebyshev_t(n):
@@ -216,14 +237,15 @@ def _profile(N, dl, B, D, a, b, it0, isa2, isb2, tol, max_iter, armijo):
 
 
 def _chi2_points(S, L, Q, B, D, theta, isa2, isb2, tol, max_iter, armijo,
-                 out_chi2, out_a, out_b, out_it):
+                 out_chi2, out_a, out_b, out_it, b0, b1):
+    """Blocks b0 .. b1 - 1 of :data:`_CHUNK` points, each profiled from (0, 0)."""
     npts = theta.shape[0]
     nb_ = S.shape[0]
     npar = theta.shape[1]
-    nchunk = (npts + _CHUNK - 1) // _CHUNK
-    for c in nb.prange(nchunk):
-        N = np.empty(nb_)
-        dl = np.empty(nb_)
+    N = np.empty(nb_)
+    dl = np.empty(nb_)
+    zero = np.int64(0)      # not a literal: the call below shares the build of _profile
+    for c in range(b0, b1):
         for p in range(c * _CHUNK, min(npts, (c + 1) * _CHUNK)):
             # recombination: N = S + sum_k theta_k (L_k + theta_k Q_k), clipped at 0
             for i in range(nb_):
@@ -237,7 +259,7 @@ def _chi2_points(S, L, Q, B, D, theta, isa2, isb2, tol, max_iter, armijo,
                 # T - D = dl + a N + b B with dl = (N - S) + (S + B - D); the last
                 # term is exactly 0 for Asimov data D = S + B
                 dl[i] = (n - S[i]) + ((S[i] + B[i]) - D[i])
-            chi, a, b, status = _profile(N, dl, B, D, 0.0, 0.0, 0, isa2, isb2, tol, max_iter, armijo)
+            chi, a, b, status = _profile(N, dl, B, D, 0.0, 0.0, zero, isa2, isb2, tol, max_iter, armijo)
             out_chi2[p] = chi
             out_a[p] = a
             out_b[p] = b
@@ -246,7 +268,7 @@ def _chi2_points(S, L, Q, B, D, theta, isa2, isb2, tol, max_iter, armijo,
 
 def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, lanes,
                isa2, isb2, tol, max_iter, armijo, umax, dev_coef, max_model_step, accumulate,
-               out_chi2, out_a, out_b, out_ok, out_stats):
+               vector_start, out_chi2, out_a, out_b, out_ok, out_stats, b0, b1):
     """Profiled chi2 along rows.  Row r has the charge x = xs[r] and the points
     y = ys[y0[r] + c], c < cnt[r], written at flat index o0[r] + c, with counts
 
@@ -258,42 +280,46 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
     ``E0`` (m, nbins) holds the excess of the fixed charges of m base points and
     ``e0r[r]`` names row r's: rows of several planes of an N-D grid run in one call.
 
-    Blocks of ``lanes`` consecutive rows run in lockstep, one row per lane;
-    the pulls of a point start from an extrapolation of the converged pulls
-    of the previous points of its row.  ``accumulate``: add chi2 to out_chi2
-    and AND the convergence flag into out_ok instead of overwriting them.
-    out_stats[block] receives: Newton iterations, points sent to the scalar
-    path, chi2 recomputed with logarithms, unconverged points.
+    Blocks b0 .. b1 - 1 of ``lanes`` consecutive rows run, each in lockstep, one
+    row per lane; the pulls of a point start from an extrapolation of the converged
+    pulls of the previous points of its row.  ``vector_start``: a point whose start
+    is too far for a full Newton step (the first points of a row) takes damped
+    steps in the vector loop instead of going to the scalar path at once.
+    ``accumulate``: add chi2 to out_chi2 and AND the convergence flag into out_ok
+    instead of overwriting them.  out_stats[block] receives: Newton iterations,
+    points sent to the scalar path, chi2 recomputed with logarithms, unconverged
+    points.
     """
+    wide_vectors()
     nb_ = S.shape[0]
     nrows = xs.shape[0]
-    nblk = (nrows + lanes - 1) // lanes
-    for blk in nb.prange(nblk):
-        wide_vectors()
-        EX = np.empty((nb_, lanes))       # row part of the excess
-        CY = np.empty((nb_, lanes))       # y-linear coefficient of each row: cy1 + x cxy
-        tN = np.empty(nb_)
-        tD = np.empty(nb_)
-        Y = np.empty(lanes)
-        Y2 = np.empty(lanes)
-        A = np.zeros(lanes)
-        Bp = np.zeros(lanes)
-        HA = np.zeros((4, lanes))         # converged pulls of the previous points, newest first
-        HB = np.zeros((4, lanes))
-        NH = np.zeros(lanes, np.int64)
-        ACC = np.empty((7, lanes))        # per-lane sums of one pass over the bins
-        NN = np.empty((nb_, lanes))       # counts N_i of the current point of every lane
-        DL = np.empty((nb_, lanes))       # (N_i - S_i) + (S_i + B_i - D_i), 0 data term for Asimov
-        A1 = np.empty(lanes)              # 1 + a
-        B1 = np.empty(lanes)              # 1 + b
-        U = np.empty(lanes)               # u = 1 - D/T of the current bin
-        DU = np.empty(lanes)              # (T - D) u
-        ACT = np.empty(lanes, np.int64)   # 1 active, 0 done, 2 scalar path
-        IT = np.empty(lanes, np.int64)
-        CHI = np.empty(lanes)
-        EXACT = np.empty(lanes, np.int64)
-        ROW = np.empty(lanes, np.int64)
-        CNT = np.empty(lanes, np.int64)
+    EX = np.empty((nb_, lanes))       # row part of the excess
+    CY = np.empty((nb_, lanes))       # y-linear coefficient of each row: cy1 + x cxy
+    NN = np.empty((nb_, lanes))       # counts N_i of the current point of every lane
+    DL = np.empty((nb_, lanes))       # (N_i - S_i) + (S_i + B_i - D_i), 0 data term for Asimov
+    ACC = np.empty((7, lanes))        # per-lane sums of one pass over the bins
+    HA = np.empty((4, lanes))         # converged pulls of the previous points, newest first
+    HB = np.empty((4, lanes))
+    tN = np.empty(nb_)
+    tD = np.empty(nb_)
+    Y = np.empty(lanes)
+    Y2 = np.empty(lanes)
+    A = np.empty(lanes)
+    Bp = np.empty(lanes)
+    A1 = np.empty(lanes)              # 1 + a
+    B1 = np.empty(lanes)              # 1 + b
+    U = np.empty(lanes)               # u = 1 - D/T of the current bin
+    DU = np.empty(lanes)              # (T - D) u
+    CHI = np.empty(lanes)
+    STEP = np.empty(lanes)            # last Newton step of the point; 0: expect convergence
+    NH = np.empty(lanes, np.int64)
+    LAST = np.empty(lanes, np.int64)  # Newton passes of the previous point of the row
+    ACT = np.empty(lanes, np.int64)   # 1 active, 0 done, 2 scalar path, 3 converged, redo with chi2
+    IT = np.empty(lanes, np.int64)
+    EXACT = np.empty(lanes, np.int64)
+    ROW = np.empty(lanes, np.int64)
+    CNT = np.empty(lanes, np.int64)
+    for blk in range(b0, b1):
         st_it = 0
         st_slow = 0
         st_exact = 0
@@ -304,6 +330,8 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
             ROW[l] = min(blk * lanes + l, nrows - 1)
             CNT[l] = cnt[ROW[l]] if blk * lanes + l < nrows else 0
             ncols = max(ncols, CNT[l])
+            NH[l] = 0
+            LAST[l] = 0
         for i in range(nb_):
             for l in range(lanes):
                 x = xs[ROW[l]]
@@ -344,6 +372,8 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                 IT[l] = 0
                 EXACT[l] = 0
                 ACT[l] = 1
+                # a point whose predecessor converged in one pass is expected to as well
+                STEP[l] = 0.0 if LAST[l] == 1 else math.inf
                 if not (1.0 + a > 0.0 and 1.0 + b > 0.0):
                     # some T_i could be <= 0: restart from the previous point, scalar
                     ACT[l] = 2
@@ -353,9 +383,17 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                 A[l] = a
                 Bp[l] = b
             for it in range(max_iter):
+                # The deviance series is summed in a pass only if some lane may converge
+                # in it (its chi2 is taken there); it changes no step, so skipping it
+                # changes no bit.  A lane that converges in a pass without it is passed
+                # over again (ACT 3) in the next pass, which has it, at the same pulls.
                 nact = 0
+                ser = it == max_iter - 1
                 for l in range(lanes):
-                    nact += ACT[l] == 1
+                    if ACT[l] == 1 or ACT[l] == 3:
+                        nact += 1
+                        if ACT[l] == 3 or STEP[l] < PREDICT_STEP:
+                            ser = True
                 if nact == 0:
                     break
                 for k in range(7):
@@ -377,6 +415,23 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                             ACC[0, l] += n
                             ACC[1, l] += bi
                             ACC[5, l] += A1[l] * n + B1[l] * bi
+                        continue
+                    if not ser:
+                        # no lane can finish in this pass: the step needs only the gradient
+                        # and the Hessian (the same numbers as below)
+                        for l in range(lanes):
+                            n = NN[i, l]
+                            df = DL[i, l] + A[l] * n + Bp[l] * bi
+                            T = A1[l] * n + B1[l] * bi
+                            r = 1.0 / T
+                            u = df * r
+                            w = di * r * r
+                            ACC[0, l] += n * u
+                            ACC[1, l] += bi * u
+                            nw = n * w
+                            ACC[2, l] += nw * n
+                            ACC[3, l] += nw * bi
+                            ACC[4, l] += bb * w
                         continue
                     for l in range(lanes):
                         n = NN[i, l]
@@ -400,7 +455,8 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                         ACC[5, l] += DU[l] * _dev_series(U[l], dev_coef)
                 # per lane: the Newton step, or hand the point to the scalar path
                 for l in range(lanes):
-                    if ACT[l] != 1:
+                    act = ACT[l]
+                    if act != 1 and act != 3:
                         continue
                     a = A[l]
                     b = Bp[l]
@@ -417,16 +473,36 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                     # |db| <= 0.9 (1 + b); otherwise (or for a line search) go scalar
                     if not (lam2 <= DECREMENT2_MAX and abs(da) <= STEP_TO_ZERO * (1.0 + a)
                             and abs(db) <= STEP_TO_ZERO * (1.0 + b)):
+                        if (vector_start and it < VECTOR_START_PASSES and math.isfinite(lam2)
+                                and math.isfinite(da) and math.isfinite(db)):
+                            # the Newton step, shortened so that every T_i > 0.1 T_old as
+                            # for a full step (no line search: VECTOR_START_PASSES bound it)
+                            t = 1.0
+                            if abs(da) > STEP_TO_ZERO * (1.0 + a):
+                                t = STEP_TO_ZERO * (1.0 + a) / abs(da)
+                            if abs(db) > STEP_TO_ZERO * (1.0 + b):
+                                t = min(t, STEP_TO_ZERO * (1.0 + b) / abs(db))
+                            A[l] = a + t * da
+                            Bp[l] = b + t * db
+                            STEP[l] = math.inf
+                            continue
                         ACT[l] = 2
+                        IT[l] = it
+                        continue
+                    step = max(abs(da), abs(db))
+                    if step < tol and not ser:
+                        # converged without the series: take this pass again with it
+                        ACT[l] = 3
                         IT[l] = it
                         continue
                     A[l] = a + da
                     Bp[l] = b + db
-                    if max(abs(da), abs(db)) < tol:
+                    STEP[l] = step
+                    if step < tol:
                         # chi2 after the step from the quadratic model: error O(step^3)
                         CHI[l] = 2.0 * ACC[5, l] + a * a * isa2 + b * b * isb2 - 0.5 * lam2
-                        EXACT[l] = not (ACC[6, l] <= umax and max(abs(da), abs(db)) <= max_model_step)
-                        IT[l] = it + 1
+                        EXACT[l] = not (ACC[6, l] <= umax and step <= max_model_step)
+                        IT[l] = (IT[l] if act == 3 else it) + 1
                         ACT[l] = 0
             for l in range(lanes):
                 store = c < CNT[l]
@@ -455,8 +531,10 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                     HA[0, l] = A[l]
                     HB[0, l] = Bp[l]
                     NH[l] = min(NH[l] + 1, 4)
+                    LAST[l] = IT[l]
                 else:
                     NH[l] = 0
+                    LAST[l] = 0
                 if store:
                     p = o0[ROW[l]] + c
                     # the quadratic-model chi2 may round below zero near the minimum
@@ -477,8 +555,173 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
         out_stats[blk, 3] = st_fail
 
 
-_serial, _parallel = kernel(_chi2_points)
-_rows_serial, _rows_parallel = kernel(_chi2_rows)
+def _chi2_row(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0,
+              isa2, isb2, tol, max_iter, armijo, umax, dev_coef, max_model_step, accumulate,
+              out_chi2, out_a, out_b, out_ok, out_stats, b0, b1):
+    """:func:`_chi2_rows` one row at a time (rows b0 .. b1 - 1, no ``vector_start``): the
+    same operations in the same order on each row, so the same bits, from a much smaller
+    function (it compiles in about half the time; 1D scans and calls with few rows use it).
+    Every pass sums the deviance series (with one lane nothing is saved by skipping it)."""
+    nb_ = S.shape[0]
+    EX = np.empty(nb_)
+    CY = np.empty(nb_)
+    NN = np.empty(nb_)
+    DL = np.empty(nb_)
+    tN = np.empty(nb_)
+    tD = np.empty(nb_)
+    for r in range(b0, b1):
+        st_it = 0
+        st_slow = 0
+        st_exact = 0
+        st_fail = 0
+        x = xs[r]
+        for i in range(nb_):
+            EX[i] = E0[e0r[r], i] + (x * cx1[i] + x * x * cx2[i])
+            CY[i] = cy1[i] + x * cxy[i]
+        # converged pulls of the previous points, newest first, and how many there are
+        ha0 = ha1 = ha2 = ha3 = 0.0
+        hb0 = hb1 = hb2 = hb3 = 0.0
+        nh = 0
+        for c in range(cnt[r]):
+            y = ys[y0[r] + c]
+            y2 = y * y
+            for i in range(nb_):
+                s = S[i]
+                n = max(s + (EX[i] + (y * CY[i] + y2 * cy2[i])), 0.0)
+                NN[i] = n
+                DL[i] = (n - s) + ((s + B[i]) - D[i])
+            if nh >= 4:
+                a = 4.0 * ha0 - 6.0 * ha1 + 4.0 * ha2 - ha3
+                b = 4.0 * hb0 - 6.0 * hb1 + 4.0 * hb2 - hb3
+            elif nh == 3:
+                a = 3.0 * ha0 - 3.0 * ha1 + ha2
+                b = 3.0 * hb0 - 3.0 * hb1 + hb2
+            elif nh == 2:
+                a = 2.0 * ha0 - ha1
+                b = 2.0 * hb0 - hb1
+            elif nh == 1:
+                a = ha0
+                b = hb0
+            else:
+                a = 0.0
+                b = 0.0
+            # act: 1 Newton passes, 0 converged, 2 scalar path, 3 not converged
+            it_done = -max_iter
+            exact = False
+            chi = 0.0
+            act = 1
+            if not (1.0 + a > 0.0 and 1.0 + b > 0.0):
+                act = 2
+                it_done = 0
+                if nh > 0:
+                    a = ha0
+                    b = hb0
+            if act == 1:
+                for it in range(max_iter):
+                    a1 = 1.0 + a
+                    b1_ = 1.0 + b
+                    g0 = 0.0
+                    g1 = 0.0
+                    h2 = 0.0
+                    h3 = 0.0
+                    h4 = 0.0
+                    dev = 0.0
+                    umx = 0.0
+                    for i in range(nb_):
+                        bi = B[i]
+                        di = D[i]
+                        n = NN[i]
+                        if not di > 0.0:
+                            g0 += n
+                            g1 += bi
+                            dev += a1 * n + b1_ * bi
+                            continue
+                        df = DL[i] + a * n + b * bi
+                        T = a1 * n + b1_ * bi
+                        rr = 1.0 / T
+                        u = df * rr
+                        w = di * rr * rr
+                        g0 += n * u
+                        g1 += bi * u
+                        nw = n * w
+                        h2 += nw * n
+                        h3 += nw * bi
+                        h4 += (bi * bi) * w
+                        umx = max(umx, abs(u))
+                        dev += (df * u) * _dev_series(u, dev_coef)
+                    ga = 2.0 * g0 + 2.0 * a * isa2
+                    gb = 2.0 * g1 + 2.0 * b * isb2
+                    haa = 2.0 * h2 + 2.0 * isa2
+                    hab = 2.0 * h3
+                    hbb = 2.0 * h4 + 2.0 * isb2
+                    det = haa * hbb - hab * hab
+                    da = -(hbb * ga - hab * gb) / det
+                    db = -(haa * gb - hab * ga) / det
+                    lam2 = max(-(ga * da + gb * db), 0.0)
+                    if not (lam2 <= DECREMENT2_MAX and abs(da) <= STEP_TO_ZERO * (1.0 + a)
+                            and abs(db) <= STEP_TO_ZERO * (1.0 + b)):
+                        act = 2
+                        it_done = it
+                        break
+                    step = max(abs(da), abs(db))
+                    a_old = a
+                    b_old = b
+                    a = a + da
+                    b = b + db
+                    if step < tol:
+                        chi = 2.0 * dev + a_old * a_old * isa2 + b_old * b_old * isb2 - 0.5 * lam2
+                        exact = not (umx <= umax and step <= max_model_step)
+                        it_done = it + 1
+                        act = 0
+                        break
+                if act == 1:
+                    act = 3                   # not converged in max_iter passes
+            if act != 0 or exact:
+                for i in range(nb_):
+                    n = S[i] + (EX[i] + (y * CY[i] + y2 * cy2[i]))
+                    n = max(n, 0.0)
+                    tN[i] = n
+                    tD[i] = (n - S[i]) + ((S[i] + B[i]) - D[i])
+                if act == 2:
+                    chi, a, b, it_done = _profile(tN, tD, B, D, a, b, it_done, isa2, isb2, tol,
+                                                  max_iter, armijo)
+                else:
+                    chi = _chi2_at(tN, tD, B, D, a, b, isa2, isb2)
+                st_slow += act == 2
+                st_exact += act != 2
+            if it_done > 0:
+                ha3 = ha2
+                ha2 = ha1
+                ha1 = ha0
+                ha0 = a
+                hb3 = hb2
+                hb2 = hb1
+                hb1 = hb0
+                hb0 = b
+                nh = min(nh + 1, 4)
+            else:
+                nh = 0
+            p = o0[r] + c
+            chi = max(chi, 0.0)
+            if accumulate:
+                out_chi2[p] += chi
+                out_ok[p] &= it_done > 0
+            else:
+                out_chi2[p] = chi
+                out_ok[p] = it_done > 0
+            out_a[p] = a
+            out_b[p] = b
+            st_it += abs(it_done)
+            st_fail += it_done <= 0
+        out_stats[r, 0] = st_it
+        out_stats[r, 1] = st_slow
+        out_stats[r, 2] = st_exact
+        out_stats[r, 3] = st_fail
+
+
+_points = kernel(_chi2_points)
+_rows = kernel(_chi2_rows)
+_row = kernel(_chi2_row)
 
 
 def chi2_points(coef, theta, *, signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL, tol=TOL,
@@ -495,28 +738,44 @@ def chi2_points(coef, theta, *, signal_pull=SIGNAL_PULL, background_pull=BACKGRO
     theta = np.ascontiguousarray(np.atleast_2d(check_charges(theta)))
     n = theta.shape[0]
     out = np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-    f = _parallel if parallel else _serial
-    f(coef.S, coef.L, coef.Q, coef.B, coef.D, theta, 1.0 / signal_pull**2,
-      1.0 / background_pull**2, float(tol), int(max_iter), ARMIJO, *out)
+    nchunk = -(-n // _CHUNK)
+    run_blocks(_points, (coef.S, coef.L, coef.Q, coef.B, coef.D, theta, 1.0 / signal_pull**2,
+                         1.0 / background_pull**2, float(tol), int(max_iter), ARMIJO, *out),
+               nchunk, parallel=parallel, grain=_grain(nchunk))
     return out
+
+
+def _run_rows(args, lanes, nblk, parallel):
+    """Run the row kernel on ``args`` (those of :func:`_chi2_rows`): one lane and no
+    ``vector_start``: :func:`_chi2_row`, the same bits from a smaller function."""
+    if lanes == 1 and not args[25]:
+        run_blocks(_row, args[:15] + args[16:25] + args[26:], nblk, parallel=parallel,
+                   grain=_grain(nblk))
+    else:
+        run_blocks(_rows, args, nblk, parallel=parallel, grain=_grain(nblk))
+
+
+def _grain(nblk):
+    """Blocks per claim of a parallel run: about 8 claims per thread."""
+    return max(1, int(nblk) // (8 * _threads()))
 
 
 def row_lanes(nrows, threads=None):
     """Rows per block for ``nrows`` rows, small enough to give every thread a
-    block: below 8 rows per thread one lane per row (scalar code), else a
+    block: below 8 rows per thread 1 (one row at a time: :func:`_chi2_row`), else a
     multiple of 16 up to :data:`LANES` (the loop over lanes compiles to a
     vector loop that LLVM enters only from 16 lanes on; 64 runs best on
     AVX-512).  Results do not depend on it."""
-    threads = nb.get_num_threads() if threads is None else int(threads)
+    threads = _threads() if threads is None else int(threads)
     per = max(1, -(-int(nrows) // max(threads, 1)))
     if per < 8:
-        return int(per)
+        return 1
     return int(min(LANES, -(-per // 16) * 16))
 
 
 def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False, base_rows=None,
-              signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL, tol=TOL, max_iter=MAX_ITER, parallel=True,
-              lanes=None):
+              signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL, tol=TOL, max_iter=MAX_ITER,
+              parallel=True, lanes=None, vector_start=False):
     """Profiled chi2 along rows of a grid (numba); see the module docstring.
 
     Parameters
@@ -534,6 +793,11 @@ def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
         (cnt >= 1), written to out[.][o0[r] : o0[r] + cnt[r]]
     out : (chi2, a, b, ok) flat float, float, float, bool arrays
     accumulate : add chi2 to out[0] and AND convergence into out[3]
+    vector_start : the first points of a row, whose start is too far for a full
+        Newton step, take damped steps in the vector loop (the scans of four or more
+        charges, whose rows are short); and the excess of the base points is summed
+        element-wise.  The same numbers to the convergence tolerance, not the same bits
+        as without it; still a function of each row alone.
 
     Returns
     -------
@@ -573,13 +837,20 @@ def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
         e0r = np.ascontiguousarray(base_rows, dtype=np.int64)
         if e0r.shape != (nrows,) or (nrows and (e0r.min() < 0 or e0r.max() >= base.shape[0])):
             raise ValueError("base_rows needs one index into base per row")
-    E0 = np.empty((base.shape[0], coef.S.size))
-    for m, point in enumerate(base):
-        fixed = np.array(point, dtype=np.float64)
-        if ix is not None:
-            fixed[ix] = 0.0
-        fixed[iy] = 0.0
-        E0[m] = fixed @ coef.L + (fixed * fixed) @ coef.Q
+    fixed = np.array(base, dtype=np.float64)
+    if ix is not None:
+        fixed[:, ix] = 0.0
+    fixed[:, iy] = 0.0
+    if vector_start:
+        # element-wise, in a fixed order: a base point's bits do not depend on the others
+        E0 = np.zeros((base.shape[0], coef.S.size))
+        for k in range(fixed.shape[1]):
+            t = fixed[:, k:k + 1]
+            E0 += t * coef.L[k] + (t * t) * coef.Q[k]
+    else:
+        E0 = np.empty((base.shape[0], coef.S.size))
+        for m, point in enumerate(fixed):
+            E0[m] = point @ coef.L + (point * point) @ coef.Q
     zero = np.zeros_like(coef.S)
     cx1, cx2 = (coef.L[ix], coef.Q[ix]) if ix is not None else (zero, zero)
     lanes = row_lanes(nrows) if lanes is None else int(lanes)
@@ -590,30 +861,35 @@ def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
         args = (coef.S, coef.B, coef.D, c(E0), e0r, c(cx1), c(cx2), c(coef.L[iy]), c(coef.Q[iy]), zero,
                 xs, ys, y0, cnt, o0, lanes, 1.0 / signal_pull**2, 1.0 / background_pull**2,
                 float(tol), int(max_iter), ARMIJO, SERIES_UMAX, deviance_polynomial()[0],
-                MODEL_STEP, bool(accumulate), *out, stats)
-        if parallel:
-            # hand out blocks one at a time: a thread on a busy core takes fewer
-            with nb.parallel_chunksize(1):
-                _rows_parallel(*args)
-        else:
-            _rows_serial(*args)
+                MODEL_STEP, bool(accumulate), bool(vector_start), *out, stats)
+        _run_rows(args, lanes, nblk, parallel)
     s = stats.sum(0)
     return dict(iterations=int(s[0]), scalar_path=int(s[1]), log_chi2=int(s[2]),
                 unconverged=int(s[3]))
 
 
 def warm_up(parallel=True):
-    """Compile (or load from cache) the kernels on a tiny problem."""
+    """Compile (or load from the cache) both kernels on a tiny problem; ``parallel``
+    also runs them on threads (the same build)."""
     nb_ = 2
     S = np.ones(nb_)
     z = np.zeros((6, nb_))
     out = np.empty(1), np.empty(1), np.empty(1), np.empty(1, dtype=np.int64)
-    f = _parallel if parallel else _serial
-    f(S, z, z, S, 2 * S, np.zeros((1, 6)), 100.0, 1e4, TOL, MAX_ITER, ARMIJO, *out)
-    g = _rows_parallel if parallel else _rows_serial
+    run_blocks(_points, (S, z, z, S, 2 * S, np.zeros((1, 6)), 100.0, 1e4, TOL, MAX_ITER, ARMIJO, *out),
+               1, parallel=parallel)
+    warm_up_rows(parallel)
+
+
+def warm_up_rows(parallel=True, lanes=(1, 16)):
+    """Compile (or load from the cache) the row kernels: ``lanes`` 1 is the one-row
+    kernel (1D scans, calls with few rows), 16 the lockstep one (2D and N-D scans)."""
+    nb_ = 2
+    S = np.ones(nb_)
     o = np.empty(1), np.empty(1), np.empty(1), np.empty(1, dtype=np.bool_)
     i1 = np.zeros(1, dtype=np.int64)
-    g(S, S, 2 * S, np.zeros((1, nb_)), i1, S * 0, S * 0, S * 0, S * 0, S * 0, np.zeros(1), np.zeros(1), i1,
-      i1 + 1, i1,
-      16, 100.0, 1e4, TOL, MAX_ITER, ARMIJO, SERIES_UMAX, deviance_polynomial()[0], MODEL_STEP, False, *o,
-      np.zeros((1, 4), dtype=np.int64))
+    for ln in (lanes,) if np.isscalar(lanes) else lanes:
+        args = (S, S, 2 * S, np.zeros((1, nb_)), i1, S * 0, S * 0, S * 0, S * 0, S * 0, np.zeros(1),
+                np.zeros(1), i1, i1 + 1, i1, int(ln), 100.0, 1e4, TOL, MAX_ITER, ARMIJO, SERIES_UMAX,
+                deviance_polynomial()[0], MODEL_STEP, False, False, *o,
+                np.zeros((1, 4), dtype=np.int64))
+        _run_rows(args, int(ln), 1, parallel)

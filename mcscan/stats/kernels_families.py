@@ -7,7 +7,7 @@ or per-point excess counts instead of charges:
   N_i = S_i + E0_i + x cx1_i + x^2 cx2_i + y cy1_i + y^2 cy2_i + x y cxy_i, run by
   the millicharge row kernel itself (:func:`mcscan.stats.kernels._chi2_rows`,
   whose y-linear coefficient of a row is cy1 + x cxy).  Same warm starts, same
-  bit-identity for any threads, block size and serial or parallel build.
+  bit-identity for any threads, block size and serial or parallel run.
 * :func:`chi2_excess` -- any batch of points given as excess counts
   N_i - S_i (npts, nbins), each profiled from (a, b) = (0, 0).
 
@@ -18,12 +18,10 @@ tests compare them, serial and parallel.  Constants come from
 """
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
-from ._jit import kernel
-from .kernels import (MODEL_STEP, SERIES_UMAX, _profile, _rows_parallel, _rows_serial,
-                      deviance_polynomial, row_lanes)
+from ._jit import kernel, run_blocks
+from .kernels import MODEL_STEP, SERIES_UMAX, _grain, _profile, _run_rows, deviance_polynomial, row_lanes
 from .newton import ARMIJO, BACKGROUND_PULL, MAX_ITER, SIGNAL_PULL, TOL
 
 __all__ = ["chi2_rows_poly", "chi2_excess", "warm_up"]
@@ -31,13 +29,15 @@ __all__ = ["chi2_rows_poly", "chi2_excess", "warm_up"]
 _CHUNK = 64
 
 
-def _chi2_excess(S, B, D, EX, isa2, isb2, tol, max_iter, armijo, out_chi2, out_a, out_b, out_it):
+def _chi2_excess(S, B, D, EX, isa2, isb2, tol, max_iter, armijo, out_chi2, out_a, out_b, out_it,
+                 b0, b1):
+    """Blocks b0 .. b1 - 1 of ``_CHUNK`` points, each profiled from (0, 0)."""
     npts = EX.shape[0]
     nb_ = S.shape[0]
-    nchunk = (npts + _CHUNK - 1) // _CHUNK
-    for c in nb.prange(nchunk):
-        N = np.empty(nb_)
-        dl = np.empty(nb_)
+    N = np.empty(nb_)
+    dl = np.empty(nb_)
+    zero = np.int64(0)      # not a literal: shares the build of _profile with the other kernels
+    for c in range(b0, b1):
         for p in range(c * _CHUNK, min(npts, (c + 1) * _CHUNK)):
             for i in range(nb_):
                 n = S[i] + EX[p, i]
@@ -45,14 +45,14 @@ def _chi2_excess(S, B, D, EX, isa2, isb2, tol, max_iter, armijo, out_chi2, out_a
                 N[i] = n
                 # T - D = dl + a N + b B; the data term S + B - D is 0 for Asimov data
                 dl[i] = (n - S[i]) + ((S[i] + B[i]) - D[i])
-            chi, a, b, status = _profile(N, dl, B, D, 0.0, 0.0, 0, isa2, isb2, tol, max_iter, armijo)
+            chi, a, b, status = _profile(N, dl, B, D, 0.0, 0.0, zero, isa2, isb2, tol, max_iter, armijo)
             out_chi2[p] = chi
             out_a[p] = a
             out_b[p] = b
             out_it[p] = status
 
 
-_ex_serial, _ex_parallel = kernel(_chi2_excess)
+_excess = kernel(_chi2_excess)
 
 
 def chi2_excess(S, B, D, excess, *, signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL,
@@ -66,10 +66,11 @@ def chi2_excess(S, B, D, excess, *, signal_pull=SIGNAL_PULL, background_pull=BAC
         raise ValueError(f"excess must be finite, shaped (npts, {np.size(S)})")
     n = ex.shape[0]
     out = np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-    f = _ex_parallel if parallel else _ex_serial
-    f(np.ascontiguousarray(S, dtype=np.float64), np.ascontiguousarray(B, dtype=np.float64),
-      np.ascontiguousarray(D, dtype=np.float64), ex, 1.0 / signal_pull**2, 1.0 / background_pull**2,
-      float(tol), int(max_iter), ARMIJO, *out)
+    nchunk = -(-n // _CHUNK)
+    args = (np.ascontiguousarray(S, dtype=np.float64), np.ascontiguousarray(B, dtype=np.float64),
+            np.ascontiguousarray(D, dtype=np.float64), ex, 1.0 / signal_pull**2,
+            1.0 / background_pull**2, float(tol), int(max_iter), ARMIJO, *out)
+    run_blocks(_excess, args, nchunk, parallel=parallel, grain=_grain(nchunk))
     return out
 
 
@@ -120,13 +121,8 @@ def chi2_rows_poly(S, B, D, poly, xs, ys, y0, cnt, o0, *, out, accumulate=False,
                 cy2, cxy)
         args = head + (xs, ys, y0, cnt, o0, lanes, 1.0 / signal_pull**2, 1.0 / background_pull**2,
                        float(tol), int(max_iter), ARMIJO, SERIES_UMAX, deviance_polynomial()[0],
-                       MODEL_STEP, bool(accumulate), *out, stats)
-        f = _rows_parallel if parallel else _rows_serial
-        if parallel:
-            with nb.parallel_chunksize(1):
-                f(*args)
-        else:
-            f(*args)
+                       MODEL_STEP, bool(accumulate), False, *out, stats)
+        _run_rows(args, lanes, nblk, parallel)
     s = stats.sum(0)
     return dict(iterations=int(s[0]), scalar_path=int(s[1]), log_chi2=int(s[2]),
                 unconverged=int(s[3]))

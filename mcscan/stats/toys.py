@@ -25,8 +25,8 @@ same streams across versions).
 The fit
 -------
 :func:`toy_chi2` runs the numba kernel :func:`_toy_lanes`: parallel over
-blocks of :data:`TOY_LANES` toys (``prange``) that run in lockstep, one
-vector lane per toy (:func:`_toy_rows` is the same algorithm one toy at a
+blocks of :data:`TOY_LANES` toys (threads, :func:`mcscan.stats._jit.run_blocks`) that
+run in lockstep, one vector lane per toy (:func:`_toy_rows` is the same algorithm one toy at a
 time, and gives the same bits).  Each toy walks the grid in order, exactly as a row of
 :func:`mcscan.stats.kernels.chi2_rows`: the pulls of a point start from a
 cubic extrapolation of those of the previous four points, one Newton pass
@@ -37,7 +37,7 @@ safeguarded Newton :func:`_profile_c` (the algorithm of
 :func:`mcscan.stats.kernels.chi2_points` with shifted penalties).  A toy
 depends on nothing but its own data, so the results are bit-identical for
 any number of threads, any chunking, any block size and serial or parallel
-builds (no fast-math flags: no sum depends on the vector width).
+runs (no fast-math flags: no sum depends on the vector width).
 
 The NumPy twin is :func:`toy_chi2_numpy` (vectorised, from (a, b) = (0, 0)
 at every point); the constants of the Newton iteration of both come from
@@ -47,11 +47,10 @@ from __future__ import annotations
 
 import math
 
-import numba as nb
 import numpy as np
 
 from ..errors import InputError
-from ._jit import helper, kernel
+from ._jit import helper, kernel, run_blocks, threads
 from .kernels import MODEL_STEP, SERIES_UMAX, _dev_series, _deviance, deviance_polynomial
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, MAX_BACKTRACK, MAX_ITER,
                      SIGNAL_PULL, STEP_TO_ZERO, TOL)
@@ -241,17 +240,16 @@ def _profile_c(N, dl, B, D, a, b, a0, b0, it0, isa2, isb2, tol, max_iter, armijo
 
 
 def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, dev_coef,
-              max_model_step, out_chi2, out_a, out_b, out_ok):
-    """Profiled chi2 of every toy (rows of D, A0, B0) at every grid point (rows of N).
+              max_model_step, out_chi2, out_a, out_b, out_ok, b0, b1):
+    """Profiled chi2 of toys b0 .. b1 - 1 (rows of D, A0, B0) at every grid point (rows of N).
 
     N, DL : (G, nb) signal counts and N - S on the grid;  S, B : (nb,);
     D : (ntoys, nb) toy counts;  A0, B0 : (ntoys,) auxiliary measurements.
     Outputs (ntoys, G).  Toy t depends on row t of the inputs only.
     """
-    ntoys = D.shape[0]
     G = N.shape[0]
     nb_ = N.shape[1]
-    for t in nb.prange(ntoys):
+    for t in range(b0, b1):
         R = np.empty(nb_)
         tdl = np.empty(nb_)
         Dt = np.empty(nb_)
@@ -379,8 +377,8 @@ def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, d
 
 
 def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo, umax, dev_coef,
-               max_model_step, out_chi2, out_a, out_b, out_ok):
-    """:func:`_toy_rows` for blocks of ``lanes`` toys in lockstep, one vector lane
+               max_model_step, out_chi2, out_a, out_b, out_ok, b0, b1):
+    """:func:`_toy_rows` for blocks b0 .. b1 - 1 of ``lanes`` toys in lockstep, one vector lane
     per toy: the loop over lanes has no reductions across lanes and vectorises
     without reordering any sum, so a toy's numbers do not depend on the other
     toys of its block.  A toy with an empty bin (or a detector with a bin
@@ -390,8 +388,7 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
     ntoys = D.shape[0]
     G = N.shape[0]
     nb_ = N.shape[1]
-    nblk = (ntoys + lanes - 1) // lanes
-    for blk in nb.prange(nblk):
+    for blk in range(b0, b1):
         DT = np.empty((nb_, lanes))
         RT = np.empty((nb_, lanes))
         A = np.zeros(lanes)
@@ -536,8 +533,8 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                     out_ok[t, g] = IT[l] > 0
 
 
-_serial, _parallel = kernel(_toy_rows)
-_lanes_serial, _lanes_parallel = kernel(_toy_lanes)
+_rows = kernel(_toy_rows)
+_lanes = kernel(_toy_lanes)
 
 #: Toys per block of the lane kernel (one vector lane each); results do not depend on it.
 TOY_LANES = 32
@@ -592,16 +589,12 @@ def toy_chi2(N, S, B, D, a0, b0, *, signal_pull=SIGNAL_PULL, background_pull=BAC
         common = (1.0 / signal_pull**2, 1.0 / background_pull**2, float(tol), int(max_iter), ARMIJO,
                   SERIES_UMAX, deviance_polynomial()[0], MODEL_STEP, *out)
         if lanes >= 1:
+            f, nblk = _lanes, -(-D.shape[0] // lanes)
             args = (N, N - S, S, B, D, a0, b0, lanes, *common)
-            f = _lanes_parallel if parallel else _lanes_serial
         else:
+            f, nblk = _rows, D.shape[0]
             args = (N, N - S, S, B, D, a0, b0, *common)
-            f = _parallel if parallel else _serial
-        if parallel:
-            with nb.parallel_chunksize(1):
-                f(*args)
-        else:
-            f(*args)
+        run_blocks(f, args, nblk, parallel=parallel, grain=max(1, nblk // (8 * threads())))
     return out
 
 

@@ -99,6 +99,16 @@ def test_dask_is_bit_identical_to_local(dask, refs, reference, tmp_path):
     _assert_identical(reference, _read(tmp_path / "d.h5"))
 
 
+def test_dask_is_bit_identical_to_local_in_4d(dask, refs, tmp_path):
+    # four charges: rows start in the vector loop (vector_start); still a pure function of
+    # the chunk, so Dask workers (numba on 1 thread) and the local run (2 threads) agree
+    params = ("q_etau",) + PARAMS
+    axes = (np.linspace(-3e-8, 3e-8, 4), C[:5], A[:7], B[:9])
+    scan(refs, params, axes, tmp_path / "l.h5", chunk_points=126)
+    scan(refs, params, axes, tmp_path / "d.h5", chunk_points=126, backend=dask)
+    _assert_identical(_read(tmp_path / "l.h5"), _read(tmp_path / "d.h5"))
+
+
 def test_workers_load_each_table_once(dask, client, refs, tmp_path):
     before = client.run(lambda: backends._STATS["loads"])
     res = scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=25, backend=dask)

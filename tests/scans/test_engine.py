@@ -96,6 +96,11 @@ def test_2d_equals_grid_scan_for_any_chunking(coefs, tmp_path, chunk):
         assert np.array_equal(g_pull(tmp_path / "s.h5", det, "background"), b)
 
 
+class _PlaneScan:
+    def __init__(self, chi2, converged, pulls):
+        self.chi2, self.converged, self.pulls = chi2, converged, pulls
+
+
 def g_pull(path, det, which):
     with h5py.File(path, "r") as f:
         return f[f"scan/pulls/{det}/{which}"][()]
@@ -330,14 +335,40 @@ def test_cli_ndscan_text(tables, tmp_path, capsys, monkeypatch):
     assert "profiled over the others" in o and "others at q_mumu = 0, q_emu = 0" in o
 
 
+def _plane_rows(coefs, params, axes, outer, fixed, vector_start):
+    """One plane of the last two charges through chi2_rows: (chi2, converged, pulls)."""
+    from mcscan.params import PARAMS
+    from mcscan.scans.grid import row_segments
+
+    base = np.zeros(6)
+    for p, v in fixed.items():
+        base[PARAMS.index(p)] = v
+    for p, a, i in zip(params[:-2], axes[:-2], outer):
+        base[PARAMS.index(p)] = a[i]
+    x, y = axes[-2:]
+    row, y0, cnt, o0 = row_segments(x.size, y.size)
+    n = x.size * y.size
+    chi2, ok, pulls = np.empty(n), np.empty(n, dtype=bool), {}
+    for k, c in enumerate(coefs):
+        a, b = np.empty(n), np.empty(n)
+        kernels.chi2_rows(c, base, PARAMS.index(params[-2]), PARAMS.index(params[-1]), x[row], y,
+                          y0, cnt, o0, out=(chi2, a, b, ok), accumulate=k > 0,
+                          vector_start=vector_start)
+        pulls[c.detector] = (a.reshape(x.size, y.size), b.reshape(x.size, y.size))
+    return chi2.reshape(x.size, y.size), ok.reshape(x.size, y.size), pulls
+
+
 @pytest.mark.parametrize("params, n, chunk", [
     (("q_ee", "q_mumu", "q_emu"), 7, None),
     (("q_etau", "q_ee", "q_mumu", "q_mutau"), 5, 35),      # chunks that cut through planes
+    (("q_etau", "q_ee", "q_mumu", "q_mutau"), 5, None),
 ])
-def test_nd_rows_across_planes_equal_one_grid_scan_per_plane(coefs, params, n, chunk):
+def test_nd_rows_across_planes_equal_one_kernel_call_per_plane(coefs, params, n, chunk):
     # The N-D engine runs the rows of many planes in one kernel call per detector; the
-    # bits must equal a grid_scan per plane of the last two charges, pulls included.
-    from mcscan.scans.engine import scan
+    # bits must equal a grid_scan per plane of the last two charges (3 charges), or one
+    # chi2_rows call per plane with vector_start (4 or more), pulls included, whatever
+    # the chunks.
+    from mcscan.scans.engine import VECTOR_START_DIMS, scan
     from mcscan.scans.grid import grid_scan
 
     axes = tuple(np.linspace(-2e-8, 3e-8, n) for _ in params)
@@ -346,9 +377,55 @@ def test_nd_rows_across_planes_equal_one_grid_scan_per_plane(coefs, params, n, c
     for outer in np.ndindex(*(n,) * (len(params) - 2)):
         fixed = {p: float(a[i]) for p, a, i in zip(params[:-2], axes[:-2], outer)}
         fixed["q_tautau"] = 1e-9
-        sc = grid_scan(coefs, params[-2:], axes[-2:], fixed=fixed)
+        if len(params) < VECTOR_START_DIMS:
+            sc = grid_scan(coefs, params[-2:], axes[-2:], fixed=fixed)
+        else:
+            sc = _PlaneScan(*_plane_rows(coefs, params, axes, outer, {"q_tautau": 1e-9}, True))
         assert np.array_equal(chi2[outer], sc.chi2), outer                       # exact
         assert np.array_equal(np.asarray(res.converged)[outer].astype(bool), sc.converged)
         for det, (a, b) in sc.pulls.items():
             assert np.array_equal(np.asarray(res.pulls[det][0])[outer], a)      # exact
             assert np.array_equal(np.asarray(res.pulls[det][1])[outer], b)      # exact
+
+
+#: SHA-256 of the chi2 grid (float64, C order) of the Xe + Ge scan over q_ee x q_mumu x q_emu,
+#: 21 points each on [-6e-8, 6e-8] (q_ee, q_mumu) and [-3e-7, 3e-7] (q_emu), built-in
+#: configuration: the golden output nd3.h5 of mcscan 0.1.0 (frozen regression value).
+#: Three charges keep the bits of grid_scan.
+GOLDEN_ND3_SHA256 = "1609b146a8ea6694546fe3819458b99a8820c6b68bec6ba850d869917585e221"
+
+
+def test_3d_scan_is_bit_identical_to_the_golden_output(coefs):
+    import hashlib
+
+    import numba
+
+    axes = (np.linspace(-6e-8, 6e-8, 21), np.linspace(-6e-8, 6e-8, 21), np.linspace(-3e-7, 3e-7, 21))
+    old = numba.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            res = scan(coefs, ("q_ee", "q_mumu", "q_emu"), axes)
+            chi2 = np.ascontiguousarray(np.asarray(res.chi2))
+            assert hashlib.sha256(chi2.tobytes()).hexdigest() == GOLDEN_ND3_SHA256
+    finally:
+        numba.set_num_threads(old)
+
+
+def test_5d_scan_matches_twin(coefs):
+    # five charges: every row starts in the vector loop; the twin agrees to 1e-9 relative
+    from mcscan.params import PARAMS
+    from mcscan.stats.reference import chi2 as chi2_numpy
+
+    params = ("q_ee", "q_mumu", "q_emu", "q_etau", "q_mutau")
+    axes = tuple(np.linspace(-2e-8, 2e-8, 7) for _ in params)
+    res = scan(coefs, params, axes)
+    flat = np.random.default_rng(5).choice(7 ** 5, size=600, replace=False)
+    idx = np.unravel_index(flat, (7,) * 5)
+    th = np.zeros((flat.size, 6))
+    for p, a, i in zip(params, axes, idx):
+        th[:, PARAMS.index(p)] = a[i]
+    ref = sum(chi2_numpy(c, th)[0] for c in coefs)
+    got = np.asarray(res.chi2).ravel()[flat]
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-15)       # twin tolerance
+    assert res.unconverged == 0

@@ -4,7 +4,7 @@ The twin is :func:`mcscan.stats.families.chi2_all`: the NumPy recombination of
 the quadratic forms, then the profile of :func:`mcscan.stats.reference.chi2`.
 The row kernel warm-starts along rows and takes the last chi2 from a series,
 so it agrees with the twin to the convergence tolerance (1e-9 relative, as
-for the millicharge row kernel); serial and parallel builds, block sizes and
+for the millicharge row kernel); serial and parallel runs, block sizes and
 subsets of rows agree bit for bit.
 """
 from __future__ import annotations
