@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import __version__
 from . import budget as _budget
 from .config.load import Config, config_hash, load_config, table_config
 from .errors import InputError, TableError
@@ -47,6 +48,22 @@ CL_MIN, CL_MAX = CL_RANGE
 
 
 # --------------------------------------------------------------- arguments
+
+_CODE = []
+
+
+def _code_sha256() -> str:
+    """SHA-256 of the package's own files (its Python modules and built-in
+    configuration): a stored result is reused only by the code that made it."""
+    if not _CODE:
+        root = Path(__file__).resolve().parent
+        h = hashlib.sha256()
+        for f in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".toml") and p.is_file()):
+            h.update(f.relative_to(root).as_posix().encode() + b"\0")
+            h.update(f.read_bytes())
+        _CODE.append(h.hexdigest())
+    return _CODE[0]
+
 
 def parse_channels(text) -> tuple:
     """'nuclear,electron' (or a sequence) -> ('nuclear', 'electron'), checked."""
@@ -713,7 +730,45 @@ class Analysis:
                 bar.close()
         out = {(r[0] if len(r) == 1 else "combined", p): lim for (r, p), lim in zip(todo, found)}
         labels = tuple(r[0] if len(r) == 1 else "combined" for r in rows)
-        return Sensitivities(float(cl), tuple(self.channels), labels, tuple(params), out)
+        return Sensitivities(float(cl), tuple(self.channels), labels, tuple(params), out,
+                             inputs=self._sensitivities_inputs(cl, params, combined))
+
+    def stored_sensitivities(self, path, cl=None, combined=True, *, params=None):
+        """The millicharge table saved in the results file ``path``, if it was computed
+        from exactly what :meth:`sensitivities` would use now (the same configuration,
+        tables, counts, settings, C.L., charges and package code); else None.
+
+        A rerun of the main job with nothing changed prints this table instead of
+        computing it again.  An unreadable, edited or foreign file gives None too."""
+        from .errors import McscanError
+        from .results import open_results
+
+        cl = self._cl(cl)
+        params = VISIBLE_PARAMS if params is None else tuple(params)
+        want = self._sensitivities_inputs(cl, params, combined)
+        try:
+            old = open_results(path)
+        except (McscanError, OSError):
+            return None
+        if not isinstance(old, Sensitivities) or old.inputs != want:
+            return None
+        return old
+
+    def _sensitivities_inputs(self, cl, params, combined) -> str:
+        """SHA-256 of what a sensitivity table depends on."""
+        coefs = self.coefficients()
+        what = {
+            "kind": "sensitivities", "cl": float(cl), "params": list(params),
+            "combined": bool(combined), "channels": list(self.channels),
+            "detectors": list(self.detectors), "config": self.config.to_dict(),
+            "table_hashes": [c.table_hash for c in coefs],
+            "counts_sha256": [hashlib.sha256(np.ascontiguousarray(c.D, dtype=float).tobytes())
+                              .hexdigest() for c in coefs],
+            "settings": [self.settings.signal_pull, self.settings.background_pull,
+                         self.settings.tol, self.settings.max_iter],
+            "mcscan": [__version__, _code_sha256()],
+        }
+        return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
     def _family_sensitivities(self, family, cl, combined, *, progress) -> FamilySensitivities:

@@ -132,6 +132,10 @@ class Sensitivities(Result):
     rows: tuple
     params: tuple
     limits: dict
+    #: SHA-256 of everything the table was computed from (configuration, tables, counts,
+    #: settings, C.L., package code): :meth:`mcscan.Analysis.stored_sensitivities`
+    #: reuses a saved table only when it matches; "" when unknown.
+    inputs: str = ""
 
     def to_json(self) -> dict:
         lj = {k: lim.to_json() for k, lim in self.limits.items()}

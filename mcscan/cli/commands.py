@@ -585,14 +585,24 @@ def _cmd_sensitivities(args, cfg):
                                       tables=tables_for(args, cfg))
     log = None if (args.json or args.quiet) else (lambda m: print(m, file=sys.stderr))
     a = _analysis(args, cfg, None, channels, build=True, log=log)
-    sens = a.sensitivities(cl=args.cl, family=family, progress=progress(args))
+    # a kept file made from the same inputs (configuration, tables, C.L., code) is the answer
+    sens = a.stored_sensitivities(default, cl=args.cl) if keep and family == "charges" else None
+    reused = sens is not None
+    if sens is None:
+        sens = a.sensitivities(cl=args.cl, family=family, progress=progress(args))
     path = Path(default) if keep else sens.save(out, config=cfg, force=args.force)
     elapsed = time.perf_counter() - t0
-    saved = (f"{path} exists and was kept (--force replaces it)" if keep
-             else f"profiles saved to {path}")
+    if reused:
+        saved = (f"read from {path}: it is up to date (same configuration, tables, C.L. and "
+                 "code; --force recomputes)")
+    elif keep:
+        saved = f"{path} exists and was kept (--force replaces it)"
+    else:
+        saved = f"profiles saved to {path}"
     if args.json:
         d = sens.to_json()
-        d.update({"results_file": str(path), "results_file_kept": keep, "wall_time_s": elapsed})
+        d.update({"results_file": str(path), "results_file_kept": keep, "results_reused": reused,
+                  "wall_time_s": elapsed})
         print_json(d)
         return
     if family != "charges":

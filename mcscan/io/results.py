@@ -331,6 +331,8 @@ def _w_sens(f, sens) -> None:
     set_strs(g, "channels", list(sens.channels))
     set_strs(g, "rows", list(sens.rows))
     set_strs(g, "params", list(sens.params))
+    if sens.inputs:
+        set_attr(g, "inputs_sha256", sens.inputs)
     for (row, p), lim in sens.limits.items():
         _write_limit(g.create_group(f"{row}/{p}"), lim)
 
@@ -341,7 +343,7 @@ def _r_sens(f, path):
     rows, params = _strs(g, "rows"), _strs(g, "params")
     limits = {(r, p): _read_limit(g[f"{r}/{p}"]) for r in rows for p in params if f"{r}/{p}" in g}
     return Sensitivities(cl=get_attr(g, "cl"), channels=_strs(g, "channels"), rows=rows,
-                         params=params, limits=limits)
+                         params=params, limits=limits, inputs=get_attr(g, "inputs_sha256", ""))
 
 
 # ------------------------------------------------------------ region

@@ -25,7 +25,6 @@ from ..params import PARAMS, check_param, unit
 from ..errors import InputError
 from ..io.registry import register
 from ..stats import newton
-from ..stats.kernels import chi2_points, chi2_rows
 from ..stats.reference import chi2 as chi2_numpy
 
 __all__ = [
@@ -243,7 +242,7 @@ def _bar(progress, **kw):
 
 
 def _scan_rows(coefs, idx, axes, base, settings, chunk, parallel, total, ok, pulls, count, bar):
-    from ..stats.kernels import row_lanes
+    from ..stats.kernels import chi2_rows, row_lanes
 
     if len(idx) == 1:
         nx, ny, ix, iy, xs_axis = 1, axes[0].size, None, idx[0], np.zeros(1)
@@ -279,6 +278,8 @@ def _threads() -> int:
 
 def _scan_points(coefs, idx, axes, base, shape, settings, chunk, parallel, total, ok, pulls, count,
                  bar):
+    from ..stats.kernels import chi2_points
+
     n = total.size
     total[:] = 0.0
     ok[:] = True

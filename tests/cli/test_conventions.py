@@ -155,10 +155,10 @@ def test_default_names_and_force(cwd, table_dir, capsys):
     assert "saved to results/sensitivities_nuclear.h5" in out
     before = (cwd / "results" / "sensitivities_nuclear.h5").stat().st_mtime_ns
     # a rerun of the main job keeps its default file (it holds exactly this run's
-    # results), says so, and still prints the table
+    # results: tests/cli/test_reuse.py), says so, and still prints the table
     code, out, err = _run(["sensitivities", "--tables", t, "-q"], capsys)
     assert code == 0 and err == ""
-    assert "results/sensitivities_nuclear.h5 exists and was kept (--force replaces it)" in out
+    assert "read from results/sensitivities_nuclear.h5: it is up to date" in out
     assert "combined" in out
     assert (cwd / "results" / "sensitivities_nuclear.h5").stat().st_mtime_ns == before
     # an explicit --out that exists is refused up front
