@@ -230,11 +230,11 @@ def _child(cmd, cwd):
     wrapper = ("import resource, subprocess, sys, time, json; t = time.perf_counter(); "
                f"r = subprocess.run({shlex.split(cmd)!r}, capture_output=True, text=True); "
                "w = time.perf_counter() - t; u = resource.getrusage(resource.RUSAGE_CHILDREN); "
-               "print(r.stderr[-2000:], file=sys.stderr) if r.returncode else None; "
-               "print(json.dumps([r.returncode, w, u.ru_utime + u.ru_stime, u.ru_maxrss / 1024]))")
-    rc, wall, cpu, rss = _subprocess_in(wrapper, cwd)
+               "print(json.dumps([r.returncode, w, u.ru_utime + u.ru_stime, u.ru_maxrss / 1024, "
+               "r.stderr[-2000:] if r.returncode else '']))")
+    rc, wall, cpu, rss, err = _subprocess_in(wrapper, cwd)
     if rc:
-        raise SystemExit(f"benchmark command failed: {cmd}")
+        raise SystemExit(f"benchmark command failed (exit {rc}): {cmd}\n{err}")
     return wall, cpu, rss
 
 
@@ -253,6 +253,34 @@ def limits_cli(d):
             "later_calls_cpu_s": [a[1] for a in again], "later_calls_wall_s": [a[0] for a in again],
             "note": "whole process (interpreter start, imports, numba cache load, scan of 2001 "
                     "points, root refinement), Xe, q_ee"}
+
+
+def ndscan_backends(d, points=31):
+    """The default `mcscan ndscan` against its alternatives on this machine: whole
+    processes (warm kernel cache), a 4-charge Xe scan of points^4, streamed to a file.
+
+    Compared: the default (local backend, numba's default threads), local with one
+    numba thread, and dask-local with one worker process per core (when Dask is
+    installed).  The default should never be the slowest."""
+    import importlib.util
+
+    exe = f"{sys.executable} -m mcscan"
+    _child(f"{exe} build --quiet --tables {d}", d)
+    base = (f"{exe} ndscan --detector Xe --param q_ee --param q_mumu --param q_emu --param q_etau "
+            f"--points {points} --quiet --force --tables {d} --out {d}/results/nd.h5")
+    cases = {"default": base, "local_1_thread": f"env NUMBA_NUM_THREADS=1 {base}"}
+    if importlib.util.find_spec("distributed") is not None:
+        cases["dask_local_workers_per_core"] = f"{base} --backend dask-local --workers {os.cpu_count()}"
+    _child(base, d)                                     # kernels in the cache
+    res = {}
+    for name, cmd in cases.items():
+        walls = [_child(cmd, d)[0] for _ in range(3)]
+        res[name] = {"wall_s_each": walls, "wall_s_best": min(walls)}
+    best = {k: v["wall_s_best"] for k, v in res.items()}
+    return {"grid": [points] * 4, "points": points ** 4, "cases": res,
+            "default_is_slowest": bool(len(best) > 1 and best["default"] == max(best.values())),
+            "fastest": min(best, key=best.get),
+            "note": "whole processes, best of 3 each; dask-local includes starting its cluster"}
 
 
 def streamed_scan(d, n):
@@ -406,11 +434,18 @@ def main():
     ap.add_argument("--toys", type=int, default=2000, help="toys of the expected-limit bands")
     ap.add_argument("--main-job-only", action="store_true",
                     help="measure only the main job (cold and warm 'mcscan sensitivities')")
+    ap.add_argument("--backends-only", action="store_true",
+                    help="measure only the default ndscan against one thread and dask-local")
     ap.add_argument("--nd-families-only", action="store_true",
                     help="measure only the 21^3 scan over three families against three charges")
     args = ap.parse_args()
     if args.main_job_only:
         print(json.dumps({"main_job": main_job(args.repeat)}, indent=1))
+        return
+    if args.backends_only:
+        with tempfile.TemporaryDirectory() as d:
+            print(json.dumps({"loadavg_at_start": list(os.getloadavg()),
+                              "ndscan_backends": ndscan_backends(d)}, indent=1))
         return
     if args.nd_families_only:
         from mcscan.config.load import load_config
@@ -607,6 +642,7 @@ def main():
     out["kernel_compile"]["sensitivities_warm_s"] = out["main_job"]["warm_wall_s"]
     with tempfile.TemporaryDirectory() as d:
         out["limits_cli"] = limits_cli(d)
+        out["ndscan_backends"] = ndscan_backends(d)
         if args.big_points:
             out["streamed_scan"] = streamed_scan(d, args.big_points)
     ru = resource.getrusage(resource.RUSAGE_SELF)
