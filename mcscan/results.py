@@ -239,6 +239,7 @@ class _SensRecord:
     params: tuple
     limits: dict
     kind: str = "sensitivities"
+    inputs: str = ""              # family tables are not reused by a rerun
 
 
 def _unit_label(p: str) -> str:
