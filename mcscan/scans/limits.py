@@ -520,13 +520,12 @@ def _limit_job(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixe
         f_chi2 = chi2_function(coefs, param, fixed=fixed, settings=settings)
         curve = lambda x: (grid_scan(coefs, (param,), (x,), fixed=fixed, settings=settings,  # noqa: E731
                                      progress=progress), (None, {}))
-        steps, batch = _memo(), (fixed, check_param(param))
-    run = _limit_steps(coefs, param, cl, level, lo, hi, points, extend, settings, profile, curve,
-                       steps)
+        steps, batch = _memo(), (base_point(fixed), check_param(param))
+    run = _limit_steps(coefs, param, cl, level, lo, hi, points, extend, profile, curve, steps)
     return _LimitJob(run, f_chi2, coefs, settings, batch)
 
 
-def _limit_steps(coefs, param, cl, level, lo, hi, points, extend, settings, profile, curve, f_chi2):
+def _limit_steps(coefs, param, cl, level, lo, hi, points, extend, profile, curve, f_chi2):
     """The limit of :func:`limit_1d` as steps: ``f_chi2`` is the step function
     of the combined chi2 at one value of ``param``."""
 
@@ -591,8 +590,8 @@ def _limit_steps(coefs, param, cl, level, lo, hi, points, extend, settings, prof
 @dataclass
 class _LimitJob:
     """A limit under way: its steps, the plain function answering them, and what
-    :func:`limits_1d` needs to answer them in batches (``batch``: the fixed
-    charges and the index of the scanned one; None for a profiled limit)."""
+    :func:`limits_1d` needs to answer them in batches (``batch``: the base point
+    and the index of the scanned charge; None for a profiled limit)."""
     steps: object
     f: object
     coefs: tuple
@@ -638,15 +637,15 @@ def limits_1d(calls, done=None) -> list:
         rows = {}
         for i, t in waiting.items():
             job = by_index[i]
-            fixed, k = job.batch
+            base, k = job.batch
             for c in job.coefs:
                 key = (id(c), id(job.settings))
-                rows.setdefault(key, (c, job.settings, []))[2].append((i, fixed, k, t))
+                rows.setdefault(key, (c, job.settings, []))[2].append((i, base, k, t))
         values = {}
         for key, (c, settings, reqs) in rows.items():
             theta = np.empty((len(reqs), len(PARAMS)))
-            for r, (_, fixed, k, t) in enumerate(reqs):
-                theta[r] = base_point(fixed)
+            for r, (_, base, k, t) in enumerate(reqs):
+                theta[r] = base
                 theta[r, k] = t
             chi = chi2_numpy(c, theta, **settings.kwargs())[0]
             for r, (i, *_) in enumerate(reqs):
