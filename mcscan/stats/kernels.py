@@ -773,6 +773,34 @@ def row_lanes(nrows, threads=None):
     return int(min(LANES, -(-per // 16) * 16))
 
 
+def check_rows(xs, ys, y0, cnt, o0, out, what="finite"):
+    """The row layout of a row kernel call, checked: ``xs`` and ``ys`` finite (``what``
+    says what they are), one ``y0``/``cnt``/``o0`` per row, every row inside ``ys``,
+    ``out`` four flat arrays (chi2, a, b, ok) and rows writing to separate ranges of them.
+    Returns ``xs, ys`` as contiguous float64 and ``y0, cnt, o0`` as contiguous int64."""
+    xs = np.ascontiguousarray(xs, dtype=np.float64)
+    ys = np.ascontiguousarray(ys, dtype=np.float64)
+    if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
+        raise ValueError(f"xs and ys must be {what}")
+    y0, cnt, o0 = (np.ascontiguousarray(v, dtype=np.int64) for v in (y0, cnt, o0))
+    nrows = xs.size
+    if not (y0.size == cnt.size == o0.size == nrows):
+        raise ValueError("xs, y0, cnt and o0 need one entry per row")
+    if nrows and (cnt.min() < 1 or y0.min() < 0 or (y0 + cnt).max() > ys.size):
+        raise ValueError("rows must hold 1 or more points of ys")
+    n_out = out[0].size
+    if (len(out) != 4 or any(o.shape != (n_out,) or not o.flags.c_contiguous for o in out)
+            or any(o.dtype != np.float64 for o in out[:3]) or out[3].dtype != np.bool_):
+        raise ValueError("out must be four contiguous flat arrays of one size: "
+                         "float64 chi2, a, b and bool ok")
+    if nrows:
+        order = np.argsort(o0, kind="stable")
+        lo, hi = o0[order], (o0 + cnt)[order]
+        if lo[0] < 0 or hi[-1] > n_out or np.any(lo[1:] < hi[:-1]):
+            raise ValueError("rows must write to separate ranges inside the output arrays")
+    return xs, ys, y0, cnt, o0
+
+
 def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False, base_rows=None,
               signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL, tol=TOL, max_iter=MAX_ITER,
               parallel=True, lanes=None, vector_start=False):
@@ -811,26 +839,8 @@ def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
         base_rows = None
     elif base.ndim != 2 or base_rows is None:
         raise ValueError("a base of shape (m, 6) needs base_rows, one index per row")
-    xs = np.ascontiguousarray(xs, dtype=np.float64)
-    ys = np.ascontiguousarray(ys, dtype=np.float64)
-    if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
-        raise ValueError("xs and ys must be finite charges in e")
-    y0, cnt, o0 = (np.ascontiguousarray(v, dtype=np.int64) for v in (y0, cnt, o0))
+    xs, ys, y0, cnt, o0 = check_rows(xs, ys, y0, cnt, o0, out, "finite charges in e")
     nrows = xs.size
-    if not (y0.size == cnt.size == o0.size == nrows):
-        raise ValueError("xs, y0, cnt and o0 need one entry per row")
-    if nrows and (cnt.min() < 1 or y0.min() < 0 or (y0 + cnt).max() > ys.size):
-        raise ValueError("rows must hold 1 or more points of ys")
-    n_out = out[0].size
-    if (len(out) != 4 or any(o.shape != (n_out,) or not o.flags.c_contiguous for o in out)
-            or any(o.dtype != np.float64 for o in out[:3]) or out[3].dtype != np.bool_):
-        raise ValueError("out must be four contiguous flat arrays of one size: "
-                         "float64 chi2, a, b and bool ok")
-    if nrows:
-        order = np.argsort(o0, kind="stable")
-        lo, hi = o0[order], (o0 + cnt)[order]
-        if lo[0] < 0 or hi[-1] > n_out or np.any(lo[1:] < hi[:-1]):
-            raise ValueError("rows must write to separate ranges inside the output arrays")
     if base_rows is None:
         e0r = np.zeros(nrows, dtype=np.int64)
     else:

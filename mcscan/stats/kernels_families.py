@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel, run_blocks
-from .kernels import MODEL_STEP, SERIES_UMAX, _grain, _profile, _run_rows, deviance_polynomial, row_lanes
+from .kernels import (MODEL_STEP, SERIES_UMAX, _grain, _profile, _run_rows, check_rows,
+                      deviance_polynomial, row_lanes)
 from .newton import ARMIJO, BACKGROUND_PULL, MAX_ITER, SIGNAL_PULL, TOL
 
 __all__ = ["chi2_rows_poly", "chi2_excess", "warm_up"]
@@ -92,27 +93,10 @@ def chi2_rows_poly(S, B, D, poly, xs, ys, y0, cnt, o0, *, out, accumulate=False,
     """
     c = lambda v: np.ascontiguousarray(v, dtype=np.float64)  # noqa: E731
     E0, cx1, cx2, cy1, cy2, cxy = (c(v) for v in poly)
-    xs, ys = c(xs), c(ys)
-    if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
-        raise ValueError("xs and ys must be finite")
+    xs, ys, y0, cnt, o0 = check_rows(xs, ys, y0, cnt, o0, out)
     if not all(np.all(np.isfinite(v)) for v in (E0, cx1, cx2, cy1, cy2, cxy)):
         raise ValueError("polynomial coefficients must be finite")
-    y0, cnt, o0 = (np.ascontiguousarray(v, dtype=np.int64) for v in (y0, cnt, o0))
     nrows = xs.size
-    if not (y0.size == cnt.size == o0.size == nrows):
-        raise ValueError("xs, y0, cnt and o0 need one entry per row")
-    if nrows and (cnt.min() < 1 or y0.min() < 0 or (y0 + cnt).max() > ys.size):
-        raise ValueError("rows must hold 1 or more points of ys")
-    n_out = out[0].size
-    if (len(out) != 4 or any(o.shape != (n_out,) or not o.flags.c_contiguous for o in out)
-            or any(o.dtype != np.float64 for o in out[:3]) or out[3].dtype != np.bool_):
-        raise ValueError("out must be four contiguous flat arrays of one size: "
-                         "float64 chi2, a, b and bool ok")
-    if nrows:
-        order = np.argsort(o0, kind="stable")
-        lo, hi = o0[order], (o0 + cnt)[order]
-        if lo[0] < 0 or hi[-1] > n_out or np.any(lo[1:] < hi[:-1]):
-            raise ValueError("rows must write to separate ranges inside the output arrays")
     lanes = row_lanes(nrows) if lanes is None else int(lanes)
     nblk = (nrows + lanes - 1) // lanes
     stats = np.zeros((nblk, 4), dtype=np.int64)
