@@ -225,6 +225,13 @@ def _read_named(g, prefix) -> dict:
     return {n: float(v) for n, v in zip(names, vals)}
 
 
+def _write_sources(g, detectors, channels, table_hashes) -> None:
+    """What a result was computed from: detectors, channels and the tables' data hashes."""
+    set_strs(g, "detectors", list(detectors))
+    set_strs(g, "channels", list(channels))
+    set_strs(g, "table_hashes", list(table_hashes))
+
+
 def _write_pulls(g, pulls) -> None:
     for det, (a, b) in pulls.items():
         dataset(g, f"pulls/{det}/signal", a, "fraction")
@@ -272,9 +279,7 @@ _LIMIT_KNOWN = {"detectors", "param", "cl", "delta_chi2", "regions", "open_low",
 def _write_limit(g, lim) -> None:
     sc = lim.scan
     set_attr(g, "param", lim.param)
-    set_strs(g, "detectors", list(lim.detectors))
-    set_strs(g, "channels", list(sc.channels))
-    set_strs(g, "table_hashes", list(sc.table_hashes))
+    _write_sources(g, lim.detectors, sc.channels, sc.table_hashes)
     set_attr(g, "cl", float(lim.cl))
     set_attr(g, "delta_chi2", float(lim.delta_chi2))
     set_attr(g, "chi2_min", float(lim.chi2_min))
@@ -356,9 +361,7 @@ def _w_region(f, r) -> None:
     g = f.create_group("region")
     sc = r.scan
     set_strs(g, "params", list(r.params))
-    set_strs(g, "detectors", list(r.detectors))
-    set_strs(g, "channels", list(sc.channels))
-    set_strs(g, "table_hashes", list(sc.table_hashes))
+    _write_sources(g, r.detectors, sc.channels, sc.table_hashes)
     set_attr(g, "cl", float(r.cl))
     set_attr(g, "delta_chi2", float(r.delta_chi2))
     set_attr(g, "chi2_min", float(r.chi2_min))
@@ -579,9 +582,7 @@ def _write_scan_meta(g, res) -> None:
         dataset(g, f"axis_{i}", np.asarray(a, dtype=float), SPEC[p].unit)
     set_strs(g, "params", list(res.params))
     set_attr(g, "shape", np.asarray(res.shape, dtype=np.int64))
-    set_strs(g, "detectors", list(res.detectors))
-    set_strs(g, "channels", list(res.channels))
-    set_strs(g, "table_hashes", list(res.table_hashes))
+    _write_sources(g, res.detectors, res.channels, res.table_hashes)
     _write_fixed(g, res.base)
     set_attr(g, "chi2_min", float(res.chi2_min))
     _write_named(g, "argmin", res.argmin)
@@ -712,9 +713,7 @@ def _read_given(g, skip=()) -> dict:
 
 
 def _write_provenance(g, obj) -> None:
-    set_strs(g, "detectors", list(obj.detectors))
-    set_strs(g, "channels", list(obj.channels))
-    set_strs(g, "table_hashes", list(obj.table_hashes))
+    _write_sources(g, obj.detectors, obj.channels, obj.table_hashes)
     set_attr(g, "has_settings", obj.settings is not None)
     if obj.settings is not None:
         _write_settings(g, obj.settings)
