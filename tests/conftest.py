@@ -6,12 +6,17 @@
 * ``table_dir``: ONE folder holding the three reference tables on disk, built
   once per session and read-only for every test (copy it to change it);
 * ``coefs``: {detector: Coefficients} loaded once from ``table_dir``;
-* ``warm``: the numba kernels compiled (serial and parallel) once per session.
+* ``warm``: the numba kernels compiled (serial and parallel) once per session;
+* ``golden_0_1_0``: frozen outputs of mcscan 0.1.0 (tests/data/golden_0_1_0.npz).
 
 Tests never rebuild these; a test that needs something else says so locally.
 """
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from mcscan.tables.build import build_table
@@ -99,3 +104,27 @@ def chunk_interrupt(monkeypatch):
             monkeypatch.setattr(ChunkStore, "write", real)
 
     return Switch()
+
+
+#: Outputs of mcscan 0.1.0, before the row kernels used fused multiply-adds (arrays of
+#: float64 chi2, C order): ``scan2`` the Xe q_ee x q_mumu scan, 101 x 101 points on
+#: [-6e-8, 6e-8]^2; ``nd3`` the Xe + Ge scan over q_ee x q_mumu x q_emu, 21 points each
+#: on [-6e-8, 6e-8] (q_ee, q_mumu) and [-3e-7, 3e-7] (q_emu); built-in configuration.
+GOLDEN_0_1_0 = Path(__file__).parent / "data" / "golden_0_1_0.npz"
+#: Their SHA-256, frozen when they were the current outputs: the file is what 0.1.0 gave.
+GOLDEN_0_1_0_SHA256 = {
+    "scan2": "a689daf62d0cd8e1326b2ec9d5eb40917f339f217736cf0d10d69259f98f193f",
+    "nd3": "1609b146a8ea6694546fe3819458b99a8820c6b68bec6ba850d869917585e221",
+}
+
+
+@pytest.fixture(scope="session")
+def golden_0_1_0():
+    """``golden_0_1_0(name)``: a 0.1.0 output array, checked against its frozen SHA-256."""
+    def load(name):
+        with np.load(GOLDEN_0_1_0) as f:
+            arr = f[name]
+        digest = hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
+        assert digest == GOLDEN_0_1_0_SHA256[name], f"{GOLDEN_0_1_0} is not the 0.1.0 output"
+        return arr
+    return load

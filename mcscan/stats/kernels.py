@@ -22,11 +22,16 @@ sensitivities`` or ``mcscan limits`` waits for:
   rows run in lockstep, one vector lane per row, so the loop over bins has
   no reductions across lanes and vectorises without reordering any sum.
   The counts of a column are computed once, before its Newton passes; per
-  bin a pass runs two loops over the lanes (u, w and the gradient and Hessian
-  sums; then the deviance series), each with a short dependency chain, so
-  that out-of-order cores keep several iterations in flight.  The kernel
-  asks LLVM for 512-bit vectors (:func:`mcscan.stats._jit.wide_vectors`):
-  LLVM's tuning for Intel AVX-512 cores otherwise prefers 256 bits.
+  bin a pass runs one loop over the lanes (u, w, the gradient and Hessian
+  sums and the deviance series), written with fused multiply-adds
+  (:func:`mcscan.stats._jit.fma`: the same bits on every machine; on Intel
+  AVX-512 cores, with two 512-bit pipes and no separate adder, they halve the
+  floating-point instructions).  The Newton steps of all lanes are computed
+  in a branch-free loop of their own, and the history of converged pulls is
+  updated in another, so both vectorise; only the decisions per lane stay
+  scalar.  The kernel asks LLVM for 512-bit vectors
+  (:func:`mcscan.stats._jit.wide_vectors`): LLVM's tuning for Intel AVX-512
+  cores otherwise prefers 256 bits.
   The pulls of a point start from a cubic extrapolation of the converged
   pulls of the previous four points of its row: one Newton pass per point
   (gradient, Hessian and chi2 together, no logarithm) usually finds a step
@@ -48,8 +53,9 @@ sensitivities`` or ``mcscan limits`` waits for:
 
 A point of :func:`chi2_rows` depends only on the earlier points of its row:
 results are bit-identical for any number of threads, any block size, any
-subset of rows and serial or parallel runs (no fast-math flags, no sum
-depends on the vector width).
+subset of rows and serial or parallel runs, and the same on every machine
+(no fast-math flags, no sum depends on the vector width, fused multiply-adds
+only where written, rounded once everywhere).
 """
 from __future__ import annotations
 
@@ -59,7 +65,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._jit import helper, kernel, run_blocks, threads as _threads, wide_vectors
+from ._jit import fma, helper, kernel, run_blocks, threads as _threads, wide_vectors
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, DEVIANCE_SERIES_EPS,
                      MAX_BACKTRACK, MAX_ITER, SIGNAL_PULL, STEP_TO_ZERO, TOL)
 
@@ -153,15 +159,21 @@ def _deviance(eps):
 
 @helper(inline=True)
 def _dev_series(u, c):
-    """The degree-12 polynomial of :func:`deviance_polynomial` (coefficients ``c``)
-    by Estrin's scheme: short dependency chains for the vector loop."""
-    u2 = u * u
-    u4 = u2 * u2
-    u8 = u4 * u4
-    p0 = (c[0] + u * c[1]) + u2 * (c[2] + u * c[3])
-    p1 = (c[4] + u * c[5]) + u2 * (c[6] + u * c[7])
-    p2 = (c[8] + u * c[9]) + u2 * (c[10] + u * c[11])
-    return (p0 + u4 * p1) + u8 * (p2 + u4 * c[12])
+    """The degree-12 polynomial of :func:`deviance_polynomial` (coefficients ``c``) by
+    Horner's scheme with fused multiply-adds: 12 instructions.  Its long dependency
+    chain is no limit in the vector loop, where the lanes of many bins are in flight."""
+    p = fma(u, c[12], c[11])
+    p = fma(u, p, c[10])
+    p = fma(u, p, c[9])
+    p = fma(u, p, c[8])
+    p = fma(u, p, c[7])
+    p = fma(u, p, c[6])
+    p = fma(u, p, c[5])
+    p = fma(u, p, c[4])
+    p = fma(u, p, c[3])
+    p = fma(u, p, c[2])
+    p = fma(u, p, c[1])
+    return fma(u, p, c[0])
 
 
 @helper
@@ -308,9 +320,10 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
     Bp = np.empty(lanes)
     A1 = np.empty(lanes)              # 1 + a
     B1 = np.empty(lanes)              # 1 + b
-    U = np.empty(lanes)               # u = 1 - D/T of the current bin
-    DU = np.empty(lanes)              # (T - D) u
     CHI = np.empty(lanes)
+    DA = np.empty(lanes)              # Newton step and decrement^2 of the current pass
+    DB = np.empty(lanes)
+    LAM2 = np.empty(lanes)
     STEP = np.empty(lanes)            # last Newton step of the point; 0: expect convergence
     NH = np.empty(lanes, np.int64)
     LAST = np.empty(lanes, np.int64)  # Newton passes of the previous point of the row
@@ -421,43 +434,34 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                         # and the Hessian (the same numbers as below)
                         for l in range(lanes):
                             n = NN[i, l]
-                            df = DL[i, l] + A[l] * n + Bp[l] * bi
-                            T = A1[l] * n + B1[l] * bi
-                            r = 1.0 / T
+                            df = fma(Bp[l], bi, fma(A[l], n, DL[i, l]))      # T - D
+                            r = 1.0 / fma(A1[l], n, B1[l] * bi)
                             u = df * r
                             w = di * r * r
-                            ACC[0, l] += n * u
-                            ACC[1, l] += bi * u
+                            ACC[0, l] = fma(n, u, ACC[0, l])
+                            ACC[1, l] = fma(bi, u, ACC[1, l])
                             nw = n * w
-                            ACC[2, l] += nw * n
-                            ACC[3, l] += nw * bi
-                            ACC[4, l] += bb * w
+                            ACC[2, l] = fma(nw, n, ACC[2, l])
+                            ACC[3, l] = fma(nw, bi, ACC[3, l])
+                            ACC[4, l] = fma(bb, w, ACC[4, l])
                         continue
                     for l in range(lanes):
                         n = NN[i, l]
-                        df = DL[i, l] + A[l] * n + Bp[l] * bi   # T - D
-                        T = A1[l] * n + B1[l] * bi
-                        r = 1.0 / T
+                        df = fma(Bp[l], bi, fma(A[l], n, DL[i, l]))
+                        r = 1.0 / fma(A1[l], n, B1[l] * bi)
                         u = df * r
                         w = di * r * r
-                        ACC[0, l] += n * u
-                        ACC[1, l] += bi * u
+                        ACC[0, l] = fma(n, u, ACC[0, l])
+                        ACC[1, l] = fma(bi, u, ACC[1, l])
                         nw = n * w
-                        ACC[2, l] += nw * n
-                        ACC[3, l] += nw * bi
-                        ACC[4, l] += bb * w
+                        ACC[2, l] = fma(nw, n, ACC[2, l])
+                        ACC[3, l] = fma(nw, bi, ACC[3, l])
+                        ACC[4, l] = fma(bb, w, ACC[4, l])
                         ACC[6, l] = max(ACC[6, l], abs(u))
-                        U[l] = u
-                        DU[l] = df * u
-                    # the deviance series in a second loop: two short dependency chains
-                    # instead of one long one (more points in flight per core)
-                    for l in range(lanes):
-                        ACC[5, l] += DU[l] * _dev_series(U[l], dev_coef)
-                # per lane: the Newton step, or hand the point to the scalar path
+                        ACC[5, l] = fma(df * u, _dev_series(u, dev_coef), ACC[5, l])
+                # the Newton step of every lane, branch-free (vectorised), then per lane:
+                # take it, or hand the point to the scalar path
                 for l in range(lanes):
-                    act = ACT[l]
-                    if act != 1 and act != 3:
-                        continue
                     a = A[l]
                     b = Bp[l]
                     ga = 2.0 * ACC[0, l] + 2.0 * a * isa2
@@ -468,7 +472,18 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                     det = haa * hbb - hab * hab
                     da = -(hbb * ga - hab * gb) / det
                     db = -(haa * gb - hab * ga) / det
-                    lam2 = max(-(ga * da + gb * db), 0.0)
+                    DA[l] = da
+                    DB[l] = db
+                    LAM2[l] = max(-(ga * da + gb * db), 0.0)
+                for l in range(lanes):
+                    act = ACT[l]
+                    if act != 1 and act != 3:
+                        continue
+                    a = A[l]
+                    b = Bp[l]
+                    da = DA[l]
+                    db = DB[l]
+                    lam2 = LAM2[l]
                     # a full step keeps every T > 0.1 T_old if |da| <= 0.9 (1 + a) and
                     # |db| <= 0.9 (1 + b); otherwise (or for a line search) go scalar
                     if not (lam2 <= DECREMENT2_MAX and abs(da) <= STEP_TO_ZERO * (1.0 + a)
@@ -505,7 +520,6 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                         IT[l] = (IT[l] if act == 3 else it) + 1
                         ACT[l] = 0
             for l in range(lanes):
-                store = c < CNT[l]
                 if ACT[l] != 0 or EXACT[l] != 0:
                     y = Y[l]
                     for i in range(nb_):
@@ -521,21 +535,25 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                         CHI[l] = _chi2_at(tN, tD, B, D, A[l], Bp[l], isa2, isb2)
                         if ACT[l] == 1:
                             IT[l] = -max_iter
-                    if store:
+                    if c < CNT[l]:
                         st_slow += ACT[l] == 2
                         st_exact += ACT[l] != 2
-                if IT[l] > 0:
-                    for k in range(3, 0, -1):
-                        HA[k, l] = HA[k - 1, l]
-                        HB[k, l] = HB[k - 1, l]
-                    HA[0, l] = A[l]
-                    HB[0, l] = Bp[l]
-                    NH[l] = min(NH[l] + 1, 4)
-                    LAST[l] = IT[l]
-                else:
-                    NH[l] = 0
-                    LAST[l] = 0
-                if store:
+            # history of converged pulls (vectorised): shifted in every lane, read only
+            # up to NH, which a failed point sets to 0
+            for l in range(lanes):
+                HA[3, l] = HA[2, l]
+                HB[3, l] = HB[2, l]
+                HA[2, l] = HA[1, l]
+                HB[2, l] = HB[1, l]
+                HA[1, l] = HA[0, l]
+                HB[1, l] = HB[0, l]
+                HA[0, l] = A[l]
+                HB[0, l] = Bp[l]
+                ok = IT[l] > 0
+                NH[l] = min(NH[l] + 1, 4) if ok else 0
+                LAST[l] = IT[l] if ok else 0
+            for l in range(lanes):
+                if c < CNT[l]:
                     p = o0[ROW[l]] + c
                     # the quadratic-model chi2 may round below zero near the minimum
                     chi = max(CHI[l], 0.0)
@@ -636,19 +654,18 @@ def _chi2_row(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0,
                             g1 += bi
                             dev += a1 * n + b1_ * bi
                             continue
-                        df = DL[i] + a * n + b * bi
-                        T = a1 * n + b1_ * bi
-                        rr = 1.0 / T
+                        df = fma(b, bi, fma(a, n, DL[i]))
+                        rr = 1.0 / fma(a1, n, b1_ * bi)
                         u = df * rr
                         w = di * rr * rr
-                        g0 += n * u
-                        g1 += bi * u
+                        g0 = fma(n, u, g0)
+                        g1 = fma(bi, u, g1)
                         nw = n * w
-                        h2 += nw * n
-                        h3 += nw * bi
-                        h4 += (bi * bi) * w
+                        h2 = fma(nw, n, h2)
+                        h3 = fma(nw, bi, h3)
+                        h4 = fma(bi * bi, w, h4)
                         umx = max(umx, abs(u))
-                        dev += (df * u) * _dev_series(u, dev_coef)
+                        dev = fma(df * u, _dev_series(u, dev_coef), dev)
                     ga = 2.0 * g0 + 2.0 * a * isa2
                     gb = 2.0 * g1 + 2.0 * b * isb2
                     haa = 2.0 * h2 + 2.0 * isa2
