@@ -71,6 +71,34 @@ def _cpuinfo():
     return info
 
 
+def physical_cores(path="/proc/cpuinfo"):
+    """(physical cores, hardware threads per core) of the online CPUs, from
+    /proc/cpuinfo ("physical id" and "core id" of each processor).  Cloud VMs on
+    Intel usually give two hyperthreads of one core per pair of vCPUs: they share
+    that core's FP pipes and divider, so the peak counts physical cores."""
+    cores, procs = set(), 0
+    phys = core = None
+    try:
+        with open(path) as f:
+            for line in list(f) + [""]:
+                key, _, val = line.partition(":")
+                key = key.strip()
+                if key == "processor":
+                    procs += 1
+                elif key == "physical id":
+                    phys = val.strip()
+                elif key == "core id":
+                    core = val.strip()
+                elif not key and core is not None:
+                    cores.add((phys, core))
+                    phys = core = None
+    except OSError:
+        pass
+    if not cores or not procs:
+        return os.cpu_count() or 1, 1
+    return len(cores), max(1, procs // len(cores))
+
+
 def fp64_peak():
     """Predicted FP64 peak of this machine from /proc/cpuinfo: cores x nominal clock x
     flop per cycle and core, by vector width and floating-point pipes.
@@ -101,12 +129,14 @@ def fp64_peak():
         fma, mix, basis = 16, 8, "AVX2 + FMA: 2 FMA pipes, 256 bits"
     else:
         fma, mix, basis = 8, 4, "SSE2: 2 pipes, 128 bits"
-    cores = os.cpu_count() or 1
+    cores, smt = physical_cores()
     peak = None if mhz is None else cores * mhz * 1e6 * fma
     return {"flop_per_cycle_per_core_fma": fma, "flop_per_cycle_per_core_mul_add": mix,
             "fp64_peak_gflops": None if peak is None else peak / 1e9,
             "fp64_peak_gflops_without_fma": None if peak is None else peak / fma * mix / 1e9,
-            "peak_basis": f"{cores} cores x {mhz} MHz (nominal, /proc/cpuinfo) x {fma} flop/cycle; "
+            "physical_cores": cores, "threads_per_core": smt,
+            "peak_basis": f"{cores} physical cores ({smt} hardware thread{'s' if smt > 1 else ''} "
+                          f"each) x {mhz} MHz (nominal, /proc/cpuinfo) x {fma} flop/cycle; "
                           + basis}
 
 
@@ -476,7 +506,8 @@ def main():
     out = {"machine": {"cpu": name, "cores": os.cpu_count(), "numba_threads": numba.get_num_threads(),
                        "clock_mhz_cpuinfo": mhz, "avx512": avx512, "fma": fma,
                        "loadavg_at_start": list(os.getloadavg()), **peak}}
-    print(f"cpu: {name}, {os.cpu_count()} cores, {mhz} MHz; predicted FP64 peak "
+    print(f"cpu: {name}, {os.cpu_count()} logical CPUs = {peak['physical_cores']} cores x "
+          f"{peak['threads_per_core']} threads, {mhz} MHz; predicted FP64 peak "
           f"{peak['fp64_peak_gflops']:.1f} GFLOP/s ({peak['fp64_peak_gflops_without_fma']:.1f} "
           f"without FMA); load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
 
