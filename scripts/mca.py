@@ -1,0 +1,157 @@
+"""Predicted cycles of the row kernel's bin loops on other CPUs, from llvm-mca.
+
+    python scripts/mca.py [--cpu icelake-server skylake-avx512 znver3 ...] [--json]
+
+For each CPU model, a child process compiles the lockstep row kernel
+(:func:`mcscan.stats.kernels._chi2_rows`) with ``NUMBA_CPU_NAME`` set to it and
+``NUMBA_CPU_FEATURES`` empty (LLVM takes the model's own instruction sets: AVX-512
+for icelake-server, AVX2 for znver3), in a cache folder of its own, and prints
+the assembly.  The script then finds the kernel's two bin loops (the innermost
+self-looping blocks with one packed double division each: the Newton pass that
+sums the deviance series, with a dozen fused multiply-adds, and the pass
+that does not) and runs ``llvm-mca -mcpu=<model>`` on each.
+
+It prints, per model and loop: lanes per iteration, cycles per iteration
+(llvm-mca's simulation of 200 iterations, which models the out-of-order
+window) and the block's reciprocal throughput (the port or divider bound with
+unlimited window), both also per point and bin.  A point of a 2D scan costs
+about one series pass (nbins bins), plus the per-point work outside these
+loops.  These are predictions: no machine of the model is needed, and none is
+measured.  LLVM 14's znver3 model gives a 256-bit FMA one pipe for a whole cycle
+(reciprocal throughput 1.0; Zen 3 runs two per cycle), so it overstates the cost of
+the fused multiply-adds there; Zen 4 is not modelled.  Needs llvm-mca on PATH (the
+system's LLVM package) or --llvm-mca.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+CHILD = """
+import sys
+from mcscan.stats import kernels as K
+K.warm_up_rows(False, lanes=16)
+sys.stdout.write(K._rows.inspect_asm(K._rows.signatures[0]))
+"""
+
+DEFAULT_CPUS = ("icelake-server", "skylake-avx512", "znver3")
+
+
+def kernel_asm(cpu: str) -> str:
+    """Assembly of the lockstep row kernel compiled for ``cpu`` (in a fresh cache folder)."""
+    with tempfile.TemporaryDirectory(prefix="mcscan-mca-") as tmp:
+        env = dict(os.environ, NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES="", MCSCAN_CACHE_DIR=tmp)
+        r = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"compiling for {cpu} failed: {r.stderr.strip().splitlines()[-1:]}")
+    return r.stdout
+
+
+def self_loops(asm: str):
+    """(label, instructions) of every block that jumps back to its own label."""
+    lines = asm.splitlines()
+    for i, line in enumerate(lines):
+        m = re.match(r"^(\.LBB\d+_\d+):", line)
+        if not m:
+            continue
+        label = m.group(1)
+        body = []
+        for t in lines[i + 1:]:
+            s = t.strip()
+            if re.match(r"^\.LBB\d+_\d+:", s):
+                break
+            if s and not s.startswith((".", "#")):
+                body.append(s)
+            if re.match(rf"^j\w+\s+{re.escape(label)}$", s):
+                yield label, body
+                break
+
+
+def bin_loops(asm: str) -> dict:
+    """{"series pass": body, "gradient-only pass": body}: the self-loops with a packed
+    double division on the widest vector registers, told apart by their count of
+    multiply-adds (the deviance series has a dozen)."""
+    found = []
+    for label, body in self_loops(asm):
+        text = "\n".join(body)
+        reg = next((r for r in ("zmm", "ymm", "xmm") if f"%{r}" in text), None)
+        if reg is None or len(re.findall(rf"vdivpd\s[^\n]*%{reg}", text)) != 1:
+            continue        # one division per bin (the Newton steps of the lanes have two)
+        nfma = len(re.findall(r"vf(n)?m(add|sub)\w*pd", text))
+        found.append((label, body, reg, nfma))
+    if not found:
+        return {}
+    widest = max(("xmm", "ymm", "zmm").index(f[2]) for f in found)
+    found = [f for f in found if ("xmm", "ymm", "zmm").index(f[2]) == widest]
+    found.sort(key=lambda f: f[3])
+    out = {"gradient-only pass": found[0]}
+    if len(found) > 1 and found[-1][3] >= found[0][3] + 8:
+        out["series pass"] = found[-1]
+    return out
+
+
+def lanes_per_iteration(body, reg: str) -> int:
+    """Vector lanes one iteration handles: the byte increment of the induction register
+    compared before the back edge, in doubles (vector width if not found)."""
+    width = {"zmm": 8, "ymm": 4, "xmm": 2}[reg]
+    cmp = [s for s in body if s.startswith("cmpq")]
+    if cmp:
+        for r in re.findall(r"%(r\w+)", cmp[-1]):
+            inc = [int(x) for s in body for x in re.findall(rf"^addq\s+\$(\d+),\s+%{r}$", s)]
+            if inc:
+                return max(inc[-1] // 8, width)
+    return width
+
+
+def mca(body, cpu: str, tool: str, iterations: int = 200) -> tuple:
+    r = subprocess.run([tool, f"-mcpu={cpu}", f"-iterations={iterations}"],
+                       input="\n".join(body) + "\n", capture_output=True, text=True)
+    total = re.search(r"Total Cycles:\s+(\d+)", r.stdout)
+    rt = re.search(r"Block RThroughput:\s+([\d.]+)", r.stdout)
+    if not total or not rt:
+        raise SystemExit(f"llvm-mca -mcpu={cpu} failed: {r.stderr.strip()[:200]}")
+    return int(total.group(1)) / iterations, float(rt.group(1))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cpu", nargs="+", default=list(DEFAULT_CPUS),
+                    help="LLVM CPU models (default: %(default)s)")
+    ap.add_argument("--llvm-mca", default=shutil.which("llvm-mca") or "llvm-mca")
+    ap.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    args = ap.parse_args(argv)
+    if not shutil.which(args.llvm_mca):
+        raise SystemExit(f"llvm-mca not found ({args.llvm_mca}): install the system's LLVM package")
+    res = {}
+    for cpu in args.cpu:
+        loops = bin_loops(kernel_asm(cpu))
+        if not loops:
+            raise SystemExit(f"{cpu}: no vectorised bin loop found in the kernel's assembly")
+        res[cpu] = {}
+        for kind, (label, body, reg, nfma) in loops.items():
+            lanes = lanes_per_iteration(body, reg)
+            cyc, rt = mca(body, cpu, args.llvm_mca)
+            res[cpu][kind] = {"instructions": len(body), "register": reg, "lanes_per_iteration": lanes,
+                              "cycles_per_iteration": cyc, "rthroughput_per_iteration": rt,
+                              "cycles_per_point_bin": cyc / lanes,
+                              "rthroughput_per_point_bin": rt / lanes}
+    if args.json:
+        print(json.dumps(res, indent=1))
+        return
+    print(f"{'cpu':16s} {'loop':19s} {'lanes':>5s} {'cycles/iter':>11s} {'RThr/iter':>9s} "
+          f"{'cycles/point-bin':>16s} {'RThr/point-bin':>14s}")
+    for cpu, loops in res.items():
+        for kind, d in loops.items():
+            print(f"{cpu:16s} {kind:19s} {d['lanes_per_iteration']:5d} {d['cycles_per_iteration']:11.2f} "
+                  f"{d['rthroughput_per_iteration']:9.2f} {d['cycles_per_point_bin']:16.2f} "
+                  f"{d['rthroughput_per_point_bin']:14.2f}")
+
+
+if __name__ == "__main__":
+    main()
