@@ -28,15 +28,16 @@ import time
 import numpy as np
 
 #: Floating-point operations per bin and Newton pass of the row kernel's vector loop
-#: (mcscan.stats.kernels._chi2_rows; add, mul and div count 1 each, abs/max/compare are not
-#: counted): counts 5, T - D 5, T 5, 1/T 1, u and w 3, gradient and Hessian 11,
-#: deviance polynomial (degree 12, Estrin) 27, its sum 3.  The compiled loop
-#: (znver5, AVX-512) has exactly these 60: 32 vmulpd, 27 vaddpd/vsubpd, 1 vdivpd.
-FLOP_PER_BIN = 60
+#: (mcscan.stats.kernels._chi2_rows; add, mul and div count 1 each, a fused multiply-add
+#: 2, abs/max/compare are not counted): counts 5, T - D 4, T 3, 1/T 1, u and w 3,
+#: gradient and Hessian sums 11, deviance polynomial (degree 12, Horner, 12 fused
+#: multiply-adds) 24, its sum 3.  The compiled loop (icelake-server, AVX-512) has these:
+#: 21 vfmadd, 6 vmulpd, 1 vdivpd per 8 lanes, and the counts loop 5 more.
+FLOP_PER_BIN = 54
 #: ... of which the counts (once per point, not per pass) and the deviance series with
 #: its sum (only in the pass a point converges in: mcscan.stats.kernels.PREDICT_STEP).
 FLOP_PER_BIN_COUNTS = 5
-FLOP_PER_BIN_SERIES = 30
+FLOP_PER_BIN_SERIES = 27
 #: Scalar operations per point and pass outside the bin loop: the 2x2 Newton step,
 #: checks, the quadratic-model chi2 and the 4-point extrapolation of the start.
 FLOP_PER_POINT = 70
