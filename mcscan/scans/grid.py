@@ -173,16 +173,19 @@ def grid_scan(coefs, params, axes, *, fixed=None, settings: ScanSettings | None 
         least four blocks of rows per thread; sets the progress-bar steps and
         nothing else
     kernel : "rows" (default: :func:`mcscan.stats.kernels.chi2_rows`, warm-started
-        along row segments) or "points" (:func:`mcscan.stats.kernels.chi2_points`,
-        every point from zero pulls; much slower, kept for comparison)
+        along row segments), "points" (:func:`mcscan.stats.kernels.chi2_points`,
+        every point from zero pulls; much slower, kept for comparison) or "numpy"
+        (the NumPy reference :func:`mcscan.stats.reference.chi2`, every point from
+        zero pulls, vectorised over the points of a chunk: no numba kernel is
+        loaded, which for a few thousand points is quicker than loading one)
     stats : optional dict, filled with {"points", "iterations" (Newton
         iterations summed over points and detectors), "unconverged"
         (point-detector pairs), "scalar_path", "log_chi2" (points that left
         the vector loop, or needed logarithms for their chi2: kernel "rows" only)}
     """
     settings = settings or ScanSettings()
-    if kernel not in ("rows", "points"):
-        raise InputError(f"kernel {kernel!r}: expected 'rows' or 'points'")
+    if kernel not in ("rows", "points", "numpy"):
+        raise InputError(f"kernel {kernel!r}: expected 'rows', 'points' or 'numpy'")
     params, idx, axes, base, shape, n = _grid(coefs, params, axes, fixed)
     total = np.empty(n)
     ok = np.empty(n, dtype=bool)
@@ -196,7 +199,7 @@ def grid_scan(coefs, params, axes, *, fixed=None, settings: ScanSettings | None 
                        bar)
         else:
             _scan_points(coefs, idx, axes, base, shape, settings, chunk, parallel, total, ok, pulls,
-                         count, bar)
+                         count, bar, numpy=kernel == "numpy")
     if stats is not None:
         stats.update(count)
     # +inf is a real value (a bin whose model vanishes under observed counts); NaN never is
@@ -277,8 +280,12 @@ def _threads() -> int:
 
 
 def _scan_points(coefs, idx, axes, base, shape, settings, chunk, parallel, total, ok, pulls, count,
-                 bar):
-    from ..stats.kernels import chi2_points
+                 bar, numpy=False):
+    if numpy:
+        def chi2_points(c, theta, parallel, **kw):
+            return chi2_numpy(c, theta, **kw)
+    else:
+        from ..stats.kernels import chi2_points
 
     n = total.size
     total[:] = 0.0

@@ -24,6 +24,49 @@ __all__ = ["Limit", "cl_levels", "delta_chi2_level", "allowed_intervals", "limit
 
 #: Charges an ESS beam (nu_e, nu_mu, anti-nu_mu) can see.
 VISIBLE_PARAMS = visible_params(("e", "mu"))
+#: A limit's chi2 curve with at most this many points x detectors is computed by the
+#: NumPy reference profile (:func:`mcscan.stats.reference.chi2`, grid kernel "numpy")
+#: instead of the numba row kernel: about 10 to 30 ms per 2001 points and detector,
+#: against about 0.45 s to load the compiled kernel in a new process (and seconds to
+#: compile it into an empty cache), so a default limit loads no numba.  The two agree
+#: to the convergence tolerance; the interval ends come from the NumPy profile either way.
+NUMPY_CURVE_POINTS = 20_000
+#: Points per NumPy evaluation of such a curve: its (points, bins) temporaries stay in the
+#: cache and the heap (2001 points at once took 60% longer, with 0.4 s of page faults for
+#: the 30 curves of `mcscan sensitivities`).
+NUMPY_CHUNK = 512
+
+
+def _curve_kernel(work) -> str:
+    """The grid kernel of a limit curve of ``work`` points x detectors."""
+    return "numpy" if work <= NUMPY_CURVE_POINTS else "rows"
+
+
+def _curve(coefs, param, x, fixed, settings, progress, kernel, memo) -> Scan:
+    """The chi2 curve of a limit: :func:`grid_scan` over ``x``.  With the NumPy kernel
+    and a ``memo``, each detector's curve is computed once per batch and the detectors
+    are combined as grid_scan combines them (chi2 summed in detector order from 0,
+    convergence ANDed), so the bits are those of one grid_scan call."""
+    if kernel != "numpy" or memo is None:
+        return grid_scan(coefs, (param,), (x,), fixed=fixed, settings=settings, progress=progress,
+                         kernel=kernel, chunk=NUMPY_CHUNK if kernel == "numpy" else 65536)
+    parts = []
+    for c in coefs:
+        key = (id(c), param, tuple(sorted(fixed.items())), settings, x.tobytes())
+        if key not in memo:
+            memo[key] = grid_scan([c], (param,), (x,), fixed=fixed, settings=settings,
+                                  kernel="numpy", chunk=NUMPY_CHUNK)
+        parts.append(memo[key])
+    total = np.zeros(x.size)
+    ok = np.ones(x.size, dtype=bool)
+    for sc in parts:
+        total += sc.chi2
+        ok &= sc.converged
+    first = parts[0]
+    return Scan(params=first.params, axes=first.axes, base=first.base,
+                detectors=tuple(c.detector for c in coefs), channels=first.channels, chi2=total,
+                pulls={k: v for sc in parts for k, v in sc.pulls.items()}, converged=ok,
+                table_hashes=tuple(c.table_hash for c in coefs), settings=settings)
 
 
 
@@ -466,9 +509,12 @@ def limit_1d(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=
 def _limit_job(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixed=None,
              settings: ScanSettings | None = None, extend: int = 6, progress=False,
              profile=(), profile_ranges=None, level: float | None = None,
-             max_evaluations: float | None = None, max_memory_gib: float | None = None):
+             max_evaluations: float | None = None, max_memory_gib: float | None = None,
+             curves: dict | None = None):
     """:func:`limit_1d` checked and set up: the Limit of an unconstrained
-    parameter, else a :class:`_LimitJob` to run."""
+    parameter, else a :class:`_LimitJob` to run.  ``curves``: a memo of the
+    per-detector curves the NumPy profile computed, shared by the limits of a batch
+    (the combined limits of :func:`limits_1d` reuse the single detectors')."""
     from .grid import check_param
 
     settings = settings or ScanSettings()
@@ -518,8 +564,9 @@ def _limit_job(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixe
         steps, batch = _ask, None
     else:
         f_chi2 = chi2_function(coefs, param, fixed=fixed, settings=settings)
-        curve = lambda x: (grid_scan(coefs, (param,), (x,), fixed=fixed, settings=settings,  # noqa: E731
-                                     progress=progress), (None, {}))
+        kernel = _curve_kernel(points * len(coefs))
+        curve = lambda x: (_curve(coefs, param, x, fixed, settings, progress, kernel,  # noqa: E731
+                                  curves), (None, {}))
         steps, batch = _memo(), (base_point(fixed), check_param(param))
     run = _limit_steps(coefs, param, cl, level, lo, hi, points, extend, profile, curve, steps)
     return _LimitJob(run, f_chi2, coefs, settings, batch)
@@ -609,9 +656,9 @@ def limits_1d(calls, done=None) -> list:
     """
     from ..stats.reference import chi2 as chi2_numpy
 
-    jobs, out = [], [None] * len(calls)
+    jobs, out, curves = [], [None] * len(calls), {}
     for i, kw in enumerate(calls):
-        job = _limit_job(**kw)
+        job = _limit_job(**kw, curves=curves)
         if isinstance(job, Limit) or job.batch is None:
             out[i] = job if isinstance(job, Limit) else _drive(job.steps, job.f)
             if done is not None:
@@ -672,7 +719,7 @@ def _unconstrained(coefs, param, cl, level, lo, hi, fixed, settings, profile, re
     """The Limit of a parameter the detectors cannot see: the chi2 at the two range
     ends only (it is flat), no allowed intervals."""
     x = np.array([lo, hi])
-    sc = grid_scan(coefs, (param,), (x,), fixed=fixed, settings=settings)
+    sc = grid_scan(coefs, (param,), (x,), fixed=fixed, settings=settings, kernel="numpy")
     check_finite_chi2(param, ((param, x),), sc.chi2)
     return Limit(tuple(c.detector for c in coefs), param, float(cl), level, [], False, False, sc,
                  float(np.min(sc.chi2)), profile=tuple(profile), unconstrained=True, reason=reason)
