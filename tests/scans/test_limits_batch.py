@@ -54,3 +54,63 @@ def test_sensitivities_equal_one_limit_at_a_time(table_dir):
     for (row, p), lim in sens.limits.items():
         alone = a.limits(p, detectors=None if row == "combined" else row)
         _same(alone, lim)
+
+
+def test_numpy_grid_kernel_is_the_reference_profile(coefs, warm):
+    """grid_scan(kernel="numpy") is mcscan.stats.reference.chi2 at every point (exact, any
+    chunk), and agrees with the row kernel to the twin tolerance."""
+    from mcscan.params import PARAMS
+    from mcscan.scans.grid import grid_scan
+    from mcscan.stats.reference import chi2
+
+    x = np.linspace(-4e-8, 5e-8, 301)
+    cs = [coefs["CsI"], coefs["Ge"]]
+    fixed = {"q_mumu": 2e-9}
+    a = grid_scan(cs, ("q_ee",), (x,), fixed=fixed, kernel="numpy", chunk=64)
+    theta = np.zeros((x.size, len(PARAMS)))
+    theta[:, PARAMS.index("q_mumu")] = 2e-9
+    theta[:, PARAMS.index("q_ee")] = x
+    ref = [chi2(c, theta) for c in cs]
+    assert np.array_equal(a.chi2, 0.0 + ref[0][0] + ref[1][0])                      # exact
+    assert np.array_equal(a.pulls["Ge"][0], ref[1][1])                               # exact
+    assert np.array_equal(a.converged, (ref[0][3] > 0) & (ref[1][3] > 0))
+    b = grid_scan(cs, ("q_ee",), (x,), fixed=fixed)                                  # row kernel
+    np.testing.assert_allclose(a.chi2, b.chi2, rtol=1e-9, atol=1e-12)              # twin tolerance
+    c = grid_scan(cs, ("q_ee", "q_mumu"), (x[:7], x[:5]), kernel="numpy", chunk=3)
+    d = grid_scan(cs, ("q_ee", "q_mumu"), (x[:7], x[:5]))
+    np.testing.assert_allclose(c.chi2, d.chi2, rtol=1e-9, atol=1e-12)
+
+
+def test_limit_curve_kernel_by_size(coefs, monkeypatch):
+    """Curves up to NUMPY_CURVE_POINTS points x detectors come from the NumPy profile,
+    larger ones from the row kernel; the interval is the same to the root tolerance."""
+    from mcscan.scans import grid, limits
+
+    used = []
+    real = grid.grid_scan
+    monkeypatch.setattr(limits, "grid_scan",
+                        lambda *a, **k: used.append(k.get("kernel")) or real(*a, **k))
+    small = limit_1d([coefs["Ge"]], "q_ee", points=2001)
+    assert set(used) == {"numpy"}
+    used.clear()
+    big = limit_1d([coefs["Ge"]], "q_ee", points=limits.NUMPY_CURVE_POINTS + 1)
+    assert set(used) == {"rows"}
+    np.testing.assert_allclose(np.ravel(small.regions), np.ravel(big.regions), rtol=1e-6)
+
+
+def test_limits_and_sensitivities_load_no_numba(table_dir, tmp_path):
+    """`mcscan limits` and `mcscan sensitivities` run without loading numba (its import and
+    the compiled kernel's first call take about 0.5 s, its compilation seconds)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from mcscan.cli.commands import main\n"
+            "for argv in (['limits', '--detector', 'Ge', '--param', 'q_ee', '--tables', sys.argv[1]],\n"
+            "             ['sensitivities', '--tables', sys.argv[1], '--out', sys.argv[2]]):\n"
+            "    assert main(argv) == 0, argv\n"
+            "print('numba' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(table_dir), str(tmp_path / "s.h5")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "False"
