@@ -344,19 +344,18 @@ def _planes(coefs, g, r0: int, r1: int, task, out) -> None:
     xs = g.axes[-2][rows[seg_row] % nx]
     base_rows = rows[seg_row] // nx - planes[0]
     n = (r1 - r0) * ny
-    chi2 = np.empty(n)
-    ok = np.empty(n, dtype=bool)
+    # the kernel writes straight into the chunk's arrays (flags as bool, 0 or 1)
+    chi2, ok = out["chi2"], out["converged"].view(np.bool_)
+    if not task.pulls:
+        a, b = np.empty(n), np.empty(n)
     lanes = row_lanes(seg_row.size)
     par = task.parallel and seg_row.size > 1
     for k, c in enumerate(coefs):
-        a = np.empty(n)
-        b = np.empty(n)
+        if task.pulls:
+            a, b = out[f"pull_signal_{c.detector}"], out[f"pull_background_{c.detector}"]
         chi2_rows(c, bases, ix, iy, xs, g.axes[-1], y0, cnt, o0, out=(chi2, a, b, ok),
                   accumulate=k > 0, base_rows=base_rows, parallel=par, lanes=lanes,
                   vector_start=len(shape) >= VECTOR_START_DIMS, **task.settings.kwargs())
-        if task.pulls:
-            out[f"pull_signal_{c.detector}"][:] = a
-            out[f"pull_background_{c.detector}"][:] = b
     bad = np.isnan(chi2)
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
@@ -365,8 +364,6 @@ def _planes(coefs, g, r0: int, r1: int, task, out) -> None:
         raise InputError(f"chi2 is nan (not a number) at {where} e ({int(bad.sum())} point(s)): the "
                          "tables or the charges give numbers beyond double precision; check the "
                          "tables and narrow the scanned range")
-    out["chi2"][:] = chi2
-    out["converged"][:] = ok
 
 
 def scan_spec(coefs, grid: Grid, settings, chunk_points, pulls: bool) -> dict:
