@@ -634,6 +634,9 @@ def _first_minima(w: np.ndarray, g):
         order = np.argsort(g, kind="stable")
         g, w = g[order], w[order]
     starts = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1])))
+    if starts.size == n:                    # every row a group of its own
+        first = np.broadcast_to(np.arange(n)[:, None], w.shape)
+        return g, (first if order is None else order[first])
     mins = np.minimum.reduceat(w, starts, axis=0)
     cnt = np.diff(np.append(starts, n))
     pos = np.where(w == np.repeat(mins, cnt, axis=0), np.arange(n)[:, None], n)
@@ -705,8 +708,10 @@ class _Projector:
         # ties: the earlier chunk wins; the first chunk reaching a projected point takes
         # it even at +inf (a point that is +inf everywhere profiles to its first point)
         better = (val < self.pmin[tgt]) | (self.parg[tgt] < 0)
-        self.pmin[tgt[better]] = val[better]
-        self.parg[tgt[better]] = flat[better]
+        if not better.all():
+            tgt, val, flat = tgt[better], val[better], flat[better]
+        self.pmin[tgt] = val
+        self.parg[tgt] = flat
         self._add_fixed(rows)
 
     def _add_fixed(self, rows: _ChunkRows) -> None:
