@@ -34,9 +34,15 @@ per-detector pulls (by default for 1 and 2 charges) and, for each requested
 projection onto one or two charges,
 
 * ``profiled``: the minimum over every other scanned charge, the grid point
-  where it is reached (first in C order on ties) and the other charges there;
+  where it is reached (first in C order on ties; a projected point that is
+  +inf everywhere: its first grid point) and the other charges there;
 * ``fixed``: the slice through the grid point nearest ``at`` (default 0) in
   every other scanned charge.
+
+The projections are folded chunk by chunk during the assembly (vectorised:
+each row's first minimum once per chunk, shared by the projections without
+the last charge; rows grouped by a stable sort and ``np.minimum.reduceat``),
+with the same bits for any chunking.
 
 A non-finite chi2 anywhere on the grid is refused (it names the point);
 no minimum is ever taken over NaN.  The file layout (kind ``scan``) is in
@@ -344,19 +350,18 @@ def _planes(coefs, g, r0: int, r1: int, task, out) -> None:
     xs = g.axes[-2][rows[seg_row] % nx]
     base_rows = rows[seg_row] // nx - planes[0]
     n = (r1 - r0) * ny
-    chi2 = np.empty(n)
-    ok = np.empty(n, dtype=bool)
+    # the kernel writes straight into the chunk's arrays (flags as bool, 0 or 1)
+    chi2, ok = out["chi2"], out["converged"].view(np.bool_)
+    if not task.pulls:
+        a, b = np.empty(n), np.empty(n)
     lanes = row_lanes(seg_row.size)
     par = task.parallel and seg_row.size > 1
     for k, c in enumerate(coefs):
-        a = np.empty(n)
-        b = np.empty(n)
+        if task.pulls:
+            a, b = out[f"pull_signal_{c.detector}"], out[f"pull_background_{c.detector}"]
         chi2_rows(c, bases, ix, iy, xs, g.axes[-1], y0, cnt, o0, out=(chi2, a, b, ok),
                   accumulate=k > 0, base_rows=base_rows, parallel=par, lanes=lanes,
                   vector_start=len(shape) >= VECTOR_START_DIMS, **task.settings.kwargs())
-        if task.pulls:
-            out[f"pull_signal_{c.detector}"][:] = a
-            out[f"pull_background_{c.detector}"][:] = b
     bad = np.isnan(chi2)
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
@@ -365,8 +370,6 @@ def _planes(coefs, g, r0: int, r1: int, task, out) -> None:
         raise InputError(f"chi2 is nan (not a number) at {where} e ({int(bad.sum())} point(s)): the "
                          "tables or the charges give numbers beyond double precision; check the "
                          "tables and narrow the scanned range")
-    out["chi2"][:] = chi2
-    out["converged"][:] = ok
 
 
 def scan_spec(coefs, grid: Grid, settings, chunk_points, pulls: bool) -> dict:
@@ -572,8 +575,85 @@ def parse_projections(items, params) -> list:
     return out
 
 
+class _ChunkRows:
+    """One chunk as rows of the last axis, shared by every projector (and the global
+    minimum) of :func:`_assemble`.
+
+    ``vals``/``oks`` (nrows, ncols): row r, column c is grid point ``row_idx[.][r]``
+    (indices of axes 0..N-2) x ``cols[c]`` (axis N-1), flat index ``row_flat[r] +
+    cols[c]``.  The rows of a chunk are the rows ``r0 .. r1 - 1`` in the flat order of
+    axes 0..N-2 (a 1D scan: one row, ``cols`` the chunk's flat indices)."""
+
+    def __init__(self, k: int, task: ChunkTask, chi2: np.ndarray, ok: np.ndarray):
+        shape = task.grid.shape
+        lo, hi = chunk_bounds(k, task)
+        if len(shape) == 1:
+            self.r0, self.r1 = 0, 1
+            self.row_idx = ()
+            self.row_flat = np.zeros(1, dtype=np.int64)
+            self.cols = np.arange(lo, hi, dtype=np.int64)
+        else:
+            ny = shape[-1]
+            self.r0, self.r1 = lo // ny, hi // ny
+            rows = np.arange(self.r0, self.r1, dtype=np.int64)
+            self.row_idx = np.unravel_index(rows, shape[:-1])
+            self.row_flat = rows * ny
+            self.cols = np.arange(ny, dtype=np.int64)
+        self.vals = chi2.reshape(self.row_flat.size, self.cols.size)
+        self.oks = ok.reshape(self.vals.shape)
+        self._best = None
+
+    def row_best(self) -> tuple:
+        """(chi2, flat index) of each row's first minimum; computed once per chunk."""
+        if self._best is None:
+            j = np.argmin(self.vals, axis=1)
+            self._best = (np.take_along_axis(self.vals, j[:, None], axis=1)[:, 0],
+                          self.row_flat + self.cols[j])
+        return self._best
+
+    def minimum(self) -> tuple:
+        """(chi2, flat index) of the chunk's first minimum in flat order."""
+        v, flat = self.row_best()
+        r = int(np.argmin(v))
+        return float(v[r]), int(flat[r])
+
+
+def _first_minima(w: np.ndarray, g):
+    """The first row holding each group's minimum, per column of ``w`` (nrows, k).
+
+    ``g`` (nrows,) names each row's group (any order), or None for one group.  Returns
+    (the groups in increasing order, (ngroups, k) row indices into ``w``): of the rows
+    of a group whose value in a column equals the group's minimum there, the first.
+    A stable sort keeps the rows of a group in order; ``np.minimum.reduceat`` takes
+    the minima and then the first row position reaching them."""
+    n = w.shape[0]
+    if g is None:
+        return None, np.argmin(w, axis=0)[None, :]
+    order = None
+    if n > 1 and np.any(g[1:] < g[:-1]):
+        order = np.argsort(g, kind="stable")
+        g, w = g[order], w[order]
+    starts = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1])))
+    if starts.size == n:                    # every row a group of its own
+        first = np.broadcast_to(np.arange(n)[:, None], w.shape)
+        return g, (first if order is None else order[first])
+    mins = np.minimum.reduceat(w, starts, axis=0)
+    cnt = np.diff(np.append(starts, n))
+    pos = np.where(w == np.repeat(mins, cnt, axis=0), np.arange(n)[:, None], n)
+    first = np.minimum.reduceat(pos, starts, axis=0)
+    return g[starts], (first if order is None else order[first])
+
+
 class _Projector:
-    """Profiled minimum and fixed slice onto ``dims``, updated chunk by chunk in order."""
+    """Profiled minimum and fixed slice onto ``dims``, updated chunk by chunk in order.
+
+    The profiled minimum of a projected point is the chi2 at its first grid point in
+    flat (C) order reaching the minimum over the other scanned charges; a later chunk
+    replaces it only with a strictly smaller value (earlier chunks win ties).
+    Projections without the last axis fold each row's first minimum
+    (:meth:`_ChunkRows.row_best`, shared); the others fold whole columns.  Rows are
+    grouped by their projected indices with :func:`_first_minima` (a stable sort and
+    ``np.minimum.reduceat``)."""
 
     def __init__(self, grid: Grid, dims: tuple, at_idx: tuple):
         self.grid, self.dims, self.at_idx = grid, dims, at_idx
@@ -584,54 +664,70 @@ class _Projector:
         self.fixed = np.full(m, np.nan)
         self.fixed_ok = np.zeros(m, dtype=np.int8)
         self.others = [d for d in range(len(grid.shape)) if d not in dims]
+        stride = np.cumprod((self.pshape + (1,))[:0:-1])[::-1]
+        self.stride = dict(zip(dims, (int(s) for s in stride)))
+        self.last = last = len(grid.shape) - 1
+        # the rows (flat over axes 0..N-2, increasing) on the fixed slice and their
+        # offsets in the projection
+        if last == 0:
+            self.fixed_rows = self.fixed_off = np.zeros(1, dtype=np.int64)
+        else:
+            idx = np.meshgrid(*[np.arange(grid.shape[d]) if d in dims else np.array([at_idx[d]])
+                                for d in range(last)], indexing="ij")
+            self.fixed_rows = np.ravel_multi_index(idx, grid.shape[:-1]).ravel()
+            self.fixed_off = sum((idx[d] * self.stride[d] for d in dims if d != last),
+                                 np.zeros_like(idx[0])).ravel()
 
-    def add(self, row_idx, row_flat, cols, vals, oks):
-        """Fold in one chunk: ``vals``/``oks`` (nrows, ncols); row r, column c is grid point
-        ``row_idx[.][r]`` (indices of axes 0..N-2) x ``cols[c]`` (axis N-1), flat index
-        ``row_flat[r] + cols[c]``."""
-        last = len(self.grid.shape) - 1
-        nrows, ncols = vals.shape
-        if last not in self.dims:
-            # profile the row first (first minimum), then group the rows
-            j = np.argmin(vals, axis=1)
-            v = vals[np.arange(nrows), j]
-            flat = row_flat + cols[j]
-            g = np.ravel_multi_index([row_idx[d] for d in self.dims], self.pshape)
+    def _offsets(self, rows: _ChunkRows):
+        """Each row's flat offset in the projection (the projected axes among 0..N-2),
+        or None when no axis of the projection is among them."""
+        off = None
+        for d in self.dims:
+            if d != self.last:
+                t = rows.row_idx[d] * self.stride[d]
+                off = t if off is None else off + t
+        return off
+
+    def add(self, rows: _ChunkRows) -> None:
+        """Fold in one chunk (:class:`_ChunkRows`)."""
+        last = self.last
+        g = self._offsets(rows)
+        if last in self.dims:
+            w = rows.vals
+            groups, first = _first_minima(w, g)
+            col = rows.cols * self.stride[last]
+            tgt = col[None, :] if groups is None else groups[:, None] + col[None, :]
+            val = np.take_along_axis(w, first, axis=0)
+            flat = rows.row_flat[first] + rows.cols[None, :]
         else:
-            full = [np.broadcast_to(cols[None, :], vals.shape) if d == last
-                    else np.broadcast_to(row_idx[d][:, None], vals.shape) for d in self.dims]
-            g = np.ravel_multi_index([a.ravel() for a in full], self.pshape)
-            v = vals.ravel()
-            flat = (row_flat[:, None] + cols[None, :]).ravel()
-        cm = np.full(self.pmin.size, np.inf)
-        np.minimum.at(cm, g, v)
-        eq = v == cm[g]
-        ca = np.full(self.pmin.size, np.iinfo(np.int64).max)
-        np.minimum.at(ca, g[eq], flat[eq])
-        better = cm < self.pmin                        # ties: the earlier chunk wins
-        self.pmin[better] = cm[better]
-        self.parg[better] = ca[better]
-        # fixed slice: rows whose other axes sit at the slice point
-        mask = np.ones(nrows, dtype=bool)
-        for d in self.others:
-            if d != last:
-                mask &= row_idx[d] == self.at_idx[d]
-        if not mask.any():
+            v, f = rows.row_best()
+            groups, first = _first_minima(v[:, None], g)
+            first = first[:, 0]
+            tgt, val, flat = groups, v[first], f[first]
+        tgt, val, flat = tgt.ravel(), val.ravel(), flat.ravel()
+        # ties: the earlier chunk wins; the first chunk reaching a projected point takes
+        # it even at +inf (a point that is +inf everywhere profiles to its first point)
+        better = (val < self.pmin[tgt]) | (self.parg[tgt] < 0)
+        if not better.all():
+            tgt, val, flat = tgt[better], val[better], flat[better]
+        self.pmin[tgt] = val
+        self.parg[tgt] = flat
+        self._add_fixed(rows)
+
+    def _add_fixed(self, rows: _ChunkRows) -> None:
+        """The fixed slice: the chunk's rows among ``fixed_rows``."""
+        a, b = np.searchsorted(self.fixed_rows, (rows.r0, rows.r1))
+        if a == b:
             return
-        if last not in self.dims:
-            c = np.searchsorted(cols, self.at_idx[last])
-            if c >= ncols or cols[c] != self.at_idx[last]:
-                return
-            gi = np.ravel_multi_index([row_idx[d][mask] for d in self.dims], self.pshape)
-            self.fixed[gi] = vals[mask, c]
-            self.fixed_ok[gi] = oks[mask, c]
+        local, off = self.fixed_rows[a:b] - rows.r0, self.fixed_off[a:b]
+        if self.last not in self.dims:
+            c = self.at_idx[self.last]
+            self.fixed[off] = rows.vals[local, c]
+            self.fixed_ok[off] = rows.oks[local, c]
         else:
-            sub = vals[mask]
-            full = [np.broadcast_to(cols[None, :], sub.shape) if d == last
-                    else np.broadcast_to(row_idx[d][mask][:, None], sub.shape) for d in self.dims]
-            gi = np.ravel_multi_index([a.ravel() for a in full], self.pshape)
-            self.fixed[gi] = sub.ravel()
-            self.fixed_ok[gi] = oks[mask].ravel()
+            gi = (off[:, None] + rows.cols * self.stride[self.last]).ravel()
+            self.fixed[gi] = rows.vals[local].ravel()
+            self.fixed_ok[gi] = rows.oks[local].ravel()
 
     def results(self, chi2_min: float) -> tuple:
         g = self.grid
@@ -646,18 +742,6 @@ class _Projector:
         fixed = Projection("fixed", params, axes, fx, float(np.min(fx)), at=at,
                            converged=self.fixed_ok.reshape(self.pshape))
         return prof, fixed
-
-
-def _chunk_view(k, task):
-    """Row view of chunk ``k``: (row_idx, row_flat, cols) for :meth:`_Projector.add`."""
-    shape = task.grid.shape
-    lo, hi = chunk_bounds(k, task)
-    if len(shape) == 1:
-        return (), np.zeros(1, dtype=np.int64), np.arange(lo, hi, dtype=np.int64)
-    ny = shape[-1]
-    rows = np.arange(lo // ny, hi // ny, dtype=np.int64)
-    return np.unravel_index(rows, shape[:-1]), rows * ny, np.arange(ny, dtype=np.int64)
-
 
 
 # ------------------------------------------------------------------- the scan
@@ -724,20 +808,22 @@ def _assemble(sink, task: ChunkTask, store, projectors, names) -> dict:
             if c[name].shape != (hi - lo,):
                 raise ResultsError(f"stored chunk {k} of {str(store.folder)!r} has the wrong size: "
                                    "resume=True recomputes it")
-        _check_finite(c, lo, grid)
+        if store.folder is not None:
+            # chunks read back from files (resumed ones among them); a chunk kept in
+            # memory was checked when it was computed
+            _check_finite(c, lo, grid)
         v, ok = c["chi2"], c["converged"]
         for index, f0, f1 in flat_boxes(lo, hi, shape):
             bs = tuple(len(range(*ix.indices(n))) for ix, n in zip(index, shape) if isinstance(ix, slice))
             for name in names:
                 sink.put(_sink_name(name), index, c[name][f0 - lo:f1 - lo].reshape(bs))
-        j = int(np.argmin(v))
-        if v[j] < best:
-            best, where = float(v[j]), lo + j
-        bad += int(np.count_nonzero(ok == 0))
-        row_idx, row_flat, cols = _chunk_view(k, task)
-        vals, oks = v.reshape(row_flat.size, cols.size), ok.reshape(row_flat.size, cols.size)
+        rows = _ChunkRows(k, task, v, ok)
+        m, j = rows.minimum()
+        if m < best:
+            best, where = m, j
+        bad += ok.size - int(np.count_nonzero(ok))
         for pj in projectors:
-            pj.add(row_idx, row_flat, cols, vals, oks)
+            pj.add(rows)
     if where < 0:
         raise InputError(f"chi2 is +inf at every point of the grid ({_point(grid, 0)} to "
                          f"{_point(grid, grid.size - 1)}{_tail(grid)}): no minimum; choose another "

@@ -434,3 +434,102 @@ def test_5d_scan_matches_twin(coefs):
     got = np.asarray(res.chi2).ravel()[flat]
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-15)       # twin tolerance
     assert res.unconverged == 0
+
+
+def _reference_projection(chi2, dims, at_idx):
+    """Profiled minimum, its flat index (first in C order) and the fixed slice onto
+    ``dims``, from the full grid with NumPy."""
+    others = [d for d in range(chi2.ndim) if d not in dims]
+    moved = np.moveaxis(chi2, list(dims) + others, range(chi2.ndim))   # others keep their order
+    pshape = moved.shape[:len(dims)]
+    flat_rest = moved.reshape(pshape + (-1,))
+    pmin = flat_rest.min(axis=-1)
+    rest = np.unravel_index(flat_rest.argmin(axis=-1), [chi2.shape[d] for d in others])
+    idx = [None] * chi2.ndim
+    for k, d in enumerate(dims):
+        idx[d] = np.indices(pshape)[k]
+    for k, d in enumerate(others):
+        idx[d] = rest[k]
+    parg = np.ravel_multi_index(idx, chi2.shape)
+    sl = tuple(at_idx[d] if d in others else slice(None) for d in range(chi2.ndim))
+    kept = [d for d in range(chi2.ndim) if d in dims]
+    fixed = np.transpose(chi2[sl], [kept.index(d) for d in dims])
+    return pmin, parg, fixed, sl, [kept.index(d) for d in dims]
+
+
+@pytest.mark.parametrize("values", ["chi2", "coarse"])
+def test_projector_matches_full_grid_reduction(coefs, values):
+    # The chunk-by-chunk projections (profiled minimum, its argmin with ties going to the
+    # first point in C order, fixed slices and their flags) and the global minimum against
+    # np.min / np.argmin / slicing of the whole grid, for several chunk sizes.  Ties are
+    # forced: the grid repeats values on every axis (a duplicated axis value duplicates
+    # the chi2 exactly), and "coarse" also rounds chi2 down to steps of 5 with +inf points.
+    from mcscan.io.chunks import MemoryStore
+    from mcscan.scans.engine import ChunkTask, _assemble, _MemorySink, _Projector
+
+    params = ("q_ee", "q_mumu", "q_emu", "q_etau")
+    axes = (np.linspace(-3e-8, 3e-8, 4), np.linspace(-2e-8, 2e-8, 3), np.linspace(-6e-8, 6e-8, 3),
+            np.linspace(-3e-8, 3e-8, 4))
+    base = scan(coefs[:1], params, axes)
+    dup = ([0, 1, 1, 2, 3, 3], [0, 0, 1, 2], [2, 1, 1, 0, 2], [0, 1, 1, 2, 3, 3, 1])
+    chi2 = np.asarray(base.chi2)[np.ix_(*dup)]
+    if values == "coarse":
+        chi2 = np.floor(chi2 / 5.0) * 5.0
+        chi2[1, :, 2, :] = np.inf
+        chi2[4, 3, :, 5] = np.inf
+    rng = np.random.default_rng(3)
+    ok = rng.integers(0, 2, chi2.shape).astype(np.int8)
+    grid = Grid(params, tuple(a[i] for a, i in zip(axes, dup)), base.base)   # repeated values
+    projs = [(d,) for d in range(4)] + [(a, b) for a in range(4) for b in range(4) if a != b]
+    at_idx = (2, 3, 1, 5)
+    ref = {pr: _reference_projection(chi2, pr, at_idx) for pr in projs}
+    # ties really occur: several points reach a profiled minimum
+    tied = sum(int(np.count_nonzero(np.moveaxis(chi2, pr, range(len(pr))).reshape(
+        ref[pr][0].shape + (-1,)) == ref[pr][0][..., None])) - ref[pr][0].size for pr in projs)
+    assert tied > 100
+    ny = chi2.shape[-1]
+    for rows in (1, 2, 5, 6, 25, chi2.size // ny):
+        task = ChunkTask((), grid, rows * ny)
+        store = MemoryStore()
+        for k in range(task.n_chunks):
+            lo, hi = k * task.chunk_points, min(chi2.size, (k + 1) * task.chunk_points)
+            store.write(k, {"chi2": chi2.ravel()[lo:hi], "converged": ok.ravel()[lo:hi]})
+        pjs = [_Projector(grid, pr, at_idx) for pr in projs]
+        sink = _MemorySink(chi2.shape, (), False)
+        s = _assemble(sink, task, store, pjs, ["chi2", "converged"])
+        assert np.array_equal(sink.arrays["chi2"], chi2)
+        j = np.unravel_index(np.argmin(chi2), chi2.shape)
+        assert s["chi2_min"] == chi2.min()
+        assert s["argmin"] == {p: float(grid.axes[d][j[d]]) for d, p in enumerate(params)}
+        for pr in projs:
+            pmin, parg, fixed, sl, order = ref[pr]
+            name = "-".join(params[d] for d in pr)
+            prof, fx = s["projections"][("profiled", name)], s["projections"][("fixed", name)]
+            assert np.array_equal(prof.chi2, pmin), (rows, pr)                  # exact
+            assert np.array_equal(prof.argmin, parg), (rows, pr)
+            assert np.array_equal(fx.chi2, fixed), (rows, pr)                   # exact
+            assert np.array_equal(fx.converged, np.transpose(ok[sl], order)), (rows, pr)
+
+
+def test_projected_point_infinite_everywhere(coefs, monkeypatch, tmp_path):
+    # +inf is a value (a dead bin under observed counts): a projected point whose every
+    # profiled grid point is +inf gets chi2 +inf at its first grid point in C order
+    from mcscan.scans import engine
+
+    real = engine.compute_chunk
+
+    def inf_row(k, task):
+        out = real(k, task)
+        if k == 0:
+            out["chi2"][:B.size] = np.inf          # the row q_ee = A[0]
+        return out
+
+    monkeypatch.setattr(engine, "compute_chunk", inf_row)
+    res = scan(coefs, ("q_ee", "q_mumu"), (A, B), chunk_points=3 * B.size)
+    prof = res.projections[("profiled", "q_ee")]
+    assert prof.chi2[0] == np.inf and prof.argmin[0] == 0 and prof.best["q_mumu"][0] == B[0]
+    assert np.array_equal(prof.chi2[1:], np.asarray(res.chi2)[1:].min(axis=1))   # exact
+    json.dumps(res.to_json(), allow_nan=False)
+    scan(coefs, ("q_ee", "q_mumu"), (A, B), tmp_path / "s.h5", chunk_points=3 * B.size)
+    stored = _groups(tmp_path / "s.h5")["scan/profiled/q_ee"]["data"]
+    assert np.array_equal(stored["chi2"], prof.chi2) and np.array_equal(stored["argmin"], prof.argmin)
