@@ -51,7 +51,8 @@ import numpy as np
 
 from ..errors import InputError
 from ._jit import fma, helper, kernel, run_blocks, threads, wide_vectors
-from .kernels import MODEL_STEP, SERIES_UMAX, _dev_series, _deviance, deviance_polynomial
+from .kernels import (MODEL_STEP, PREDICT_STEP, SERIES_UMAX, _dev_series, _deviance,
+                      deviance_polynomial)
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, MAX_BACKTRACK, MAX_ITER,
                      SIGNAL_PULL, STEP_TO_ZERO, TOL)
 from .reference import deviance
@@ -399,8 +400,6 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
         DLT = np.empty((nb_, lanes))          # DL + RT of the current grid point
         A = np.zeros(lanes)
         Bp = np.zeros(lanes)
-        A1 = np.empty(lanes)                  # 1 + a
-        B1 = np.empty(lanes)                  # 1 + b
         CA = np.empty(lanes)
         CB = np.empty(lanes)
         HA = np.zeros((4, lanes))
@@ -410,7 +409,9 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
         DA = np.empty(lanes)                  # Newton step and decrement^2 of the current pass
         DB = np.empty(lanes)
         LAM2 = np.empty(lanes)
-        ACT = np.empty(lanes, np.int64)       # 1 active, 0 done, 2 scalar path
+        STEP = np.empty(lanes)                # last Newton step of the point; 0: expect convergence
+        LAST = np.zeros(lanes, np.int64)      # Newton passes of the previous grid point
+        ACT = np.empty(lanes, np.int64)       # 1 active, 0 done, 2 scalar path, 3 converged, redo with chi2
         IT = np.empty(lanes, np.int64)
         CHI = np.empty(lanes)
         EXACT = np.empty(lanes, np.int64)
@@ -459,29 +460,53 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                 IT[l] = 0
                 EXACT[l] = 0
                 ACT[l] = 1 if (SCALAR[l] == 0) & inside else 2
+                # a point whose predecessor converged in one pass is expected to as well
+                STEP[l] = 0.0 if LAST[l] == 1 else math.inf
                 # some T_i could be <= 0: restart from the previous point, scalar
                 A[l] = a if inside else (ha0 if h > 0 else 0.0)
                 Bp[l] = b if inside else (hb0 if h > 0 else 0.0)
             for it in range(max_iter):
+                # The deviance series is summed in a pass only if some lane may converge
+                # in it (its chi2 is taken there); it changes no step, so skipping it
+                # changes no bit.  A lane that converges in a pass without it is passed
+                # over again (ACT 3) in the next pass, which has it, at the same pulls.
                 nact = 0
+                ser = it == max_iter - 1
                 for l in range(lanes):
-                    nact += ACT[l] == 1
+                    if ACT[l] == 1 or ACT[l] == 3:
+                        nact += 1
+                        if ACT[l] == 3 or STEP[l] < PREDICT_STEP:
+                            ser = True
                 if nact == 0:
                     break
                 for k in range(7):
                     for l in range(lanes):
                         ACC[k, l] = 0.0
-                for l in range(lanes):
-                    A1[l] = 1.0 + A[l]
-                    B1[l] = 1.0 + Bp[l]
                 # one pass over the bins: gradient, Hessian and chi2 at the current pulls
+                # (1 + a and 1 + b in the loop: two arrays more for LLVM's overlap checks
+                # would keep it out of the vector loop below 24 lanes)
                 for i in range(nb_):
                     n = N[g, i]
                     bi = B[i]
                     bb = bi * bi
+                    if not ser:
+                        # no lane can finish in this pass: the step needs only the gradient
+                        # and the Hessian (the same numbers as below)
+                        for l in range(lanes):
+                            df = fma(Bp[l], bi, fma(A[l], n, DLT[i, l]))      # T - D
+                            r = 1.0 / fma(1.0 + A[l], n, (1.0 + Bp[l]) * bi)
+                            u = df * r
+                            w = DT[i, l] * r * r
+                            ACC[0, l] = fma(n, u, ACC[0, l])
+                            ACC[1, l] = fma(bi, u, ACC[1, l])
+                            nw = n * w
+                            ACC[2, l] = fma(nw, n, ACC[2, l])
+                            ACC[3, l] = fma(nw, bi, ACC[3, l])
+                            ACC[4, l] = fma(bb, w, ACC[4, l])
+                        continue
                     for l in range(lanes):
-                        df = fma(Bp[l], bi, fma(A[l], n, DLT[i, l]))      # T - D
-                        r = 1.0 / fma(A1[l], n, B1[l] * bi)
+                        df = fma(Bp[l], bi, fma(A[l], n, DLT[i, l]))
+                        r = 1.0 / fma(1.0 + A[l], n, (1.0 + Bp[l]) * bi)
                         u = df * r
                         w = DT[i, l] * r * r
                         ACC[0, l] = fma(n, u, ACC[0, l])
@@ -507,7 +532,8 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                     DB[l] = db
                     LAM2[l] = max(-(ga * da + gb * db), 0.0)
                 for l in range(lanes):
-                    if ACT[l] != 1:
+                    act = ACT[l]
+                    if act != 1 and act != 3:
                         continue
                     a = A[l]
                     b = Bp[l]
@@ -519,13 +545,20 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                         ACT[l] = 2
                         IT[l] = it
                         continue
+                    step = max(abs(da), abs(db))
+                    if step < tol and not ser:
+                        # converged without the series: take this pass again with it
+                        ACT[l] = 3
+                        IT[l] = it
+                        continue
                     A[l] = a + da
                     Bp[l] = b + db
-                    if max(abs(da), abs(db)) < tol:
+                    STEP[l] = step
+                    if step < tol:
                         CHI[l] = (2.0 * ACC[5, l] + (a - CA[l]) * (a - CA[l]) * isa2
                                   + (b - CB[l]) * (b - CB[l]) * isb2 - 0.5 * lam2)
-                        EXACT[l] = not (ACC[6, l] <= umax and max(abs(da), abs(db)) <= max_model_step)
-                        IT[l] = it + 1
+                        EXACT[l] = not (ACC[6, l] <= umax and step <= max_model_step)
+                        IT[l] = (IT[l] if act == 3 else it) + 1
                         ACT[l] = 0
             for l in range(lanes):
                 if ACT[l] != 0 or EXACT[l] != 0:
@@ -550,7 +583,9 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                 HB[1, l] = HB[0, l]
                 HA[0, l] = A[l]
                 HB[0, l] = Bp[l]
-                NH[l] = min(NH[l] + 1, 4) if IT[l] > 0 else 0
+                ok = IT[l] > 0
+                NH[l] = min(NH[l] + 1, 4) if ok else 0
+                LAST[l] = IT[l] if ok else 0
             for l in range(min(lanes, ntoys - blk * lanes)):
                 t = blk * lanes + l
                 out_chi2[t, g] = max(CHI[l], 0.0)
