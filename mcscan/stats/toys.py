@@ -397,7 +397,6 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
     for blk in range(b0, b1):
         DT = np.empty((nb_, lanes))
         RT = np.empty((nb_, lanes))
-        DLT = np.empty((nb_, lanes))          # DL + RT of the current grid point
         A = np.zeros(lanes)
         Bp = np.zeros(lanes)
         CA = np.empty(lanes)
@@ -431,10 +430,6 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                 if not (di > 0.0 and B[i] > 0.0):
                     SCALAR[l] = 1
         for g in range(G):
-            for i in range(nb_):
-                dl = DL[g, i]
-                for l in range(lanes):
-                    DLT[i, l] = dl + RT[i, l]
             # warm start (branch-free): extrapolate the pulls of the previous points
             for l in range(lanes):
                 h = NH[l]
@@ -487,13 +482,14 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                 # would keep it out of the vector loop below 24 lanes)
                 for i in range(nb_):
                     n = N[g, i]
+                    dl = DL[g, i]
                     bi = B[i]
                     bb = bi * bi
                     if not ser:
                         # no lane can finish in this pass: the step needs only the gradient
                         # and the Hessian (the same numbers as below)
                         for l in range(lanes):
-                            df = fma(Bp[l], bi, fma(A[l], n, DLT[i, l]))      # T - D
+                            df = fma(Bp[l], bi, fma(A[l], n, dl + RT[i, l]))      # T - D
                             r = 1.0 / fma(1.0 + A[l], n, (1.0 + Bp[l]) * bi)
                             u = df * r
                             w = DT[i, l] * r * r
@@ -505,7 +501,7 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                             ACC[4, l] = fma(bb, w, ACC[4, l])
                         continue
                     for l in range(lanes):
-                        df = fma(Bp[l], bi, fma(A[l], n, DLT[i, l]))
+                        df = fma(Bp[l], bi, fma(A[l], n, dl + RT[i, l]))
                         r = 1.0 / fma(1.0 + A[l], n, (1.0 + Bp[l]) * bi)
                         u = df * r
                         w = DT[i, l] * r * r
@@ -563,7 +559,7 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
             for l in range(lanes):
                 if ACT[l] != 0 or EXACT[l] != 0:
                     for i in range(nb_):
-                        tdl[i] = DLT[i, l]
+                        tdl[i] = DL[g, i] + RT[i, l]
                         tD[i] = DT[i, l]
                     if ACT[l] == 2:
                         CHI[l], A[l], Bp[l], IT[l] = _profile_c(N[g], tdl, B, tD, A[l], Bp[l], CA[l], CB[l],
