@@ -401,8 +401,8 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
         Bp = np.zeros(lanes)
         CA = np.empty(lanes)
         CB = np.empty(lanes)
-        HA = np.zeros((4, lanes))
-        HB = np.zeros((4, lanes))
+        HA = np.zeros((4, lanes))             # pulls of the previous 4 points: a ring,
+        HB = np.zeros((4, lanes))             # row g % 4 written at point g
         NH = np.zeros(lanes, np.int64)
         ACC = np.empty((7, lanes))
         DA = np.empty(lanes)                  # Newton step and decrement^2 of the current pass
@@ -431,16 +431,20 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                     SCALAR[l] = 1
         for g in range(G):
             # warm start (branch-free): extrapolate the pulls of the previous points
+            k0 = (g + 3) % 4                  # newest (point g - 1) .. oldest (point g - 4)
+            k1 = (g + 2) % 4
+            k2 = (g + 1) % 4
+            k3 = g % 4
             for l in range(lanes):
                 h = NH[l]
-                ha0 = HA[0, l]
-                ha1 = HA[1, l]
-                ha2 = HA[2, l]
-                ha3 = HA[3, l]
-                hb0 = HB[0, l]
-                hb1 = HB[1, l]
-                hb2 = HB[2, l]
-                hb3 = HB[3, l]
+                ha0 = HA[k0, l]
+                ha1 = HA[k1, l]
+                ha2 = HA[k2, l]
+                ha3 = HA[k3, l]
+                hb0 = HB[k0, l]
+                hb1 = HB[k1, l]
+                hb2 = HB[k2, l]
+                hb3 = HB[k3, l]
                 a4 = 4.0 * ha0 - 6.0 * ha1 + 4.0 * ha2 - ha3
                 b4 = 4.0 * hb0 - 6.0 * hb1 + 4.0 * hb2 - hb3
                 a3 = 3.0 * ha0 - 3.0 * ha1 + ha2
@@ -568,17 +572,11 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                         CHI[l] = _chi2_at_c(N[g], tdl, B, tD, A[l], Bp[l], CA[l], CB[l], isa2, isb2)
                         if ACT[l] == 1:
                             IT[l] = -max_iter
-            # history of converged pulls (vectorised): shifted in every lane, read only
-            # up to NH, which a failed point sets to 0
+            # history of converged pulls (vectorised): written in every lane (over the
+            # oldest), read only up to NH, which a failed point sets to 0
             for l in range(lanes):
-                HA[3, l] = HA[2, l]
-                HB[3, l] = HB[2, l]
-                HA[2, l] = HA[1, l]
-                HB[2, l] = HB[1, l]
-                HA[1, l] = HA[0, l]
-                HB[1, l] = HB[0, l]
-                HA[0, l] = A[l]
-                HB[0, l] = Bp[l]
+                HA[k3, l] = A[l]
+                HB[k3, l] = Bp[l]
                 ok = IT[l] > 0
                 NH[l] = min(NH[l] + 1, 4) if ok else 0
                 LAST[l] = IT[l] if ok else 0
