@@ -34,10 +34,18 @@ computes gradient, Hessian and chi2 (the deviance polynomial, no logarithm),
 and the chi2 after the last step is taken from the quadratic model.  Points
 that need a line search, a damped step or logarithms go to the scalar
 safeguarded Newton :func:`_profile_c` (the algorithm of
-:func:`mcscan.stats.kernels.chi2_points` with shifted penalties).  A toy
-depends on nothing but its own data, so the results are bit-identical for
-any number of threads, any chunking, any block size and serial or parallel
-runs (no fast-math flags: no sum depends on the vector width).
+:func:`mcscan.stats.kernels.chi2_points` with shifted penalties).  The loop
+over bins is written like the row kernel's: fused multiply-adds written out
+(:func:`mcscan.stats._jit.fma`, the same bits on every machine), one division
+per bin, 512-bit vectors, and the deviance series summed only in a pass some
+toy may converge in (a toy that converges in a pass without it takes the pass
+again with it, at the same pulls).  The warm start, the Newton steps and the
+history of the pulls (a ring of the last four points) of all lanes are
+computed in branch-free, vectorised loops; only the decisions per toy stay
+scalar.  A toy depends on nothing but its own data, so the results are
+bit-identical for any number of threads, any chunking, any block size, serial
+or parallel runs and any machine (no fast-math flags: no sum depends on the
+vector width, fused multiply-adds only where written).
 
 The NumPy twin is :func:`toy_chi2_numpy` (vectorised, from (a, b) = (0, 0)
 at every point); the constants of the Newton iteration of both come from
