@@ -34,10 +34,18 @@ computes gradient, Hessian and chi2 (the deviance polynomial, no logarithm),
 and the chi2 after the last step is taken from the quadratic model.  Points
 that need a line search, a damped step or logarithms go to the scalar
 safeguarded Newton :func:`_profile_c` (the algorithm of
-:func:`mcscan.stats.kernels.chi2_points` with shifted penalties).  A toy
-depends on nothing but its own data, so the results are bit-identical for
-any number of threads, any chunking, any block size and serial or parallel
-runs (no fast-math flags: no sum depends on the vector width).
+:func:`mcscan.stats.kernels.chi2_points` with shifted penalties).  The loop
+over bins is written like the row kernel's: fused multiply-adds written out
+(:func:`mcscan.stats._jit.fma`, the same bits on every machine), one division
+per bin, 512-bit vectors, and the deviance series summed only in a pass some
+toy may converge in (a toy that converges in a pass without it takes the pass
+again with it, at the same pulls).  The warm start, the Newton steps and the
+history of the pulls (a ring of the last four points) of all lanes are
+computed in branch-free, vectorised loops; only the decisions per toy stay
+scalar.  A toy depends on nothing but its own data, so the results are
+bit-identical for any number of threads, any chunking, any block size, serial
+or parallel runs and any machine (no fast-math flags: no sum depends on the
+vector width, fused multiply-adds only where written).
 
 The NumPy twin is :func:`toy_chi2_numpy` (vectorised, from (a, b) = (0, 0)
 at every point); the constants of the Newton iteration of both come from
@@ -50,8 +58,9 @@ import math
 import numpy as np
 
 from ..errors import InputError
-from ._jit import helper, kernel, run_blocks, threads
-from .kernels import MODEL_STEP, SERIES_UMAX, _dev_series, _deviance, deviance_polynomial
+from ._jit import fma, helper, kernel, run_blocks, threads, wide_vectors
+from .kernels import (MODEL_STEP, PREDICT_STEP, SERIES_UMAX, _dev_series, _deviance,
+                      deviance_polynomial)
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, MAX_BACKTRACK, MAX_ITER,
                      SIGNAL_PULL, STEP_TO_ZERO, TOL)
 from .reference import deviance
@@ -296,11 +305,13 @@ def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, d
                     dev = 0.0
                     umx = 0.0
                     bad = False
+                    a1 = 1.0 + a
+                    b1_ = 1.0 + b
                     for i in range(nb_):
                         n = N[g, i]
                         bi = B[i]
                         di = Dt[i]
-                        T = (1.0 + a) * n + (1.0 + b) * bi
+                        T = fma(a1, n, b1_ * bi)
                         if not di > 0.0:
                             sa_ += n
                             sb_ += bi
@@ -309,17 +320,17 @@ def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, d
                         if not T > 0.0:
                             bad = True
                             break
-                        df = (DL[g, i] + R[i]) + a * n + b * bi      # T - D
+                        df = fma(b, bi, fma(a, n, DL[g, i] + R[i]))      # T - D
                         r = 1.0 / T
                         u = df * r
                         w = di * r * r
-                        sa_ += n * u
-                        sb_ += bi * u
+                        sa_ = fma(n, u, sa_)
+                        sb_ = fma(bi, u, sb_)
                         nw = n * w
-                        haa += nw * n
-                        hab += nw * bi
-                        hbb += bi * bi * w
-                        dev += df * u * _dev_series(u, dev_coef)
+                        haa = fma(nw, n, haa)
+                        hab = fma(nw, bi, hab)
+                        hbb = fma(bi * bi, w, hbb)
+                        dev = fma(df * u, _dev_series(u, dev_coef), dev)
                         umx = max(umx, abs(u))
                     if bad:
                         mode = 2
@@ -383,8 +394,11 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
     without reordering any sum, so a toy's numbers do not depend on the other
     toys of its block.  A toy with an empty bin (or a detector with a bin
     without background) takes the scalar path :func:`_profile_c` at every
-    grid point.
+    grid point.  The warm start, the Newton steps and the history of every lane
+    are computed in branch-free loops (vectorised); only the decisions per lane
+    stay scalar.
     """
+    wide_vectors()
     ntoys = D.shape[0]
     G = N.shape[0]
     nb_ = N.shape[1]
@@ -395,11 +409,16 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
         Bp = np.zeros(lanes)
         CA = np.empty(lanes)
         CB = np.empty(lanes)
-        HA = np.zeros((4, lanes))
-        HB = np.zeros((4, lanes))
+        HA = np.zeros((4, lanes))             # pulls of the previous 4 points: a ring,
+        HB = np.zeros((4, lanes))             # row g % 4 written at point g
         NH = np.zeros(lanes, np.int64)
         ACC = np.empty((7, lanes))
-        ACT = np.empty(lanes, np.int64)       # 1 active, 0 done, 2 scalar path
+        DA = np.empty(lanes)                  # Newton step and decrement^2 of the current pass
+        DB = np.empty(lanes)
+        LAM2 = np.empty(lanes)
+        STEP = np.empty(lanes)                # last Newton step of the point; 0: expect convergence
+        LAST = np.zeros(lanes, np.int64)      # Newton passes of the previous grid point
+        ACT = np.empty(lanes, np.int64)       # 1 active, 0 done, 2 scalar path, 3 converged, redo with chi2
         IT = np.empty(lanes, np.int64)
         CHI = np.empty(lanes)
         EXACT = np.empty(lanes, np.int64)
@@ -419,90 +438,135 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                 if not (di > 0.0 and B[i] > 0.0):
                     SCALAR[l] = 1
         for g in range(G):
+            # warm start (branch-free): extrapolate the pulls of the previous points
+            k0 = (g + 3) % 4                  # newest (point g - 1) .. oldest (point g - 4)
+            k1 = (g + 2) % 4
+            k2 = (g + 1) % 4
+            k3 = g % 4
             for l in range(lanes):
                 h = NH[l]
-                if h >= 4:
-                    a = 4.0 * HA[0, l] - 6.0 * HA[1, l] + 4.0 * HA[2, l] - HA[3, l]
-                    b = 4.0 * HB[0, l] - 6.0 * HB[1, l] + 4.0 * HB[2, l] - HB[3, l]
-                elif h == 3:
-                    a = 3.0 * HA[0, l] - 3.0 * HA[1, l] + HA[2, l]
-                    b = 3.0 * HB[0, l] - 3.0 * HB[1, l] + HB[2, l]
-                elif h == 2:
-                    a = 2.0 * HA[0, l] - HA[1, l]
-                    b = 2.0 * HB[0, l] - HB[1, l]
-                elif h == 1:
-                    a = HA[0, l]
-                    b = HB[0, l]
-                else:
-                    a = 0.0
-                    b = 0.0
+                ha0 = HA[k0, l]
+                ha1 = HA[k1, l]
+                ha2 = HA[k2, l]
+                ha3 = HA[k3, l]
+                hb0 = HB[k0, l]
+                hb1 = HB[k1, l]
+                hb2 = HB[k2, l]
+                hb3 = HB[k3, l]
+                a4 = 4.0 * ha0 - 6.0 * ha1 + 4.0 * ha2 - ha3
+                b4 = 4.0 * hb0 - 6.0 * hb1 + 4.0 * hb2 - hb3
+                a3 = 3.0 * ha0 - 3.0 * ha1 + ha2
+                b3 = 3.0 * hb0 - 3.0 * hb1 + hb2
+                a2 = 2.0 * ha0 - ha1
+                b2 = 2.0 * hb0 - hb1
+                a1 = ha0 if h == 1 else 0.0
+                b1_ = hb0 if h == 1 else 0.0
+                a = a4 if h >= 4 else (a3 if h == 3 else (a2 if h == 2 else a1))
+                b = b4 if h >= 4 else (b3 if h == 3 else (b2 if h == 2 else b1_))
+                inside = (1.0 + a > 0.0) & (1.0 + b > 0.0)
                 IT[l] = 0
                 EXACT[l] = 0
-                ACT[l] = 1
-                if SCALAR[l] != 0 or not (1.0 + a > 0.0 and 1.0 + b > 0.0):
-                    ACT[l] = 2
-                    if not (1.0 + a > 0.0 and 1.0 + b > 0.0):
-                        a = HA[0, l] if h > 0 else 0.0
-                        b = HB[0, l] if h > 0 else 0.0
-                A[l] = a
-                Bp[l] = b
+                ACT[l] = 1 if (SCALAR[l] == 0) & inside else 2
+                # a point whose predecessor converged in one pass is expected to as well
+                STEP[l] = 0.0 if LAST[l] == 1 else math.inf
+                # some T_i could be <= 0: restart from the previous point, scalar
+                A[l] = a if inside else (ha0 if h > 0 else 0.0)
+                Bp[l] = b if inside else (hb0 if h > 0 else 0.0)
             for it in range(max_iter):
+                # The deviance series is summed in a pass only if some lane may converge
+                # in it (its chi2 is taken there); it changes no step, so skipping it
+                # changes no bit.  A lane that converges in a pass without it is passed
+                # over again (ACT 3) in the next pass, which has it, at the same pulls.
                 nact = 0
+                ser = it == max_iter - 1
                 for l in range(lanes):
-                    nact += ACT[l] == 1
+                    if ACT[l] == 1 or ACT[l] == 3:
+                        nact += 1
+                        if ACT[l] == 3 or STEP[l] < PREDICT_STEP:
+                            ser = True
                 if nact == 0:
                     break
                 for k in range(7):
                     for l in range(lanes):
                         ACC[k, l] = 0.0
                 # one pass over the bins: gradient, Hessian and chi2 at the current pulls
+                # (1 + a and 1 + b in the loop: two arrays more for LLVM's overlap checks
+                # would keep it out of the vector loop below 24 lanes)
                 for i in range(nb_):
                     n = N[g, i]
                     dl = DL[g, i]
                     bi = B[i]
                     bb = bi * bi
+                    if not ser:
+                        # no lane can finish in this pass: the step needs only the gradient
+                        # and the Hessian (the same numbers as below)
+                        for l in range(lanes):
+                            df = fma(Bp[l], bi, fma(A[l], n, dl + RT[i, l]))      # T - D
+                            r = 1.0 / fma(1.0 + A[l], n, (1.0 + Bp[l]) * bi)
+                            u = df * r
+                            w = DT[i, l] * r * r
+                            ACC[0, l] = fma(n, u, ACC[0, l])
+                            ACC[1, l] = fma(bi, u, ACC[1, l])
+                            nw = n * w
+                            ACC[2, l] = fma(nw, n, ACC[2, l])
+                            ACC[3, l] = fma(nw, bi, ACC[3, l])
+                            ACC[4, l] = fma(bb, w, ACC[4, l])
+                        continue
                     for l in range(lanes):
-                        a = A[l]
-                        b = Bp[l]
-                        df = (dl + RT[i, l]) + a * n + b * bi      # T - D
-                        T = (1.0 + a) * n + (1.0 + b) * bi
-                        r = 1.0 / T
+                        df = fma(Bp[l], bi, fma(A[l], n, dl + RT[i, l]))
+                        r = 1.0 / fma(1.0 + A[l], n, (1.0 + Bp[l]) * bi)
                         u = df * r
                         w = DT[i, l] * r * r
-                        ACC[0, l] += n * u
-                        ACC[1, l] += bi * u
+                        ACC[0, l] = fma(n, u, ACC[0, l])
+                        ACC[1, l] = fma(bi, u, ACC[1, l])
                         nw = n * w
-                        ACC[2, l] += nw * n
-                        ACC[3, l] += nw * bi
-                        ACC[4, l] += bb * w
-                        ACC[5, l] += df * u * _dev_series(u, dev_coef)
+                        ACC[2, l] = fma(nw, n, ACC[2, l])
+                        ACC[3, l] = fma(nw, bi, ACC[3, l])
+                        ACC[4, l] = fma(bb, w, ACC[4, l])
                         ACC[6, l] = max(ACC[6, l], abs(u))
+                        ACC[5, l] = fma(df * u, _dev_series(u, dev_coef), ACC[5, l])
+                # the Newton step of every lane, branch-free (vectorised), then per lane:
+                # take it, or hand the point to the scalar path
                 for l in range(lanes):
-                    if ACT[l] != 1:
-                        continue
-                    a = A[l]
-                    b = Bp[l]
-                    ga = 2.0 * ACC[0, l] + 2.0 * (a - CA[l]) * isa2
-                    gb = 2.0 * ACC[1, l] + 2.0 * (b - CB[l]) * isb2
+                    ga = 2.0 * ACC[0, l] + 2.0 * (A[l] - CA[l]) * isa2
+                    gb = 2.0 * ACC[1, l] + 2.0 * (Bp[l] - CB[l]) * isb2
                     haa = 2.0 * ACC[2, l] + 2.0 * isa2
                     hab = 2.0 * ACC[3, l]
                     hbb = 2.0 * ACC[4, l] + 2.0 * isb2
                     det = haa * hbb - hab * hab
                     da = -(hbb * ga - hab * gb) / det
                     db = -(haa * gb - hab * ga) / det
-                    lam2 = max(-(ga * da + gb * db), 0.0)
+                    DA[l] = da
+                    DB[l] = db
+                    LAM2[l] = max(-(ga * da + gb * db), 0.0)
+                for l in range(lanes):
+                    act = ACT[l]
+                    if act != 1 and act != 3:
+                        continue
+                    a = A[l]
+                    b = Bp[l]
+                    da = DA[l]
+                    db = DB[l]
+                    lam2 = LAM2[l]
                     if not (lam2 <= DECREMENT2_MAX and abs(da) <= STEP_TO_ZERO * (1.0 + a)
                             and abs(db) <= STEP_TO_ZERO * (1.0 + b)):
                         ACT[l] = 2
                         IT[l] = it
                         continue
+                    step = max(abs(da), abs(db))
+                    if step < tol and not ser:
+                        # converged without the series: take this pass again with it
+                        ACT[l] = 3
+                        IT[l] = it
+                        continue
                     A[l] = a + da
                     Bp[l] = b + db
-                    if max(abs(da), abs(db)) < tol:
+                    STEP[l] = step
+                    if step < tol:
                         CHI[l] = (2.0 * ACC[5, l] + (a - CA[l]) * (a - CA[l]) * isa2
                                   + (b - CB[l]) * (b - CB[l]) * isb2 - 0.5 * lam2)
-                        EXACT[l] = not (ACC[6, l] <= umax and max(abs(da), abs(db)) <= max_model_step)
-                        IT[l] = it + 1
+                        EXACT[l] = not (ACC[6, l] <= umax and step <= max_model_step)
+                        IT[l] = (IT[l] if act == 3 else it) + 1
                         ACT[l] = 0
             for l in range(lanes):
                 if ACT[l] != 0 or EXACT[l] != 0:
@@ -516,21 +580,20 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                         CHI[l] = _chi2_at_c(N[g], tdl, B, tD, A[l], Bp[l], CA[l], CB[l], isa2, isb2)
                         if ACT[l] == 1:
                             IT[l] = -max_iter
-                if IT[l] > 0:
-                    for k in range(3, 0, -1):
-                        HA[k, l] = HA[k - 1, l]
-                        HB[k, l] = HB[k - 1, l]
-                    HA[0, l] = A[l]
-                    HB[0, l] = Bp[l]
-                    NH[l] = min(NH[l] + 1, 4)
-                else:
-                    NH[l] = 0
-                if blk * lanes + l < ntoys:
-                    t = blk * lanes + l
-                    out_chi2[t, g] = max(CHI[l], 0.0)
-                    out_a[t, g] = A[l]
-                    out_b[t, g] = Bp[l]
-                    out_ok[t, g] = IT[l] > 0
+            # history of converged pulls (vectorised): written in every lane (over the
+            # oldest), read only up to NH, which a failed point sets to 0
+            for l in range(lanes):
+                HA[k3, l] = A[l]
+                HB[k3, l] = Bp[l]
+                ok = IT[l] > 0
+                NH[l] = min(NH[l] + 1, 4) if ok else 0
+                LAST[l] = IT[l] if ok else 0
+            for l in range(min(lanes, ntoys - blk * lanes)):
+                t = blk * lanes + l
+                out_chi2[t, g] = max(CHI[l], 0.0)
+                out_a[t, g] = A[l]
+                out_b[t, g] = Bp[l]
+                out_ok[t, g] = IT[l] > 0
 
 
 _rows = kernel(_toy_rows)
