@@ -269,7 +269,7 @@ def test_results_file_problem_is_exit_1(cwd, capsys):
     assert code == 1 and out == "" and err.count("\n") == 1 and "bad.h5" in err
 
 
-@pytest.mark.parametrize("delay", [0.05, 0.15, 0.4])
+@pytest.mark.parametrize("delay", [0.05, 0.12, 0.2])
 def test_ctrl_c_while_starting(tmp_path, table_dir, delay):
     """SIGINT while mcscan imports its modules: exit status 130 (or death by SIGINT, which a
     shell reports as 130 too), at most one line, no traceback, nothing written."""
@@ -286,6 +286,7 @@ def test_ctrl_c_while_starting(tmp_path, table_dir, delay):
     assert proc.stdout.readline() == "go\n"
     time.sleep(delay)
     if proc.poll() is not None:
+        proc.communicate()                      # closes the pipes
         pytest.skip("finished before the signal")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
