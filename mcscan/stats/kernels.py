@@ -176,6 +176,35 @@ def _dev_series(u, c):
     return fma(u, p, c[0])
 
 
+@helper(inline=True)
+def _bin_terms(dl, n, bi, di, a, b, a1, b1):
+    """One bin of a vector Newton pass at the pulls (a, b), a1 = 1 + a, b1 = 1 + b:
+    ``(df, u, w)`` with df = T - D = dl + a n + b B, u = df / T and w = D / T^2,
+    T = a1 n + b1 B (fused multiply-adds and one division; the row and toy kernels
+    share it, so their bins give the same bits)."""
+    df = fma(b, bi, fma(a, n, dl))
+    r = 1.0 / fma(a1, n, b1 * bi)
+    u = df * r
+    return df, u, di * r * r
+
+
+@helper(inline=True)
+def _newton_step(s0, s1, s2, s3, s4, pa, pb, isa2, isb2):
+    """``(da, db, lam2)``: the Newton step of the pulls from the bin sums s0 = sum N u,
+    s1 = sum B u, s2 = sum N^2 w, s3 = sum N B w, s4 = sum B^2 w and the offsets pa, pb
+    of the pulls from the centres of their penalties; lam2 = -g . step >= 0 is the
+    squared Newton decrement."""
+    ga = 2.0 * s0 + 2.0 * pa * isa2
+    gb = 2.0 * s1 + 2.0 * pb * isb2
+    haa = 2.0 * s2 + 2.0 * isa2
+    hab = 2.0 * s3
+    hbb = 2.0 * s4 + 2.0 * isb2
+    det = haa * hbb - hab * hab
+    da = -(hbb * ga - hab * gb) / det
+    db = -(haa * gb - hab * ga) / det
+    return da, db, max(-(ga * da + gb * db), 0.0)
+
+
 @helper
 def _chi2_at(N, dl, B, D, a, b, isa2, isb2):
     chi = 0.0
@@ -434,10 +463,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                         # and the Hessian (the same numbers as below)
                         for l in range(lanes):
                             n = NN[i, l]
-                            df = fma(Bp[l], bi, fma(A[l], n, DL[i, l]))      # T - D
-                            r = 1.0 / fma(A1[l], n, B1[l] * bi)
-                            u = df * r
-                            w = di * r * r
+                            df, u, w = _bin_terms(DL[i, l], n, bi, di, A[l], Bp[l], A1[l], B1[l])
                             ACC[0, l] = fma(n, u, ACC[0, l])
                             ACC[1, l] = fma(bi, u, ACC[1, l])
                             nw = n * w
@@ -447,10 +473,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                         continue
                     for l in range(lanes):
                         n = NN[i, l]
-                        df = fma(Bp[l], bi, fma(A[l], n, DL[i, l]))
-                        r = 1.0 / fma(A1[l], n, B1[l] * bi)
-                        u = df * r
-                        w = di * r * r
+                        df, u, w = _bin_terms(DL[i, l], n, bi, di, A[l], Bp[l], A1[l], B1[l])
                         ACC[0, l] = fma(n, u, ACC[0, l])
                         ACC[1, l] = fma(bi, u, ACC[1, l])
                         nw = n * w
@@ -462,19 +485,8 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                 # the Newton step of every lane, branch-free (vectorised), then per lane:
                 # take it, or hand the point to the scalar path
                 for l in range(lanes):
-                    a = A[l]
-                    b = Bp[l]
-                    ga = 2.0 * ACC[0, l] + 2.0 * a * isa2
-                    gb = 2.0 * ACC[1, l] + 2.0 * b * isb2
-                    haa = 2.0 * ACC[2, l] + 2.0 * isa2
-                    hab = 2.0 * ACC[3, l]
-                    hbb = 2.0 * ACC[4, l] + 2.0 * isb2
-                    det = haa * hbb - hab * hab
-                    da = -(hbb * ga - hab * gb) / det
-                    db = -(haa * gb - hab * ga) / det
-                    DA[l] = da
-                    DB[l] = db
-                    LAM2[l] = max(-(ga * da + gb * db), 0.0)
+                    DA[l], DB[l], LAM2[l] = _newton_step(ACC[0, l], ACC[1, l], ACC[2, l], ACC[3, l],
+                                                         ACC[4, l], A[l], Bp[l], isa2, isb2)
                 for l in range(lanes):
                     act = ACT[l]
                     if act != 1 and act != 3:
@@ -654,10 +666,7 @@ def _chi2_row(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0,
                             g1 += bi
                             dev += a1 * n + b1_ * bi
                             continue
-                        df = fma(b, bi, fma(a, n, DL[i]))
-                        rr = 1.0 / fma(a1, n, b1_ * bi)
-                        u = df * rr
-                        w = di * rr * rr
+                        df, u, w = _bin_terms(DL[i], n, bi, di, a, b, a1, b1_)
                         g0 = fma(n, u, g0)
                         g1 = fma(bi, u, g1)
                         nw = n * w
@@ -666,15 +675,7 @@ def _chi2_row(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0,
                         h4 = fma(bi * bi, w, h4)
                         umx = max(umx, abs(u))
                         dev = fma(df * u, _dev_series(u, dev_coef), dev)
-                    ga = 2.0 * g0 + 2.0 * a * isa2
-                    gb = 2.0 * g1 + 2.0 * b * isb2
-                    haa = 2.0 * h2 + 2.0 * isa2
-                    hab = 2.0 * h3
-                    hbb = 2.0 * h4 + 2.0 * isb2
-                    det = haa * hbb - hab * hab
-                    da = -(hbb * ga - hab * gb) / det
-                    db = -(haa * gb - hab * ga) / det
-                    lam2 = max(-(ga * da + gb * db), 0.0)
+                    da, db, lam2 = _newton_step(g0, g1, h2, h3, h4, a, b, isa2, isb2)
                     if not (lam2 <= DECREMENT2_MAX and abs(da) <= STEP_TO_ZERO * (1.0 + a)
                             and abs(db) <= STEP_TO_ZERO * (1.0 + b)):
                         act = 2

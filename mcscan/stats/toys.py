@@ -59,8 +59,8 @@ import numpy as np
 
 from ..errors import InputError
 from ._jit import fma, helper, kernel, run_blocks, threads, wide_vectors
-from .kernels import (MODEL_STEP, PREDICT_STEP, SERIES_UMAX, _dev_series, _deviance,
-                      deviance_polynomial)
+from .kernels import (MODEL_STEP, PREDICT_STEP, SERIES_UMAX, _bin_terms, _dev_series, _deviance,
+                      _newton_step, deviance_polynomial)
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, MAX_BACKTRACK, MAX_ITER,
                      SIGNAL_PULL, STEP_TO_ZERO, TOL)
 from .reference import deviance
@@ -320,10 +320,7 @@ def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, d
                         if not T > 0.0:
                             bad = True
                             break
-                        df = fma(b, bi, fma(a, n, DL[g, i] + R[i]))      # T - D
-                        r = 1.0 / T
-                        u = df * r
-                        w = di * r * r
+                        df, u, w = _bin_terms(DL[g, i] + R[i], n, bi, di, a, b, a1, b1_)
                         sa_ = fma(n, u, sa_)
                         sb_ = fma(bi, u, sb_)
                         nw = n * w
@@ -336,15 +333,7 @@ def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, d
                         mode = 2
                         it_done = it
                         break
-                    ga = 2.0 * sa_ + 2.0 * (a - a0) * isa2
-                    gb = 2.0 * sb_ + 2.0 * (b - b0) * isb2
-                    haa = 2.0 * haa + 2.0 * isa2
-                    hab = 2.0 * hab
-                    hbb = 2.0 * hbb + 2.0 * isb2
-                    det = haa * hbb - hab * hab
-                    da = -(hbb * ga - hab * gb) / det
-                    db = -(haa * gb - hab * ga) / det
-                    lam2 = max(-(ga * da + gb * db), 0.0)
+                    da, db, lam2 = _newton_step(sa_, sb_, haa, hab, hbb, a - a0, b - b0, isa2, isb2)
                     if not (lam2 <= DECREMENT2_MAX and abs(da) <= STEP_TO_ZERO * (1.0 + a)
                             and abs(db) <= STEP_TO_ZERO * (1.0 + b)):
                         mode = 2
@@ -501,10 +490,8 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                         # no lane can finish in this pass: the step needs only the gradient
                         # and the Hessian (the same numbers as below)
                         for l in range(lanes):
-                            df = fma(Bp[l], bi, fma(A[l], n, dl + RT[i, l]))      # T - D
-                            r = 1.0 / fma(1.0 + A[l], n, (1.0 + Bp[l]) * bi)
-                            u = df * r
-                            w = DT[i, l] * r * r
+                            df, u, w = _bin_terms(dl + RT[i, l], n, bi, DT[i, l], A[l], Bp[l], 1.0 + A[l],
+                                                   1.0 + Bp[l])
                             ACC[0, l] = fma(n, u, ACC[0, l])
                             ACC[1, l] = fma(bi, u, ACC[1, l])
                             nw = n * w
@@ -513,10 +500,8 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                             ACC[4, l] = fma(bb, w, ACC[4, l])
                         continue
                     for l in range(lanes):
-                        df = fma(Bp[l], bi, fma(A[l], n, dl + RT[i, l]))
-                        r = 1.0 / fma(1.0 + A[l], n, (1.0 + Bp[l]) * bi)
-                        u = df * r
-                        w = DT[i, l] * r * r
+                        df, u, w = _bin_terms(dl + RT[i, l], n, bi, DT[i, l], A[l], Bp[l], 1.0 + A[l],
+                                               1.0 + Bp[l])
                         ACC[0, l] = fma(n, u, ACC[0, l])
                         ACC[1, l] = fma(bi, u, ACC[1, l])
                         nw = n * w
@@ -528,17 +513,9 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                 # the Newton step of every lane, branch-free (vectorised), then per lane:
                 # take it, or hand the point to the scalar path
                 for l in range(lanes):
-                    ga = 2.0 * ACC[0, l] + 2.0 * (A[l] - CA[l]) * isa2
-                    gb = 2.0 * ACC[1, l] + 2.0 * (Bp[l] - CB[l]) * isb2
-                    haa = 2.0 * ACC[2, l] + 2.0 * isa2
-                    hab = 2.0 * ACC[3, l]
-                    hbb = 2.0 * ACC[4, l] + 2.0 * isb2
-                    det = haa * hbb - hab * hab
-                    da = -(hbb * ga - hab * gb) / det
-                    db = -(haa * gb - hab * ga) / det
-                    DA[l] = da
-                    DB[l] = db
-                    LAM2[l] = max(-(ga * da + gb * db), 0.0)
+                    DA[l], DB[l], LAM2[l] = _newton_step(ACC[0, l], ACC[1, l], ACC[2, l], ACC[3, l],
+                                                         ACC[4, l], A[l] - CA[l], Bp[l] - CB[l],
+                                                         isa2, isb2)
                 for l in range(lanes):
                     act = ACT[l]
                     if act != 1 and act != 3:
