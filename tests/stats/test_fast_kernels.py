@@ -560,34 +560,3 @@ def test_run_blocks_passes_errors_on():
             run_blocks(f, (), 20, parallel=True)
     finally:
         numba.set_num_threads(old)
-
-
-def test_same_bits_on_a_cpu_without_fma_units(coefs, table_dir, tmp_path):
-    """The fused multiply-adds are written out (llvm.fma, rounded once): a build for a
-    generic x86-64 CPU without FMA units (C library fma) gives the bits of this machine's
-    build, for the lockstep and the one-row kernel."""
-    import os
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, numpy as np\n"
-        "from mcscan.api import load_coefficients\n"
-        "from mcscan.scans.grid import grid_scan\n"
-        "c, = load_coefficients(None, ['Ge'], sys.argv[1])\n"
-        "x = np.linspace(-3e-8, 3e-8, 40)\n"
-        "np.save(sys.argv[2], np.stack([grid_scan([c], ('q_ee', 'q_mumu'), (x, x)).chi2.ravel(),\n"
-        "                               grid_scan([c], ('q_mumu',), (x,)).chi2.ravel().repeat(40)]))\n"
-        "from mcscan.stats import kernels as K\n"
-        "asm = K._rows.inspect_asm(K._rows.signatures[0])\n"
-        "print('vfmadd' in asm, 'fma' in asm)\n")
-    out = tmp_path / "generic.npy"
-    env = dict(os.environ, NUMBA_CPU_NAME="generic", NUMBA_CPU_FEATURES="",
-               MCSCAN_CACHE_DIR=str(tmp_path / "cache"))
-    r = subprocess.run([sys.executable, "-c", code, str(table_dir), str(out)], env=env,
-                       check=True, capture_output=True, text=True)
-    assert r.stdout.split() == ["False", "True"]        # no FMA instruction: the C library's
-    x = np.linspace(-3e-8, 3e-8, 40)
-    here = np.stack([grid_scan([coefs["Ge"]], ("q_ee", "q_mumu"), (x, x)).chi2.ravel(),
-                     grid_scan([coefs["Ge"]], ("q_mumu",), (x,)).chi2.ravel().repeat(40)])
-    assert np.array_equal(np.load(out), here)                                   # exact

@@ -205,39 +205,3 @@ def test_scan_kernels_take_observed_data(coefs, warm):
     N = toys.grid_counts(c, np.zeros(6), 0, xs)
     k = toys.toy_chi2(N, c.S, c.B, D[None], np.zeros(1), np.zeros(1))[0][0]
     np.testing.assert_allclose(k, pts, rtol=1e-10)
-
-
-def test_same_bits_on_a_cpu_without_fma_units(coefs, table_dir, tmp_path):
-    """The toy kernels write their fused multiply-adds out (llvm.fma, rounded once): a build
-    for a generic x86-64 CPU without FMA units (the C library's fma, no vector loop of
-    512 bits) gives the bits of this machine's build, lane and one-toy kernels alike."""
-    import os
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, numpy as np\n"
-        "from mcscan.api import load_coefficients\n"
-        "from mcscan.stats import toys\n"
-        "c, = load_coefficients(None, ['Ge'], sys.argv[1])\n"
-        "xs = np.linspace(-6e-8, 6e-8, 61)\n"
-        "N = toys.grid_counts(c, np.zeros(6), 0, xs)\n"
-        "D, a0, b0 = toys.generate_toys(c.S + c.B, 9, 0, 40)\n"
-        "D[0] = 3.0 * (c.S + c.B)\n"
-        "np.save(sys.argv[2], np.stack([np.stack(toys.toy_chi2(N, c.S, c.B, D, a0, b0, lanes=n)[:3])\n"
-        "                               for n in (32, 0)]))\n"
-        "asm = toys._lanes.inspect_asm(toys._lanes.signatures[0])\n"
-        "print('vfmadd' in asm, 'fma' in asm)\n")
-    out = tmp_path / "generic.npy"
-    env = dict(os.environ, NUMBA_CPU_NAME="generic", NUMBA_CPU_FEATURES="",
-               MCSCAN_CACHE_DIR=str(tmp_path / "cache"))
-    r = subprocess.run([sys.executable, "-c", code, str(table_dir), str(out)], env=env,
-                       check=True, capture_output=True, text=True)
-    assert r.stdout.split() == ["False", "True"]        # no FMA instruction: the C library's
-    c = coefs["Ge"]
-    xs = np.linspace(-6e-8, 6e-8, 61)
-    N = toys.grid_counts(c, np.zeros(6), 0, xs)
-    D, a0, b0 = toys.generate_toys(c.S + c.B, 9, 0, 40)
-    D[0] = 3.0 * (c.S + c.B)
-    here = np.stack([np.stack(toys.toy_chi2(N, c.S, c.B, D, a0, b0, lanes=n)[:3]) for n in (32, 0)])
-    assert np.array_equal(np.load(out), here)                                   # exact
