@@ -37,11 +37,6 @@ NUMPY_CURVE_POINTS = 20_000
 NUMPY_CHUNK = 512
 
 
-def _curve_kernel(work) -> str:
-    """The grid kernel of a limit curve of ``work`` points x detectors."""
-    return "numpy" if work <= NUMPY_CURVE_POINTS else "rows"
-
-
 def _curve(coefs, param, x, fixed, settings, progress, kernel, memo) -> Scan:
     """The chi2 curve of a limit: :func:`grid_scan` over ``x``.  With the NumPy kernel
     and a ``memo``, each detector's curve is computed once per batch and the detectors
@@ -67,7 +62,6 @@ def _curve(coefs, param, x, fixed, settings, progress, kernel, memo) -> Scan:
                 detectors=tuple(c.detector for c in coefs), channels=first.channels, chi2=total,
                 pulls={k: v for sc in parts for k, v in sc.pulls.items()}, converged=ok,
                 table_hashes=tuple(c.table_hash for c in coefs), settings=settings)
-
 
 
 def delta_chi2_level(cl: float, dof: int = 1) -> float:
@@ -564,7 +558,7 @@ def _limit_job(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixe
         steps, batch = _ask, None
     else:
         f_chi2 = chi2_function(coefs, param, fixed=fixed, settings=settings)
-        kernel = _curve_kernel(points * len(coefs))
+        kernel = "numpy" if points * len(coefs) <= NUMPY_CURVE_POINTS else "rows"
         curve = lambda x: (_curve(coefs, param, x, fixed, settings, progress, kernel,  # noqa: E731
                                   curves), (None, {}))
         steps, batch = _memo(), (base_point(fixed), check_param(param))
