@@ -233,8 +233,8 @@ def fma(typingctx, x, y, z):
 
     Written out where the row kernels want it, not left to LLVM's contraction
     (no fastmath, see above): the result is the correctly rounded one on every
-    machine, so the bits do not depend on the CPU.  Cores with FMA units (every
-    x86-64 core since 2013, every 64-bit ARM core) run it as one instruction,
+    machine, so the bits do not depend on the CPU.  Cores with FMA units (x86-64
+    since Haswell and Piledriver, 64-bit ARM) run it as one instruction,
     which on Intel AVX-512 cores halves the floating-point instructions of the
     row kernel's bin loop (two 512-bit pipes, no separate adder); elsewhere
     LLVM calls the C library's ``fma`` (slow, same bits).  Vectorises."""
