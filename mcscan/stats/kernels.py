@@ -782,7 +782,7 @@ def row_lanes(nrows, threads=None):
     """Rows per block for ``nrows`` rows, small enough to give every thread a
     block: below 8 rows per thread 1 (one row at a time: :func:`_chi2_row`), else a
     multiple of 32 up to :data:`LANES` (the loops over lanes compile to vector
-    loops that LLVM enters only from 24 lanes on: 16 lanes ran 3.4 times slower
+    loops that LLVM enters only from 24 lanes on: 16 lanes ran 3 times slower
     than 24 or 32, per point; 64 runs best on AVX-512).  Results do not depend on it."""
     threads = _threads() if threads is None else int(threads)
     per = max(1, -(-int(nrows) // max(threads, 1)))
