@@ -28,7 +28,7 @@ from ..stats.families import chi2_all, excess_all, reduced_excess, reduced_form,
 from ..stats.kernels_families import chi2_excess, chi2_rows_poly
 from .grid import MAX_POINTS, Scan, ScanSettings, _check_axis, row_segments
 from .limits import Limit, _merge, allowed_intervals, delta_chi2_level
-from .regions import Region, _extent_of, polygon_area, polygons
+from .regions import Region, _extent_of, polygon_area, polygons, zoom_ranges
 
 __all__ = ["FamilyRegion", "base_vector", "constrained", "default_range", "emitted_flavours",
            "family_region", "unconstrained_limit", "unconstrained_reason", "family_chi2_function",
@@ -431,28 +431,9 @@ def family_region(fcoefs, params, *, cl=0.90, ranges, points=201, fixed=None, zo
         polys = polygons(sc.axes[0], sc.axes[1], sc.delta_chi2, level)
         if not zoom:
             break
-        steps = [a[1] - a[0] for a in sc.axes]
-        if not polys:
-            i, j = np.unravel_index(int(np.argmin(sc.chi2)), sc.chi2.shape)
-            ranges = [(sc.axes[0][i] - 2 * steps[0], sc.axes[0][i] + 2 * steps[0]),
-                      (sc.axes[1][j] - 2 * steps[1], sc.axes[1][j] + 2 * steps[1])]
-            continue
-        lo, hi = _extent_of(polys)
-        new, changed = [], False
-        for d in range(2):
-            a, b = ranges[d]
-            w = b - a
-            blo, bhi = SPEC[params[d]].bounds
-            na = max(a - w, blo) if lo[d] <= a else a
-            nb = min(b + w, bhi) if hi[d] >= b else b
-            if (na, nb) == (a, b) and (hi[d] - lo[d]) < 0.3 * w:
-                m = 0.25 * (hi[d] - lo[d]) + steps[d]
-                na, nb = max(lo[d] - m, blo), min(hi[d] + m, bhi)
-            changed |= (na, nb) != (a, b)
-            new.append((na, nb))
+        ranges, changed = zoom_ranges(sc, ranges, polys, [SPEC[p].bounds for p in params])
         if not changed:
             break
-        ranges = new
     # refined minimum near the best grid point
     i, j = np.unravel_index(int(np.argmin(sc.chi2)), sc.chi2.shape)
     k0, k1 = (check_any_param(p) for p in params)

@@ -102,6 +102,36 @@ def _extent_of(polys):
     return allpts.min(axis=0), allpts.max(axis=0)
 
 
+def zoom_ranges(sc, ranges, polys, bounds):
+    """The ranges of the next scan of a zooming region, and whether they changed.
+
+    ``sc``: the last scan over ``ranges``; ``polys``: its region; ``bounds``: the
+    largest range of each parameter.  No region: a window of 2 grid steps around
+    the best point.  A side the region touches is widened by the range's width;
+    a region narrower than 0.3 of the range is zoomed onto (its extent plus a
+    quarter and a grid step on each side).  Ranges stay within ``bounds``."""
+    steps = [a[1] - a[0] for a in sc.axes]
+    if not polys:
+        # the region is smaller than a grid cell: zoom onto the best point
+        i, j = np.unravel_index(int(np.argmin(sc.chi2)), sc.chi2.shape)
+        return [(sc.axes[0][i] - 2 * steps[0], sc.axes[0][i] + 2 * steps[0]),
+                (sc.axes[1][j] - 2 * steps[1], sc.axes[1][j] + 2 * steps[1])], True
+    lo, hi = _extent_of(polys)
+    new, changed = [], False
+    for d in range(2):
+        a, b = ranges[d]
+        w = b - a
+        blo, bhi = bounds[d]
+        na = max(a - w, blo) if lo[d] <= a else a     # touches: widen that side
+        nb = min(b + w, bhi) if hi[d] >= b else b
+        if (na, nb) == (a, b) and (hi[d] - lo[d]) < 0.3 * w:
+            m = 0.25 * (hi[d] - lo[d]) + steps[d]    # too coarse: zoom on the region
+            na, nb = max(lo[d] - m, blo), min(hi[d] + m, bhi)
+        changed |= (na, nb) != (a, b)
+        new.append((na, nb))
+    return new, changed
+
+
 def _refined_min(coefs, sc, fixed, settings):
     """Minimum of the chi2 near the grid's best point (Nelder-Mead on the NumPy twin)."""
     from scipy.optimize import minimize
@@ -176,28 +206,9 @@ def region_2d(coefs, params, *, cl=0.90, ranges, points=201, fixed=None, zoom=Tr
         polys = polygons(sc.axes[0], sc.axes[1], sc.delta_chi2, level)
         if not zoom:
             break
-        steps = [a[1] - a[0] for a in sc.axes]
-        if not polys:
-            # the region is smaller than a grid cell: zoom onto the best point
-            i, j = np.unravel_index(int(np.argmin(sc.chi2)), sc.chi2.shape)
-            ranges = [(sc.axes[0][i] - 2 * steps[0], sc.axes[0][i] + 2 * steps[0]),
-                      (sc.axes[1][j] - 2 * steps[1], sc.axes[1][j] + 2 * steps[1])]
-            continue
-        lo, hi = _extent_of(polys)
-        new, changed = [], False
-        for d in range(2):
-            a, b = ranges[d]
-            w = b - a
-            na = max(a - w, -MAX_CHARGE) if lo[d] <= a else a     # touches: widen that side
-            nb = min(b + w, MAX_CHARGE) if hi[d] >= b else b
-            if (na, nb) == (a, b) and (hi[d] - lo[d]) < 0.3 * w:
-                m = 0.25 * (hi[d] - lo[d]) + steps[d]  # too coarse: zoom on the region
-                na, nb = lo[d] - m, hi[d] + m
-            changed |= (na, nb) != (a, b)
-            new.append((na, nb))
+        ranges, changed = zoom_ranges(sc, ranges, polys, [(-MAX_CHARGE, MAX_CHARGE)] * 2)
         if not changed:
             break
-        ranges = new
     cmin = _refined_min(coefs, sc, fixed, settings)
     if not np.isfinite(cmin):
         raise McscanError(f"the chi2 minimum of {params[0]} and {params[1]} is not finite ({cmin!r}): "
