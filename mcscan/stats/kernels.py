@@ -189,6 +189,18 @@ def _bin_terms(dl, n, bi, di, a, b, a1, b1):
 
 
 @helper(inline=True)
+def _add_gradient(ACC, l, n, bi, bb, u, w):
+    """Add one bin's gradient and Hessian terms to rows 0-4 of lane ``l`` of ``ACC``
+    (sum N u, sum B u, sum N^2 w, sum N B w, sum B^2 w; ``bb`` = B^2), fused."""
+    ACC[0, l] = fma(n, u, ACC[0, l])
+    ACC[1, l] = fma(bi, u, ACC[1, l])
+    nw = n * w
+    ACC[2, l] = fma(nw, n, ACC[2, l])
+    ACC[3, l] = fma(nw, bi, ACC[3, l])
+    ACC[4, l] = fma(bb, w, ACC[4, l])
+
+
+@helper(inline=True)
 def _newton_step(s0, s1, s2, s3, s4, pa, pb, isa2, isb2):
     """``(da, db, lam2)``: the Newton step of the pulls from the bin sums s0 = sum N u,
     s1 = sum B u, s2 = sum N^2 w, s3 = sum N B w, s4 = sum B^2 w and the offsets pa, pb
@@ -464,22 +476,12 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                         for l in range(lanes):
                             n = NN[i, l]
                             df, u, w = _bin_terms(DL[i, l], n, bi, di, A[l], Bp[l], A1[l], B1[l])
-                            ACC[0, l] = fma(n, u, ACC[0, l])
-                            ACC[1, l] = fma(bi, u, ACC[1, l])
-                            nw = n * w
-                            ACC[2, l] = fma(nw, n, ACC[2, l])
-                            ACC[3, l] = fma(nw, bi, ACC[3, l])
-                            ACC[4, l] = fma(bb, w, ACC[4, l])
+                            _add_gradient(ACC, l, n, bi, bb, u, w)
                         continue
                     for l in range(lanes):
                         n = NN[i, l]
                         df, u, w = _bin_terms(DL[i, l], n, bi, di, A[l], Bp[l], A1[l], B1[l])
-                        ACC[0, l] = fma(n, u, ACC[0, l])
-                        ACC[1, l] = fma(bi, u, ACC[1, l])
-                        nw = n * w
-                        ACC[2, l] = fma(nw, n, ACC[2, l])
-                        ACC[3, l] = fma(nw, bi, ACC[3, l])
-                        ACC[4, l] = fma(bb, w, ACC[4, l])
+                        _add_gradient(ACC, l, n, bi, bb, u, w)
                         ACC[6, l] = max(ACC[6, l], abs(u))
                         ACC[5, l] = fma(df * u, _dev_series(u, dev_coef), ACC[5, l])
                 # the Newton step of every lane, branch-free (vectorised), then per lane:

@@ -59,8 +59,8 @@ import numpy as np
 
 from ..errors import InputError
 from ._jit import fma, helper, kernel, run_blocks, threads, wide_vectors
-from .kernels import (MODEL_STEP, PREDICT_STEP, SERIES_UMAX, _bin_terms, _dev_series, _deviance,
-                      _newton_step, deviance_polynomial)
+from .kernels import (MODEL_STEP, PREDICT_STEP, SERIES_UMAX, _add_gradient, _bin_terms, _dev_series,
+                      _deviance, _newton_step, deviance_polynomial)
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, MAX_BACKTRACK, MAX_ITER,
                      SIGNAL_PULL, STEP_TO_ZERO, TOL)
 from .reference import deviance
@@ -492,22 +492,12 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                         for l in range(lanes):
                             df, u, w = _bin_terms(dl + RT[i, l], n, bi, DT[i, l], A[l], Bp[l], 1.0 + A[l],
                                                    1.0 + Bp[l])
-                            ACC[0, l] = fma(n, u, ACC[0, l])
-                            ACC[1, l] = fma(bi, u, ACC[1, l])
-                            nw = n * w
-                            ACC[2, l] = fma(nw, n, ACC[2, l])
-                            ACC[3, l] = fma(nw, bi, ACC[3, l])
-                            ACC[4, l] = fma(bb, w, ACC[4, l])
+                            _add_gradient(ACC, l, n, bi, bb, u, w)
                         continue
                     for l in range(lanes):
                         df, u, w = _bin_terms(dl + RT[i, l], n, bi, DT[i, l], A[l], Bp[l], 1.0 + A[l],
                                                1.0 + Bp[l])
-                        ACC[0, l] = fma(n, u, ACC[0, l])
-                        ACC[1, l] = fma(bi, u, ACC[1, l])
-                        nw = n * w
-                        ACC[2, l] = fma(nw, n, ACC[2, l])
-                        ACC[3, l] = fma(nw, bi, ACC[3, l])
-                        ACC[4, l] = fma(bb, w, ACC[4, l])
+                        _add_gradient(ACC, l, n, bi, bb, u, w)
                         ACC[6, l] = max(ACC[6, l], abs(u))
                         ACC[5, l] = fma(df * u, _dev_series(u, dev_coef), ACC[5, l])
                 # the Newton step of every lane, branch-free (vectorised), then per lane:
