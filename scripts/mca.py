@@ -6,15 +6,17 @@ For each CPU model, a child process compiles the lockstep row kernel
 (:func:`mcscan.stats.kernels._chi2_rows`) with ``NUMBA_CPU_NAME`` set to it and
 ``NUMBA_CPU_FEATURES`` empty (LLVM takes the model's own instruction sets: AVX-512
 for icelake-server, AVX2 for znver3), in a cache folder of its own, and prints
-the assembly.  The script then finds the kernel's two bin loops (the innermost
+the assembly.  The script then finds the kernel's bin loops (the innermost
 self-looping blocks with one packed double division each: the Newton pass that
-sums the deviance series, with a dozen fused multiply-adds, and the pass
-that does not) and runs ``llvm-mca -mcpu=<model>`` on each.
+does not sum the deviance series, and the first loop of the pass that does,
+which also takes |u|; that pass's second loop sums the series, 13 fused
+multiply-adds per vector and no division) and runs ``llvm-mca -mcpu=<model>``
+on each.
 
-It prints, per model and loop: lanes per iteration, cycles per iteration
+It prints, per model and pass: lanes per iteration, cycles per iteration
 (llvm-mca's simulation of 200 iterations, which models the out-of-order
 window) and the block's reciprocal throughput (the port or divider bound with
-unlimited window), both also per point and bin.  A point of a 2D scan costs
+unlimited window), of each loop, and the pass's sum per point and bin.  A point of a 2D scan costs
 about one series pass (nbins bins), plus the per-point work outside these
 loops.  These are predictions: no machine of the model is needed, and none is
 measured.  LLVM 14's znver3 model gives a 256-bit FMA one pipe for a whole cycle
@@ -74,25 +76,37 @@ def self_loops(asm: str):
 
 
 def bin_loops(asm: str) -> dict:
-    """{"series pass": body, "gradient-only pass": body}: the self-loops with a packed
-    double division on the widest vector registers, told apart by their count of
-    multiply-adds (the deviance series has a dozen)."""
-    found = []
+    """{"gradient-only pass": [loop], "series pass": [loop, loop]}, each loop a tuple
+    (label, body, register, lanes per iteration), from the self-loops on the widest
+    vector registers: the loops with one packed double division per vector are the
+    bin loops (the one that also takes |u| for the series pass); the series pass's
+    second loop (:func:`mcscan.stats.kernels._add_series`) has no division and 13
+    multiply-adds per vector (12 of Horner's scheme, one into the sum)."""
+    div, series = [], []
     for label, body in self_loops(asm):
         text = "\n".join(body)
         reg = next((r for r in ("zmm", "ymm", "xmm") if f"%{r}" in text), None)
-        if reg is None or len(re.findall(rf"vdivpd\s[^\n]*%{reg}", text)) != 1:
-            continue        # one division per bin (the Newton steps of the lanes have two)
+        if reg is None:
+            continue
+        ndiv = len(re.findall(rf"vdivpd\s[^\n]*%{reg}", text))
         nfma = len(re.findall(r"vf(n)?m(add|sub)\w*pd", text))
-        found.append((label, body, reg, nfma))
-    if not found:
-        return {}
-    widest = max(("xmm", "ymm", "zmm").index(f[2]) for f in found)
-    found = [f for f in found if ("xmm", "ymm", "zmm").index(f[2]) == widest]
-    found.sort(key=lambda f: f[3])
-    out = {"gradient-only pass": found[0]}
-    if len(found) > 1 and found[-1][3] >= found[0][3] + 8:
-        out["series pass"] = found[-1]
+        if ndiv == 1:       # the Newton steps of the lanes have two
+            div.append((label, body, reg, lanes_per_iteration(body, reg), "vandpd" in text))
+        elif ndiv == 0 and nfma >= 13 and "vfmadd213pd" in text:
+            width = {"zmm": 8, "ymm": 4, "xmm": 2}[reg]
+            series.append((label, body, reg, nfma // 13 * width, nfma))
+    rank = ("xmm", "ymm", "zmm").index
+    out = {}
+    if div:
+        top = max(rank(f[2]) for f in div)
+        div = [f for f in div if rank(f[2]) == top]
+        grad = [f for f in div if not f[4]]
+        ser = [f for f in div if f[4]]
+        if grad:
+            out["gradient-only pass"] = [grad[0][:4]]
+        if ser and series:
+            best = max(series, key=lambda f: (rank(f[2]), f[4]))
+            out["series pass"] = [ser[0][:4], best[:4]]
     return out
 
 
@@ -134,24 +148,30 @@ def main(argv=None):
         if not loops:
             raise SystemExit(f"{cpu}: no vectorised bin loop found in the kernel's assembly")
         res[cpu] = {}
-        for kind, (label, body, reg, nfma) in loops.items():
-            lanes = lanes_per_iteration(body, reg)
-            cyc, rt = mca(body, cpu, args.llvm_mca)
-            res[cpu][kind] = {"instructions": len(body), "register": reg, "lanes_per_iteration": lanes,
-                              "cycles_per_iteration": cyc, "rthroughput_per_iteration": rt,
-                              "cycles_per_point_bin": cyc / lanes,
-                              "rthroughput_per_point_bin": rt / lanes}
+        for kind, parts in loops.items():
+            d = {"loops": []}
+            for label, body, reg, lanes in parts:
+                cyc, rt = mca(body, cpu, args.llvm_mca)
+                d["loops"].append({"instructions": len(body), "register": reg,
+                                   "lanes_per_iteration": lanes, "cycles_per_iteration": cyc,
+                                   "rthroughput_per_iteration": rt})
+            d["cycles_per_point_bin"] = sum(x["cycles_per_iteration"] / x["lanes_per_iteration"]
+                                            for x in d["loops"])
+            d["rthroughput_per_point_bin"] = sum(x["rthroughput_per_iteration"] / x["lanes_per_iteration"]
+                                                 for x in d["loops"])
+            res[cpu][kind] = d
     if args.json:
         print(json.dumps(res, indent=1))
         return
-    print(f"{'cpu':16s} {'loop':19s} {'lanes':>5s} {'cycles/iter':>11s} {'RThr/iter':>9s} "
+    print(f"{'cpu':16s} {'loop':19s} {'lanes':>9s} {'cycles/iter':>13s} {'RThr/iter':>13s} "
           f"{'cycles/point-bin':>16s} {'RThr/point-bin':>14s}")
     for cpu, loops in res.items():
         for kind, d in loops.items():
-            print(f"{cpu:16s} {kind:19s} {d['lanes_per_iteration']:5d} {d['cycles_per_iteration']:11.2f} "
-                  f"{d['rthroughput_per_iteration']:9.2f} {d['cycles_per_point_bin']:16.2f} "
-                  f"{d['rthroughput_per_point_bin']:14.2f}")
-
+            lanes = " + ".join(str(x["lanes_per_iteration"]) for x in d["loops"])
+            cyc = " + ".join(f"{x['cycles_per_iteration']:.1f}" for x in d["loops"])
+            rt = " + ".join(f"{x['rthroughput_per_iteration']:.1f}" for x in d["loops"])
+            print(f"{cpu:16s} {kind:19s} {lanes:>9s} {cyc:>13s} {rt:>13s} "
+                  f"{d['cycles_per_point_bin']:16.2f} {d['rthroughput_per_point_bin']:14.2f}")
 
 if __name__ == "__main__":
     main()

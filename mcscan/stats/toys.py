@@ -59,8 +59,8 @@ import numpy as np
 
 from ..errors import InputError
 from ._jit import fma, helper, kernel, run_blocks, threads, wide_vectors
-from .kernels import (MODEL_STEP, PREDICT_STEP, SERIES_UMAX, _add_gradient, _bin_terms, _dev_series,
-                      _deviance, _newton_step, deviance_polynomial)
+from .kernels import (MODEL_STEP, PREDICT_STEP, SERIES_UMAX, _add_gradient, _add_series, _bin_terms,
+                      _dev_series, _deviance, _newton_step, deviance_polynomial)
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, MAX_BACKTRACK, MAX_ITER,
                      SIGNAL_PULL, STEP_TO_ZERO, TOL)
 from .reference import deviance
@@ -402,6 +402,8 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
         HB = np.zeros((4, lanes))             # row g % 4 written at point g
         NH = np.zeros(lanes, np.int64)
         ACC = np.empty((7, lanes))
+        U = np.empty(lanes)                   # u and (T - D) u of the current bin
+        DFU = np.empty(lanes)
         DA = np.empty(lanes)                  # Newton step and decrement^2 of the current pass
         DB = np.empty(lanes)
         LAM2 = np.empty(lanes)
@@ -499,7 +501,9 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                                                1.0 + Bp[l])
                         _add_gradient(ACC, l, n, bi, bb, u, w)
                         ACC[6, l] = max(ACC[6, l], abs(u))
-                        ACC[5, l] = fma(df * u, _dev_series(u, dev_coef), ACC[5, l])
+                        U[l] = u
+                        DFU[l] = df * u
+                    _add_series(ACC, U, DFU, lanes, dev_coef)
                 # the Newton step of every lane, branch-free (vectorised), then per lane:
                 # take it, or hand the point to the scalar path
                 for l in range(lanes):
