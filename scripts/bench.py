@@ -341,6 +341,11 @@ def nd_families(coef, fcoef, settings, repeat=3, n=21):
         "families_wide": (fcoef, ("q_ee", "r2_ee", "eps_u_ee"),
                           (np.linspace(-2e-8, 2e-8, n), np.linspace(-8e-31, 3e-31, n),
                            np.linspace(-0.2, 0.6, n))),
+        # five parameters of three families, 21^5 points, as the charges' ndscan_5d
+        "families_5d": (fcoef, ("q_mumu", "q_ee", "eps_d_ee", "r2_ee", "eps_u_ee"),
+                        (np.linspace(-2e-8, 2e-8, 21), np.linspace(-2e-8, 2e-8, 21),
+                         np.linspace(-0.05, 0.05, 21), np.linspace(-1e-31, 1e-31, 21),
+                         np.linspace(-0.05, 0.05, 21))),
     }
     out = {}
     for name, (c, params, axes) in cases.items():
@@ -351,16 +356,18 @@ def nd_families(coef, fcoef, settings, repeat=3, n=21):
             res = scan([c], params, axes, settings=settings)
             wall.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
+        npts = int(np.prod([a.size for a in axes]))
         out[name] = {"params": list(params), "ranges": [[float(a[0]), float(a[-1])] for a in axes],
-                     "seconds_each_run": wall, "cpu_seconds_each_run": cpu,
-                     "points_per_s": n ** 3 / min(wall), "points_per_cpu_s": n ** 3 / min(cpu),
+                     "points": npts, "seconds_each_run": wall, "cpu_seconds_each_run": cpu,
+                     "points_per_s": npts / min(wall), "points_per_cpu_s": npts / min(cpu),
                      "max_delta_chi2": float(np.max(np.asarray(res.chi2)) - res.chi2_min)}
     out["families_over_charges"] = out["families"]["points_per_s"] / out["charges"]["points_per_s"]
-    out["note"] = (f"{n}^3 grids, engine.scan in memory (no file), projections included; charges: "
-                   "every row of the grid in one kernel call; families: one kernel call per "
-                   "plane of the last two parameters (their row polynomial depends on the outer "
-                   "values), planes side by side on the numba threads; 'families_wide' spans the default ranges (larger Delta chi2: more "
-                   "points leave the vector loop)")
+    out["note"] = (f"{n}^3 grids (families_5d: 21^5), engine.scan in memory (no file), projections "
+                   "included; charges and families alike: every row of a chunk in one kernel call "
+                   "per detector (families: each plane with its own row polynomial, formed in "
+                   "Python per plane); 'families_wide' spans the default ranges (larger Delta "
+                   "chi2: more points leave the vector loop); compare families_5d with "
+                   "ndscan_5d of the charges")
     return out
 
 
@@ -593,6 +600,8 @@ def main():
 
     out["ndscan_3d_families"] = nd_families(coef, family_coefficients(tables["Xe"]), settings,
                                             args.repeat)
+    out["ndscan_3d_families"]["families_5d_over_charges_5d"] = (
+        out["ndscan_3d_families"]["families_5d"]["points_per_s"] / out["ndscan_5d"]["points_per_s"])
 
     # arithmetic efficiency
     flop_pt = row_flop(coef.S.size, iters)
@@ -701,6 +710,9 @@ def _summary(out):
     lines.append(f"2D scan: {s2['points_per_s_best'] / 1e6:.2f} M points/s best{frac(s2)}")
     lines.append(f"5D scan: {s5['points_per_s'] / 1e6:.2f} M points/s, "
                  f"{s5['ratio_to_scan_2d_best']:.2f} of 2D{frac(s5)}")
+    f5 = out["ndscan_3d_families"]
+    lines.append(f"5D scan over three families: {f5['families_5d']['points_per_s'] / 1e6:.2f} M "
+                 f"points/s, {f5['families_5d_over_charges_5d']:.2f} of the charges' 5D")
     pk = out["point_kernel"]
     lines.append(f"point kernel: {pk['points_per_s'] / 1e3:.0f} k points/s{frac(pk)}")
     t = out["toys"]

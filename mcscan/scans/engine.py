@@ -16,9 +16,11 @@ made of whole rows (1D: whole row segments of :data:`mcscan.scans.grid.SEGMENT`)
 A chunk is evaluated as one :func:`mcscan.scans.grid.grid_scan` over the last two
 charges per combination of the outer charges it touches, the outer charges
 passed as ``fixed`` (over the parameter families
-:func:`mcscan.scans.families.family_grid_scan`, one call per plane: cross terms
-between parameters of one flavour make a plane's row polynomial depend on the
-outer values).  Since a point of ``grid_scan`` depends only on its row
+:func:`mcscan.scans.families.family_grid_scan`).  From three axes on, all the
+planes a chunk touches go to the row kernel in one call per detector, each
+row naming its plane's fixed charges (over the families, its plane's row
+polynomial: cross terms between parameters of one flavour make it depend on
+the outer values).  Since a point of ``grid_scan`` depends only on its row
 segment, :func:`compute_chunk` is a pure function of the chunk index: the
 same bits in any process, on any backend, in any order, after any resume,
 and the same bits as one ``grid_scan`` of the whole grid.
@@ -274,58 +276,105 @@ def compute_chunk(k: int, task: ChunkTask) -> dict:
         put(0, plane_scan(coefs, inner, (g.axes[-2][r0:r1], g.axes[-1]), fixed=others, **kw))
         return out
     if g.families:
-        _family_planes(coefs, g, r0, r1, others, kw, put)
+        _family_planes(coefs, g, r0, r1, others, task, out)
         return out
     _planes(coefs, g, r0, r1, task, out)
     return out
 
 
-def _family_planes(coefs, g, r0: int, r1: int, others: dict, kw: dict, put) -> None:
-    """Rows r0 .. r1 - 1 of an N-D grid (N >= 3) over the parameter families: one
-    :func:`mcscan.scans.families.family_grid_scan` per plane of the last two parameters
-    they touch, the outer ones fixed at the plane's values.  Each plane forms its own
-    row polynomial (:func:`mcscan.stats.families.row_polynomial`): a cross term between
-    an outer and an inner parameter of one flavour changes the inner coefficients from
-    plane to plane.  The bits equal one ``family_grid_scan`` of each whole plane.
+def _family_planes(coefs, g, r0: int, r1: int, others: dict, task, out) -> None:
+    """Rows r0 .. r1 - 1 of an N-D grid (N >= 3) over the parameter families, across as
+    many planes of the last two parameters as they touch, in ONE kernel call per
+    detector, as :func:`_planes`.  Each plane has its own row polynomial
+    (:func:`mcscan.stats.families.row_polynomial` at the plane's outer values, as one
+    :func:`mcscan.scans.families.family_grid_scan` of the plane forms it): a cross term
+    between an outer and an inner parameter of one flavour changes the inner linear
+    coefficients from plane to plane, so E0, cx1 and cy1 go to the kernel per plane.
+    With three axes the bits equal one ``family_grid_scan`` of each whole plane; from
+    :data:`VECTOR_START_DIMS` axes on, the first points of each row take damped steps
+    in the vector loop, as for charges (the same numbers to the convergence tolerance)."""
+    from ..stats.families import row_polynomial
+    from ..stats.kernels import row_lanes
+    from ..stats.kernels_families import chi2_rows_poly
+    from .families import _origin, base_vector
 
-    With at least as many planes as numba threads, the planes run side by side on
-    that many Python threads, each plane in the serial build (the kernels release
-    the GIL; same bits): no barrier of the thread pool per plane."""
-    from .families import family_grid_scan
-    from .grid import _threads
-
-    nx = g.shape[-2]
-    jobs = []
-    for plane in range(r0 // nx, (r1 - 1) // nx + 1):
-        first = plane * nx
-        a, b = max(r0, first) - first, min(r1, first + nx) - first
-        fixed = dict(others)
-        for p, ax, i in zip(g.params[:-2], g.axes[:-2], np.unravel_index(plane, g.shape[:-2])):
-            fixed[p] = float(ax[i])
-        jobs.append(((g.axes[-2][a:b], g.axes[-1]), fixed))
-    threads = _threads() if kw["parallel"] else 1
-
-    def run(job, parallel):
-        return family_grid_scan(coefs, g.params[-2:], job[0], fixed=job[1],
-                                settings=kw["settings"], parallel=parallel)
-
-    if threads > 1 and len(jobs) >= threads:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(threads) as pool:
-            scans = list(pool.map(lambda job: run(job, False), jobs))
-    else:
-        scans = [run(job, kw["parallel"]) for job in jobs]
-    pos = 0
-    for sc in scans:
-        pos = put(pos, sc)
+    lay = _plane_rows(g, r0, r1)
+    ix, iy = (check_any_param(p) for p in g.params[-2:])
+    origin = _origin(coefs)
+    # each plane's full parameter vector (base_vector with the plane's outer values)
+    bases = np.repeat(base_vector(coefs, others)[None, :], lay.planes.size, axis=0)
+    for p, ax, i in zip(g.params[:-2], g.axes[:-2], lay.outer):
+        bases[:, check_any_param(p)] = ax[i]
+    # the offsets from the SM point, as family_grid_scan takes them
+    xs = (g.axes[-2] - origin[ix])[lay.rows[lay.seg_row] % g.shape[-2]]
+    ys = g.axes[-1] - origin[iy]
+    lanes = row_lanes(lay.seg_row.size)
+    par = task.parallel and lay.seg_row.size > 1
+    for k, c in enumerate(coefs):
+        polys = [row_polynomial(c, base, ix, iy) for base in bases]
+        E0, cx1, cy1 = (np.array([q[m] for q in polys]) for m in (0, 1, 3))
+        _, _, cx2, _, cy2, cxy = polys[0]      # the quadratic terms: the same in every plane
+        chi2_rows_poly(c.S, c.B, c.D, (E0, cx1, cx2, cy1, cy2, cxy), xs, ys, lay.y0, lay.cnt,
+                       lay.o0, out=_plane_outputs(task, out, c.detector, r0, r1, g),
+                       accumulate=k > 0, base_rows=lay.base_rows, parallel=par, lanes=lanes,
+                       vector_start=len(g.shape) >= VECTOR_START_DIMS, **task.settings.kwargs())
+    _check_no_nan(out["chi2"], r0, g)
 
 
-#: From this many scanned charges on, the first points of each row take shortened Newton
-#: steps in the kernel's vector loop (``vector_start`` of
+#: From this many scanned parameters on (charges or families), the first points of each
+#: row take shortened Newton steps in the kernel's vector loop (``vector_start`` of
 #: :func:`mcscan.stats.kernels.chi2_rows`): rows are short, so those points weigh.  Fewer
-#: charges keep the bits of grid_scan (and of earlier versions).
+#: parameters keep the bits of grid_scan and family_grid_scan (and of earlier versions).
 VECTOR_START_DIMS = 4
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The row layout of rows r0 .. r1 - 1 of an N-D grid: the planes they touch (flat
+    indices of the outer axes, and per outer axis its index in each plane), the rows,
+    their segments (:func:`mcscan.scans.grid.row_segments`) and each segment's plane."""
+
+    planes: np.ndarray
+    outer: tuple
+    rows: np.ndarray
+    seg_row: np.ndarray
+    y0: np.ndarray
+    cnt: np.ndarray
+    o0: np.ndarray
+    base_rows: np.ndarray
+
+
+def _plane_rows(g, r0: int, r1: int) -> _Rows:
+    from .grid import row_segments
+
+    nx, ny = g.shape[-2], g.shape[-1]
+    planes = np.arange(r0 // nx, (r1 - 1) // nx + 1)
+    rows = np.arange(r0, r1, dtype=np.int64)
+    seg_row, y0, cnt, o0 = row_segments(rows.size, ny)
+    return _Rows(planes, np.unravel_index(planes, g.shape[:-2]), rows, seg_row, y0, cnt, o0,
+                 rows[seg_row] // nx - planes[0])
+
+
+def _plane_outputs(task, out, detector: str, r0: int, r1: int, g) -> tuple:
+    """(chi2, a, b, ok) for a row kernel writing straight into a chunk's arrays (flags as
+    bool, 0 or 1); the pulls into scratch arrays when the scan keeps none."""
+    if task.pulls:
+        a, b = out[f"pull_signal_{detector}"], out[f"pull_background_{detector}"]
+    else:
+        n = (r1 - r0) * g.shape[-1]
+        a, b = np.empty(n), np.empty(n)
+    return out["chi2"], a, b, out["converged"].view(np.bool_)
+
+
+def _check_no_nan(chi2, r0: int, g) -> None:
+    bad = np.isnan(chi2)
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        at = np.unravel_index(r0 * g.shape[-1] + j, g.shape)
+        where = ", ".join(f"{p} = {float(ax[i]):.6g}" for p, ax, i in zip(g.params, g.axes, at))
+        raise InputError(f"chi2 is nan (not a number) at {where} e ({int(bad.sum())} point(s)): the "
+                         "tables or the charges give numbers beyond double precision; check the "
+                         "tables and narrow the scanned range")
 
 
 def _planes(coefs, g, r0: int, r1: int, task, out) -> None:
@@ -335,41 +384,21 @@ def _planes(coefs, g, r0: int, r1: int, task, out) -> None:
     names its plane.  A point depends only on its row segment, so the bits equal a
     :func:`grid_scan` per plane; no Python runs per plane."""
     from ..stats.kernels import chi2_rows, row_lanes
-    from .grid import row_segments
 
-    shape = g.shape
-    ny, nx = shape[-1], shape[-2]
+    lay = _plane_rows(g, r0, r1)
     ix, iy = (check_param(p) for p in g.params[-2:])
-    planes = np.arange(r0 // nx, (r1 - 1) // nx + 1)
-    bases = np.repeat(g.base[None, :], planes.size, axis=0)
-    outer = np.unravel_index(planes, shape[:-2])
-    for p, a, i in zip(g.params[:-2], g.axes[:-2], outer):
+    bases = np.repeat(g.base[None, :], lay.planes.size, axis=0)
+    for p, a, i in zip(g.params[:-2], g.axes[:-2], lay.outer):
         bases[:, check_param(p)] = a[i]
-    rows = np.arange(r0, r1, dtype=np.int64)
-    seg_row, y0, cnt, o0 = row_segments(rows.size, ny)
-    xs = g.axes[-2][rows[seg_row] % nx]
-    base_rows = rows[seg_row] // nx - planes[0]
-    n = (r1 - r0) * ny
-    # the kernel writes straight into the chunk's arrays (flags as bool, 0 or 1)
-    chi2, ok = out["chi2"], out["converged"].view(np.bool_)
-    if not task.pulls:
-        a, b = np.empty(n), np.empty(n)
-    lanes = row_lanes(seg_row.size)
-    par = task.parallel and seg_row.size > 1
+    xs = g.axes[-2][lay.rows[lay.seg_row] % g.shape[-2]]
+    lanes = row_lanes(lay.seg_row.size)
+    par = task.parallel and lay.seg_row.size > 1
     for k, c in enumerate(coefs):
-        if task.pulls:
-            a, b = out[f"pull_signal_{c.detector}"], out[f"pull_background_{c.detector}"]
-        chi2_rows(c, bases, ix, iy, xs, g.axes[-1], y0, cnt, o0, out=(chi2, a, b, ok),
-                  accumulate=k > 0, base_rows=base_rows, parallel=par, lanes=lanes,
-                  vector_start=len(shape) >= VECTOR_START_DIMS, **task.settings.kwargs())
-    bad = np.isnan(chi2)
-    if bad.any():
-        j = int(np.flatnonzero(bad)[0])
-        at = np.unravel_index(r0 * ny + j, shape)
-        where = ", ".join(f"{p} = {float(ax[i]):.6g}" for p, ax, i in zip(g.params, g.axes, at))
-        raise InputError(f"chi2 is nan (not a number) at {where} e ({int(bad.sum())} point(s)): the "
-                         "tables or the charges give numbers beyond double precision; check the "
-                         "tables and narrow the scanned range")
+        chi2_rows(c, bases, ix, iy, xs, g.axes[-1], lay.y0, lay.cnt, lay.o0,
+                  out=_plane_outputs(task, out, c.detector, r0, r1, g), accumulate=k > 0,
+                  base_rows=lay.base_rows, parallel=par, lanes=lanes,
+                  vector_start=len(g.shape) >= VECTOR_START_DIMS, **task.settings.kwargs())
+    _check_no_nan(out["chi2"], r0, g)
 
 
 def scan_spec(coefs, grid: Grid, settings, chunk_points, pulls: bool) -> dict:

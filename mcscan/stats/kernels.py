@@ -341,13 +341,17 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
     """Profiled chi2 along rows.  Row r has the charge x = xs[r] and the points
     y = ys[y0[r] + c], c < cnt[r], written at flat index o0[r] + c, with counts
 
-        N_i = max(S_i + (E0[e0r[r]]_i + (x cx1_i + x^2 cx2_i)) + (y (cy1_i + x cxy_i) + y^2 cy2_i), 0).
+        N_i = max(S_i + (E0[e]_i + (x cx1[j]_i + x^2 cx2_i)) + (y (cy1[j]_i + x cxy_i) + y^2 cy2_i), 0)
 
-    ``cxy`` is the cross term of two parameters acting on one flavour (zero for two
-    charges, where it changes no bit: cy1 + x * 0 = cy1).
+    with e = e0r[r].  ``cxy`` is the cross term of two parameters acting on one flavour
+    (zero for two charges, where it changes no bit: cy1 + x * 0 = cy1).
 
     ``E0`` (m, nbins) holds the excess of the fixed charges of m base points and
     ``e0r[r]`` names row r's: rows of several planes of an N-D grid run in one call.
+    ``cx1`` and ``cy1`` are (1, nbins), shared by every row (j = 0: charges, whose linear
+    coefficients do not depend on the other charges), or (m, nbins) with those of each
+    base point (j = e: family parameters, whose cross terms with the fixed parameters
+    change them from plane to plane).
 
     Blocks b0 .. b1 - 1 of ``lanes`` consecutive rows run, each in lockstep, one
     row per lane; the pulls of a point start from an extrapolation of the converged
@@ -404,11 +408,14 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
             ncols = max(ncols, CNT[l])
             NH[l] = 0
             LAST[l] = 0
+        per_base = cx1.shape[0] > 1
         for i in range(nb_):
             for l in range(lanes):
                 x = xs[ROW[l]]
-                EX[i, l] = E0[e0r[ROW[l]], i] + (x * cx1[i] + x * x * cx2[i])
-                CY[i, l] = cy1[i] + x * cxy[i]
+                e = e0r[ROW[l]]
+                j = e if per_base else 0
+                EX[i, l] = E0[e, i] + (x * cx1[j, i] + x * x * cx2[i])
+                CY[i, l] = cy1[j, i] + x * cxy[i]
         for c in range(ncols):
             for l in range(lanes):
                 y = ys[y0[ROW[l]] + min(c, cnt[ROW[l]] - 1)]
@@ -627,9 +634,11 @@ def _chi2_row(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0,
         st_exact = 0
         st_fail = 0
         x = xs[r]
+        e = e0r[r]
+        j = e if cx1.shape[0] > 1 else 0
         for i in range(nb_):
-            EX[i] = E0[e0r[r], i] + (x * cx1[i] + x * x * cx2[i])
-            CY[i] = cy1[i] + x * cxy[i]
+            EX[i] = E0[e, i] + (x * cx1[j, i] + x * x * cx2[i])
+            CY[i] = cy1[j, i] + x * cxy[i]
         # converged pulls of the previous points, newest first, and how many there are
         ha0 = ha1 = ha2 = ha3 = 0.0
         hb0 = hb1 = hb2 = hb3 = 0.0
@@ -908,7 +917,8 @@ def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
     stats = np.zeros((nblk, 4), dtype=np.int64)
     if nrows:
         c = np.ascontiguousarray
-        args = (coef.S, coef.B, coef.D, c(E0), e0r, c(cx1), c(cx2), c(coef.L[iy]), c(coef.Q[iy]), zero,
+        args = (coef.S, coef.B, coef.D, c(E0), e0r, c(cx1[None, :]), c(cx2), c(coef.L[iy][None, :]),
+                c(coef.Q[iy]), zero,
                 xs, ys, y0, cnt, o0, lanes, 1.0 / signal_pull**2, 1.0 / background_pull**2,
                 float(tol), int(max_iter), ARMIJO, SERIES_UMAX, deviance_polynomial()[0],
                 MODEL_STEP, bool(accumulate), bool(vector_start), *out, stats)
@@ -938,7 +948,8 @@ def warm_up_rows(parallel=True, lanes=(1, 16)):
     o = np.empty(1), np.empty(1), np.empty(1), np.empty(1, dtype=np.bool_)
     i1 = np.zeros(1, dtype=np.int64)
     for ln in (lanes,) if np.isscalar(lanes) else lanes:
-        args = (S, S, 2 * S, np.zeros((1, nb_)), i1, S * 0, S * 0, S * 0, S * 0, S * 0, np.zeros(1),
+        z1 = np.zeros((1, nb_))
+        args = (S, S, 2 * S, z1, i1, z1, S * 0, z1, S * 0, S * 0, np.zeros(1),
                 np.zeros(1), i1, i1 + 1, i1, int(ln), 100.0, 1e4, TOL, MAX_ITER, ARMIJO, SERIES_UMAX,
                 deviance_polynomial()[0], MODEL_STEP, False, False, *o,
                 np.zeros((1, 4), dtype=np.int64))

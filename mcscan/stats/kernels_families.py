@@ -75,17 +75,21 @@ def chi2_excess(S, B, D, excess, *, signal_pull=SIGNAL_PULL, background_pull=BAC
     return out
 
 
-def chi2_rows_poly(S, B, D, poly, xs, ys, y0, cnt, o0, *, out, accumulate=False,
+def chi2_rows_poly(S, B, D, poly, xs, ys, y0, cnt, o0, *, out, accumulate=False, base_rows=None,
                    signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL, tol=TOL,
-                   max_iter=MAX_ITER, parallel=True, lanes=None):
+                   max_iter=MAX_ITER, parallel=True, lanes=None, vector_start=False):
     """Profiled chi2 along rows of a grid with per-bin polynomial counts (numba).
 
     Parameters
     ----------
     S, B, D : (nbins,) SM counts, background, Asimov data
-    poly : (E0, cx1, cx2, cy1, cy2, cxy), each (nbins,) (see the module docstring)
+    poly : (E0, cx1, cx2, cy1, cy2, cxy), each (nbins,) (see the module docstring); or
+        E0, cx1 and cy1 (m, nbins), those of m base points (the planes of an N-D grid,
+        whose fixed parameters change them), with ``base_rows``
     xs : (nrows,) x of every row;  ys : (ny,) y values (both finite)
-    y0, cnt, o0, out, accumulate, lanes : as :func:`mcscan.stats.kernels.chi2_rows`
+    y0, cnt, o0, out, accumulate, lanes, vector_start : as
+        :func:`mcscan.stats.kernels.chi2_rows`
+    base_rows : (nrows,) int, the base point of each row (with (m, nbins) coefficients)
 
     Returns
     -------
@@ -97,15 +101,26 @@ def chi2_rows_poly(S, B, D, poly, xs, ys, y0, cnt, o0, *, out, accumulate=False,
     if not all(np.all(np.isfinite(v)) for v in (E0, cx1, cx2, cy1, cy2, cxy)):
         raise ValueError("polynomial coefficients must be finite")
     nrows = xs.size
+    nb_ = np.size(S)
+    if E0.ndim == 1:
+        E0, cx1, cy1 = E0[None, :], cx1[None, :], cy1[None, :]
+        e0r = np.zeros(nrows, dtype=np.int64)
+    else:
+        m = E0.shape[0]
+        if base_rows is None or not (E0.shape == cx1.shape == cy1.shape == (m, nb_)):
+            raise ValueError("per-base coefficients need E0, cx1 and cy1 of one shape (m, nbins) "
+                             "and base_rows")
+        e0r = np.ascontiguousarray(base_rows, dtype=np.int64)
+        if e0r.shape != (nrows,) or (nrows and (e0r.min() < 0 or e0r.max() >= m)):
+            raise ValueError("base_rows needs one index into the base points per row")
     lanes = row_lanes(nrows) if lanes is None else int(lanes)
     nblk = (nrows + lanes - 1) // lanes
     stats = np.zeros((nblk, 4), dtype=np.int64)
     if nrows:
-        head = (c(S), c(B), c(D), c(E0[None, :]), np.zeros(nrows, dtype=np.int64), cx1, cx2, cy1,
-                cy2, cxy)
+        head = (c(S), c(B), c(D), E0, e0r, cx1, cx2, cy1, cy2, cxy)
         args = head + (xs, ys, y0, cnt, o0, lanes, 1.0 / signal_pull**2, 1.0 / background_pull**2,
                        float(tol), int(max_iter), ARMIJO, SERIES_UMAX, deviance_polynomial()[0],
-                       MODEL_STEP, bool(accumulate), False, *out, stats)
+                       MODEL_STEP, bool(accumulate), bool(vector_start), *out, stats)
         _run_rows(args, lanes, nblk, parallel)
     s = stats.sum(0)
     return dict(iterations=int(s[0]), scalar_path=int(s[1]), log_chi2=int(s[2]),

@@ -116,6 +116,30 @@ def test_3d_mixed_families_equal_the_numpy_twin(fcoefs):
     assert j["units"] == {"q_ee": "e", "r2_ee": "cm^2", "eps_u_ee": "1"} and j["unit"] == j["units"]
 
 
+def test_4d_families_with_damped_starts_equal_the_numpy_twin(fcoefs):
+    """From VECTOR_START_DIMS axes on, the first points of each row take damped steps in
+    the vector loop, and a chunk's planes (each with its own row polynomial) go to the
+    kernel in one call per detector; chunks of 35 points cut the planes of 42."""
+    from mcscan.scans.engine import VECTOR_START_DIMS
+
+    params, axes = ("q_mumu",) + MIXED, (np.linspace(-2e-8, 2e-8, 4),) + AXES
+    assert len(params) >= VECTOR_START_DIMS
+    xe, ge = fcoefs["Xe"], fcoefs["Ge"]
+    res = scan([xe, ge], params, axes, fixed=FIXED, chunk_points=35, pulls=True)
+    assert res.shape == (4, 5, 6, 7) and res.unconverged == 0
+    theta = _theta(xe, params, axes, FIXED)
+    total = np.zeros(theta.shape[0])
+    for c in (xe, ge):
+        twin, a, b, it = chi2_all(c, theta)
+        assert np.all(it > 0)
+        total += twin
+        np.testing.assert_allclose(np.asarray(res.pulls[c.detector][0]).ravel(), a, rtol=0,
+                                   atol=PULL_ATOL)
+        np.testing.assert_allclose(np.asarray(res.pulls[c.detector][1]).ravel(), b, rtol=0,
+                                   atol=PULL_ATOL)
+    np.testing.assert_allclose(np.asarray(res.chi2).ravel(), total, rtol=RTOL, atol=ATOL)
+
+
 def test_charges_through_family_forms_equal_the_charge_engine(fcoefs, coefs):
     params = ("q_ee", "q_mumu", "q_emu")
     axes = tuple(np.linspace(-2e-8, 2.5e-8, n) for n in (4, 5, 6))
@@ -127,12 +151,12 @@ def test_charges_through_family_forms_equal_the_charge_engine(fcoefs, coefs):
 
 
 @pytest.mark.parametrize("chunk", [None, 14, 56])           # 14 and 56: chunks cut planes of 42
-@pytest.mark.parametrize("threads", [1, 2])                 # planes one by one, or side by side
+@pytest.mark.parametrize("threads", [1, 2])                 # kernel threads
 def test_planes_are_family_grid_scans_and_projections_are_reductions(fcoefs, chunk, threads,
                                                                      monkeypatch):
-    from mcscan.scans import grid
+    from mcscan.stats import _jit
 
-    monkeypatch.setattr(grid, "_threads", lambda: threads)
+    monkeypatch.setattr(_jit, "threads", lambda: threads)
     fcs = [fcoefs["Xe"], fcoefs["Ge"]]
     res = scan(fcs, MIXED, AXES, fixed=FIXED, chunk_points=chunk, pulls=True,
                projections=["r2_ee", "eps_u_ee", "r2_ee,eps_u_ee", "q_ee,eps_u_ee"])
