@@ -32,10 +32,12 @@ site-packages).  The cache folder is, first match wins:
 
 where ``<version>`` is the mcscan version.  If that folder cannot be created
 or written (a read-only home), kernels are compiled in every process and not
-cached; one warning line says so.  numba keys each cache entry on the
-source file, its contents and the numba version; after changing an option
-here, delete the cache folder (:data:`CACHE_DIR`) or the kernels keep their
-old machine code.
+cached; one warning line says so.  numba's own setting
+(``numba.config.CACHE_DIR``) is left as it is: the user's own cached
+functions follow numba's rules.  numba keys each cache entry on the source
+file, its contents and the numba version; after changing an option here,
+delete the cache folder (:data:`CACHE_DIR`) or the kernels keep their old
+machine code.
 """
 from __future__ import annotations
 
@@ -49,8 +51,10 @@ from pathlib import Path
 
 # numba colours the messages of the typing attempts it discards while compiling (each one
 # through colorama): plain text compiles mcscan's kernels about 5% faster.  Only if numba
-# is not imported yet, and the user's own setting wins.
-os.environ.setdefault("NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING", "1")
+# is not imported yet (a NUMBA_ variable that appears later makes numba re-read all of
+# them at the next compile), and the user's own setting wins.
+if "numba" not in sys.modules:
+    os.environ.setdefault("NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING", "1")
 
 import numba as nb  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
@@ -107,16 +111,13 @@ def _writable(path: Path | None) -> bool:
 
 
 def _setup_cache() -> Path | None:
-    """Point numba's cache at :func:`cache_dir`; ``None`` (no caching) if it is not writable."""
+    """:func:`cache_dir`, created; ``None`` (no caching) if it is not writable."""
     path = cache_dir()
     if not _writable(path):
         logging.getLogger("mcscan").warning(
             "mcscan: warning: cache folder %s is not writable (set MCSCAN_CACHE_DIR); "
             "kernels are compiled in every run", path if path is not None else "(no home folder)")
         return None
-    # numba chooses the folder of each kernel when it is decorated, from
-    # config.CACHE_DIR: every kernel below is decorated after this line.
-    nb.config.CACHE_DIR = str(path)
     return path
 
 
@@ -124,12 +125,33 @@ def _setup_cache() -> Path | None:
 CACHE_DIR = _setup_cache()
 
 _OPTIONS = dict(cache=CACHE_DIR is not None, error_model="numpy", nogil=True, fastmath=False)
+_DECORATE_LOCK = threading.Lock()
+
+
+def _njit(func, **options):
+    """``numba.njit`` with mcscan's options, cached in :data:`CACHE_DIR`.
+
+    numba fixes the folder of a function's cache when the function is decorated,
+    from ``numba.config.CACHE_DIR``: it is set to mcscan's folder for the decoration
+    only.  Set for good, the user's own cached functions would land there too, and
+    numba resets it whenever it re-reads its NUMBA_ environment variables (at the
+    next compile after one of them changed), so a module decorated later (the toy
+    kernels, say) would cache beside mcscan's sources."""
+    if CACHE_DIR is None:
+        return nb.njit(**_OPTIONS, **options)(func)
+    with _DECORATE_LOCK:
+        old = nb.config.CACHE_DIR
+        nb.config.CACHE_DIR = str(CACHE_DIR)
+        try:
+            return nb.njit(**_OPTIONS, **options)(func)
+        finally:
+            nb.config.CACHE_DIR = old
 
 
 def kernel(func):
     """Compile ``func``, a kernel whose last two arguments ``b0, b1`` name the range of
     blocks it runs (see :func:`run_blocks`); one serial, GIL-free build."""
-    return nb.njit(**_OPTIONS)(func)
+    return _njit(func)
 
 
 def threads() -> int:
@@ -197,7 +219,7 @@ def helper(func=None, *, inline=False):
     """Compile a scalar helper that kernels call; ``inline=True`` inlines it in numba IR."""
 
     def wrap(f):
-        return nb.njit(inline="always" if inline else "never", **_OPTIONS)(f)
+        return _njit(f, inline="always" if inline else "never")
     return wrap if func is None else wrap(func)
 
 

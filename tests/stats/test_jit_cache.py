@@ -86,3 +86,61 @@ def test_read_only_home_runs_uncached_with_one_warning_line(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "not writable" in lines[0], r.stderr
     assert not _cache_files(tmp_path / "mod")
+
+
+_MODULE2 = textwrap.dedent("""
+    from mcscan.stats._jit import helper
+
+    @helper
+    def thrice(x):
+        return 3.0 * x
+""")
+
+# the user's own function, cached by numba's own rules (beside its module)
+_USER = textwrap.dedent("""
+    import numba
+
+    @numba.njit(cache=True)
+    def plus_one(x):
+        return x + 1.0
+""")
+
+_RUN_LATE = textwrap.dedent("""
+    import os, sys
+    sys.path.insert(0, sys.argv[1])
+    import numba                          # numba first, as a user's script may
+    import mcscan.stats._jit as j
+    import jitprobe
+    assert jitprobe.twice(1.5) == 3.0     # a compile: numba re-reads its NUMBA_ variables
+    os.environ["NUMBA_OPT"] = "3"         # a NUMBA_ variable set in the process: read again
+    import jitprobe2, userprobe           # decorated after both
+    assert jitprobe2.thrice(1.5) == 4.5
+    assert userprobe.plus_one(1.0) == 2.0
+    print(j.CACHE_DIR)
+""")
+
+
+def test_kernels_decorated_late_still_cache_in_the_folder(tmp_path):
+    """numba re-reads its configuration from the NUMBA_ variables whenever one changed
+    (at the next compile), which resets its cache folder: a module imported later (the
+    toys kernels, say) must still cache in mcscan's folder, and the user's own cached
+    functions keep numba's own rules (beside their module)."""
+    mod = tmp_path / "mod"
+    mod.mkdir()
+    (mod / "jitprobe.py").write_text(_MODULE)
+    (mod / "jitprobe2.py").write_text(_MODULE2)
+    (mod / "userprobe.py").write_text(_USER)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MCSCAN_CACHE_DIR", "NUMBA_CACHE_DIR", "XDG_CACHE_HOME", "NUMBA_OPT",
+                        "NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING")}
+    env["MCSCAN_CACHE_DIR"] = str(tmp_path / "cache")
+    before = set(_cache_files(PACKAGE))
+    r = subprocess.run([sys.executable, "-c", _RUN_LATE, str(mod)], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    ours = [p.name for p in _cache_files(tmp_path / "cache")]
+    assert any("twice" in n for n in ours) and any("thrice" in n for n in ours), ours
+    assert not any("plus_one" in n for n in ours), ours
+    beside = [p.name for p in _cache_files(mod)]
+    assert beside and all("plus_one" in n for n in beside), beside
+    assert set(_cache_files(PACKAGE)) == before, "cache written into the package"
