@@ -216,6 +216,23 @@ def _add_series(ACC, U, DFU, lanes, c):
         ACC[5, l] = fma(DFU[l], _dev_series(U[l], c), ACC[5, l])
 
 
+@helper
+def _extrapolate(h, x0, x1, x2, x3):
+    """The warm start of a pull from its values at the previous ``h`` points, newest
+    first: the polynomial through the last min(h, 4) of them, at the next grid point
+    (a row's points are equally spaced); 0 without history.  Compiled once for the
+    row kernels (LLVM inlines it): the same operations in each."""
+    if h >= 4:
+        return 4.0 * x0 - 6.0 * x1 + 4.0 * x2 - x3
+    if h == 3:
+        return 3.0 * x0 - 3.0 * x1 + x2
+    if h == 2:
+        return 2.0 * x0 - x1
+    if h == 1:
+        return x0
+    return 0.0
+
+
 @helper(inline=True)
 def _newton_step(s0, s1, s2, s3, s4, pa, pb, isa2, isb2):
     """``(da, db, lam2)``: the Newton step of the pulls from the bin sums s0 = sum N u,
@@ -390,6 +407,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
     STEP = np.empty(lanes)            # last Newton step of the point; 0: expect convergence
     NH = np.empty(lanes, np.int64)
     LAST = np.empty(lanes, np.int64)  # Newton passes of the previous point of the row
+    per_base = 1 if cx1.shape[0] > 1 else 0   # cx1, cy1 of each base point, or one for all
     ACT = np.empty(lanes, np.int64)   # 1 active, 0 done, 2 scalar path, 3 converged, redo with chi2
     IT = np.empty(lanes, np.int64)
     EXACT = np.empty(lanes, np.int64)
@@ -408,12 +426,11 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
             ncols = max(ncols, CNT[l])
             NH[l] = 0
             LAST[l] = 0
-        per_base = cx1.shape[0] > 1
         for i in range(nb_):
             for l in range(lanes):
                 x = xs[ROW[l]]
                 e = e0r[ROW[l]]
-                j = e if per_base else 0
+                j = e * per_base
                 EX[i, l] = E0[e, i] + (x * cx1[j, i] + x * x * cx2[i])
                 CY[i, l] = cy1[j, i] + x * cxy[i]
         for c in range(ncols):
@@ -433,21 +450,8 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
             # warm start: extrapolate the pulls of the previous points of the row
             for l in range(lanes):
                 h = NH[l]
-                if h >= 4:
-                    a = 4.0 * HA[0, l] - 6.0 * HA[1, l] + 4.0 * HA[2, l] - HA[3, l]
-                    b = 4.0 * HB[0, l] - 6.0 * HB[1, l] + 4.0 * HB[2, l] - HB[3, l]
-                elif h == 3:
-                    a = 3.0 * HA[0, l] - 3.0 * HA[1, l] + HA[2, l]
-                    b = 3.0 * HB[0, l] - 3.0 * HB[1, l] + HB[2, l]
-                elif h == 2:
-                    a = 2.0 * HA[0, l] - HA[1, l]
-                    b = 2.0 * HB[0, l] - HB[1, l]
-                elif h == 1:
-                    a = HA[0, l]
-                    b = HB[0, l]
-                else:
-                    a = 0.0
-                    b = 0.0
+                a = _extrapolate(h, HA[0, l], HA[1, l], HA[2, l], HA[3, l])
+                b = _extrapolate(h, HB[0, l], HB[1, l], HB[2, l], HB[3, l])
                 IT[l] = 0
                 EXACT[l] = 0
                 ACT[l] = 1
@@ -651,21 +655,8 @@ def _chi2_row(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0,
                 n = max(s + (EX[i] + (y * CY[i] + y2 * cy2[i])), 0.0)
                 NN[i] = n
                 DL[i] = (n - s) + ((s + B[i]) - D[i])
-            if nh >= 4:
-                a = 4.0 * ha0 - 6.0 * ha1 + 4.0 * ha2 - ha3
-                b = 4.0 * hb0 - 6.0 * hb1 + 4.0 * hb2 - hb3
-            elif nh == 3:
-                a = 3.0 * ha0 - 3.0 * ha1 + ha2
-                b = 3.0 * hb0 - 3.0 * hb1 + hb2
-            elif nh == 2:
-                a = 2.0 * ha0 - ha1
-                b = 2.0 * hb0 - hb1
-            elif nh == 1:
-                a = ha0
-                b = hb0
-            else:
-                a = 0.0
-                b = 0.0
+            a = _extrapolate(nh, ha0, ha1, ha2, ha3)
+            b = _extrapolate(nh, hb0, hb1, hb2, hb3)
             # act: 1 Newton passes, 0 converged, 2 scalar path, 3 not converged
             it_done = -max_iter
             exact = False
