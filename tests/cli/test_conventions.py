@@ -290,6 +290,12 @@ def test_ctrl_c_while_starting(tmp_path, table_dir, delay):
         pytest.skip("finished before the signal")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
+    if out and proc.returncode == 0:
+        pytest.skip("finished before the signal")
     assert proc.returncode in (130, -signal.SIGINT), err
-    assert "Traceback" not in err and len(err.splitlines()) <= 1 and out == ""
+    assert "Traceback" not in err and len(err.splitlines()) <= 1, err
     assert not os.listdir(tmp_path)
+    if out:
+        # the limits (0.3 s in all) were printed and the signal came as the interpreter
+        # exited: still one line and no traceback, but not a start-up any more
+        pytest.skip("the signal landed after the result was printed")
