@@ -310,14 +310,14 @@ def _family_planes(coefs, g, r0: int, r1: int, others: dict, task, out) -> None:
     ys = g.axes[-1] - origin[iy]
     lanes = row_lanes(lay.seg_row.size)
     par = task.parallel and lay.seg_row.size > 1
-    for k, c in enumerate(coefs):
+    for k, (c, dest) in enumerate(zip(coefs, _plane_outputs(task, out, coefs))):
         polys = [row_polynomial(c, base, ix, iy) for base in bases]
         E0, cx1, cy1 = (np.array([q[m] for q in polys]) for m in (0, 1, 3))
         _, _, cx2, _, cy2, cxy = polys[0]      # the quadratic terms: the same in every plane
         chi2_rows_poly(c.S, c.B, c.D, (E0, cx1, cx2, cy1, cy2, cxy), xs, ys, lay.y0, lay.cnt,
-                       lay.o0, out=_plane_outputs(task, out, c.detector, r0, r1, g),
-                       accumulate=k > 0, base_rows=lay.base_rows, parallel=par, lanes=lanes,
-                       vector_start=len(g.shape) >= VECTOR_START_DIMS, **task.settings.kwargs())
+                       lay.o0, out=dest, accumulate=k > 0, base_rows=lay.base_rows, parallel=par,
+                       lanes=lanes, vector_start=len(g.shape) >= VECTOR_START_DIMS,
+                       **task.settings.kwargs())
     _check_no_nan(out["chi2"], r0, g)
 
 
@@ -355,15 +355,15 @@ def _plane_rows(g, r0: int, r1: int) -> _Rows:
                  rows[seg_row] // nx - planes[0])
 
 
-def _plane_outputs(task, out, detector: str, r0: int, r1: int, g) -> tuple:
-    """(chi2, a, b, ok) for a row kernel writing straight into a chunk's arrays (flags as
-    bool, 0 or 1); the pulls into scratch arrays when the scan keeps none."""
-    if task.pulls:
-        a, b = out[f"pull_signal_{detector}"], out[f"pull_background_{detector}"]
-    else:
-        n = (r1 - r0) * g.shape[-1]
-        a, b = np.empty(n), np.empty(n)
-    return out["chi2"], a, b, out["converged"].view(np.bool_)
+def _plane_outputs(task, out, coefs) -> list:
+    """(chi2, a, b, ok) per detector for a row kernel writing straight into a chunk's
+    arrays (flags as bool, 0 or 1); the pulls into one pair of scratch arrays when the
+    scan keeps none."""
+    chi2, ok = out["chi2"], out["converged"].view(np.bool_)
+    if not task.pulls:
+        return [(chi2, np.empty(chi2.size), np.empty(chi2.size), ok)] * len(coefs)
+    return [(chi2, out[f"pull_signal_{c.detector}"], out[f"pull_background_{c.detector}"], ok)
+            for c in coefs]
 
 
 def _check_no_nan(chi2, r0: int, g) -> None:
@@ -393,10 +393,9 @@ def _planes(coefs, g, r0: int, r1: int, task, out) -> None:
     xs = g.axes[-2][lay.rows[lay.seg_row] % g.shape[-2]]
     lanes = row_lanes(lay.seg_row.size)
     par = task.parallel and lay.seg_row.size > 1
-    for k, c in enumerate(coefs):
-        chi2_rows(c, bases, ix, iy, xs, g.axes[-1], lay.y0, lay.cnt, lay.o0,
-                  out=_plane_outputs(task, out, c.detector, r0, r1, g), accumulate=k > 0,
-                  base_rows=lay.base_rows, parallel=par, lanes=lanes,
+    for k, (c, dest) in enumerate(zip(coefs, _plane_outputs(task, out, coefs))):
+        chi2_rows(c, bases, ix, iy, xs, g.axes[-1], lay.y0, lay.cnt, lay.o0, out=dest,
+                  accumulate=k > 0, base_rows=lay.base_rows, parallel=par, lanes=lanes,
                   vector_start=len(g.shape) >= VECTOR_START_DIMS, **task.settings.kwargs())
     _check_no_nan(out["chi2"], r0, g)
 

@@ -383,6 +383,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
     wide_vectors()
     nb_ = S.shape[0]
     nrows = xs.shape[0]
+    per_base = 1 if cx1.shape[0] > 1 else 0   # cx1, cy1 of each base point, or one for all
     EX = np.empty((nb_, lanes))       # row part of the excess
     CY = np.empty((nb_, lanes))       # y-linear coefficient of each row: cy1 + x cxy
     NN = np.empty((nb_, lanes))       # counts N_i of the current point of every lane
@@ -407,7 +408,6 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
     STEP = np.empty(lanes)            # last Newton step of the point; 0: expect convergence
     NH = np.empty(lanes, np.int64)
     LAST = np.empty(lanes, np.int64)  # Newton passes of the previous point of the row
-    per_base = 1 if cx1.shape[0] > 1 else 0   # cx1, cy1 of each base point, or one for all
     ACT = np.empty(lanes, np.int64)   # 1 active, 0 done, 2 scalar path, 3 converged, redo with chi2
     IT = np.empty(lanes, np.int64)
     EXACT = np.empty(lanes, np.int64)
