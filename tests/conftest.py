@@ -128,3 +128,35 @@ def golden_0_1_0():
         assert digest == GOLDEN_0_1_0_SHA256[name], f"{GOLDEN_0_1_0} is not the 0.1.0 output"
         return arr
     return load
+
+
+def _results_data(path) -> dict:
+    """{group: {dataset: array}} of every dataset of an HDF5 results file."""
+    import h5py
+
+    out = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                group, _, leaf = name.rpartition("/")
+                out.setdefault(group, {})[leaf] = obj[()]
+        f.visititems(visit)
+    return out
+
+
+@pytest.fixture(scope="session")
+def same_results():
+    """``same_results(a, b)``: two results files (paths, or what ``same_results.read``
+    gave for them) hold the same datasets, bit for bit (same dtype, np.array_equal)."""
+    def check(a, b):
+        da = a if isinstance(a, dict) else _results_data(a)
+        db = b if isinstance(b, dict) else _results_data(b)
+        assert da.keys() == db.keys()
+        for group in da:
+            assert da[group].keys() == db[group].keys(), group
+            for k, v in da[group].items():
+                w = db[group][k]
+                assert v.dtype == w.dtype and np.array_equal(v, w), (group, k)   # bit-identical
+
+    check.read = _results_data
+    return check

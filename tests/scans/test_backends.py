@@ -11,7 +11,6 @@ import os
 import signal
 import time
 
-import h5py
 import numpy as np
 import pytest
 
@@ -63,50 +62,29 @@ def refs(tables):
 
 
 @pytest.fixture(scope="module")
-def reference(refs, tmp_path_factory):
+def reference(refs, tmp_path_factory, same_results):
     """The local (numba) run every Dask run must reproduce."""
     path = tmp_path_factory.mktemp("ref") / "local.h5"
     scan(refs, PARAMS, (C, A, B), path, chunk_points=75, projections=["q_ee", "q_ee,q_mumu"])
-    return _read(path)
+    return same_results.read(path)
 
 
-def _read(path):
-    """{group: {dataset: array}} of every dataset of a results file."""
-    out = {}
-    with h5py.File(path, "r") as f:
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset):
-                group, _, leaf = name.rpartition("/")
-                out.setdefault(group, {})[leaf] = obj[()]
-        f.visititems(visit)
-    return out
-
-
-def _assert_identical(ref, other):
-    assert ref.keys() == other.keys()
-    for name in ref:
-        assert ref[name].keys() == other[name].keys(), name
-        for k, v in ref[name].items():
-            w = other[name][k]
-            assert v.dtype == w.dtype and np.array_equal(v, w), (name, k)   # bit-identical
-
-
-def test_dask_is_bit_identical_to_local(dask, refs, reference, tmp_path):
+def test_dask_is_bit_identical_to_local(dask, refs, reference, tmp_path, same_results):
     res = scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75, backend=dask,
                   projections=["q_ee", "q_ee,q_mumu"])
     assert res.backend["backend"] == "dask" and res.backend["workers"] == 2
     assert res.chunks == 12 * 21 * 25 // 75
-    _assert_identical(reference, _read(tmp_path / "d.h5"))
+    same_results(reference, tmp_path / "d.h5")
 
 
-def test_dask_is_bit_identical_to_local_in_4d(dask, refs, tmp_path):
+def test_dask_is_bit_identical_to_local_in_4d(dask, refs, tmp_path, same_results):
     # four charges: rows start in the vector loop (vector_start); still a pure function of
     # the chunk, so Dask workers (numba on 1 thread) and the local run (2 threads) agree
     params = ("q_etau",) + PARAMS
     axes = (np.linspace(-3e-8, 3e-8, 4), C[:5], A[:7], B[:9])
     scan(refs, params, axes, tmp_path / "l.h5", chunk_points=126)
     scan(refs, params, axes, tmp_path / "d.h5", chunk_points=126, backend=dask)
-    _assert_identical(_read(tmp_path / "l.h5"), _read(tmp_path / "d.h5"))
+    same_results(tmp_path / "l.h5", tmp_path / "d.h5")
 
 
 def test_workers_load_each_table_once(dask, client, refs, tmp_path):
@@ -120,14 +98,14 @@ def test_workers_load_each_table_once(dask, client, refs, tmp_path):
     assert all({r.path for r in refs} <= set(v) for v in cached.values())
 
 
-def test_in_memory_coefficients_work_too(dask, tables, reference, tmp_path):
+def test_in_memory_coefficients_work_too(dask, tables, reference, tmp_path, same_results):
     coefs = load_coefficients(load_config(), ["Xe", "Ge"], tables)
     scan(coefs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75, backend=dask,
             projections=["q_ee", "q_ee,q_mumu"])
-    _assert_identical(reference, _read(tmp_path / "d.h5"))
+    same_results(reference, tmp_path / "d.h5")
 
 
-def test_resume_on_another_backend(dask, refs, reference, tmp_path, chunk_interrupt):
+def test_resume_on_another_backend(dask, refs, reference, tmp_path, chunk_interrupt, same_results):
     chunk_interrupt.arm(5)
     with pytest.raises(KeyboardInterrupt):
         scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75,
@@ -136,7 +114,7 @@ def test_resume_on_another_backend(dask, refs, reference, tmp_path, chunk_interr
     res = scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=75, backend=dask,
                   resume=True, projections=["q_ee", "q_ee,q_mumu"])
     assert res.resumed_chunks == 5
-    _assert_identical(reference, _read(tmp_path / "d.h5"))
+    same_results(reference, tmp_path / "d.h5")
 
 
 def _square(i, offset):
@@ -207,7 +185,7 @@ def test_cli_bands_and_fc_on_dask_local(tables, tmp_path, capsys):
         assert json.loads(capsys.readouterr().out) == here      # exact: the same floats
 
 
-def test_cli_dask_local(tables, tmp_path, capsys):
+def test_cli_dask_local(tables, tmp_path, capsys, same_results):
     argv = ["ndscan", "--detector", "Ge", "--param", "q_ee", "--param", "q_mumu",
             "--range", "-2e-8", "2e-8", "--range", "-1e-8", "1e-8", "--points", "15",
             "--tables", str(tables), "--quiet", "--json"]
@@ -217,7 +195,7 @@ def test_cli_dask_local(tables, tmp_path, capsys):
                             "--workers", "2"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["backend"]["backend"] == "dask-local" and d["backend"]["workers"] == 2
-    _assert_identical(_read(tmp_path / "l.h5"), _read(tmp_path / "d.h5"))
+    same_results(tmp_path / "l.h5", tmp_path / "d.h5")
 
 
 def test_cli_sweep_on_a_running_scheduler(client, tmp_path, capsys, monkeypatch):
@@ -250,7 +228,7 @@ def _memory_transitions(dask_scheduler, prefix):
     return counts
 
 
-def test_killed_worker_mid_scan(client, refs, reference, tmp_path, monkeypatch):
+def test_killed_worker_mid_scan(client, refs, reference, tmp_path, monkeypatch, same_results):
     """SIGKILL a worker process after the second stored chunk, the one holding the most
     results and running tasks: the scheduler recomputes what it held or ran, the nanny
     starts a new worker, and the file is the same bit for bit."""
@@ -274,7 +252,7 @@ def test_killed_worker_mid_scan(client, refs, reference, tmp_path, monkeypatch):
     res = scan(refs, PARAMS, (C, A, B), tmp_path / "d.h5", chunk_points=150, backend=be,
                   projections=["q_ee", "q_ee,q_mumu"])
     assert 2 < res.chunks and killed["held"] + killed["running"] > 0   # killed mid-scan, with work
-    _assert_identical(reference, _read(tmp_path / "d.h5"))
+    same_results(reference, tmp_path / "d.h5")
     counts = client.run_on_scheduler(_memory_transitions, prefix="mcscan-compute_chunk-")
     ours = {k: n for k, n in counts.items() if k not in before}       # this scan's chunks
     assert len(ours) == res.chunks and max(ours.values()) >= 2          # one was computed again

@@ -72,16 +72,6 @@ def _box_shape(index, shape):
     return tuple(len(range(*ix.indices(n))) for ix, n in zip(index, shape) if isinstance(ix, slice))
 
 
-def _same_files(a, b):
-    ga, gb = _groups(a), _groups(b)
-    assert ga.keys() == gb.keys()
-    for name in ga:
-        assert ga[name]["data"].keys() == gb[name]["data"].keys(), name
-        for k, v in ga[name]["data"].items():
-            w = gb[name]["data"][k]
-            assert v.dtype == w.dtype and np.array_equal(v, w), (name, k)   # bit-identical
-
-
 @pytest.mark.parametrize("chunk", [11, 33, 77, 10_000])
 def test_2d_equals_grid_scan_for_any_chunking(coefs, tmp_path, chunk):
     ref = grid_scan(coefs, ("q_ee", "q_mumu"), (A, B))
@@ -253,7 +243,7 @@ def test_default_chunks_are_whole_rows_and_planes():
         default_chunk_points((5, 7), 0)
 
 
-def test_resume_after_interrupt_is_bit_identical(coefs, tmp_path, chunk_interrupt):
+def test_resume_after_interrupt_is_bit_identical(coefs, tmp_path, chunk_interrupt, same_results):
     args = (coefs, ("q_emu", "q_ee", "q_mumu"), (C, A, B))
     scan(*args, tmp_path / "ref.h5", chunk_points=22)
     chunk_interrupt.arm(4)
@@ -272,7 +262,7 @@ def test_resume_after_interrupt_is_bit_identical(coefs, tmp_path, chunk_interrup
         scan(observed, *args[1:], tmp_path / "s.h5", chunk_points=22, resume=True)
     res = scan(*args, tmp_path / "s.h5", chunk_points=22, resume=True)
     assert res.resumed_chunks == 4
-    _same_files(tmp_path / "ref.h5", tmp_path / "s.h5")
+    same_results(tmp_path / "ref.h5", tmp_path / "s.h5")
 
 
 def test_bad_grids_and_projections(coefs, tmp_path):

@@ -75,28 +75,6 @@ def _theta(fc, params, axes, fixed):
     return th
 
 
-def _datasets(path):
-    """{group: {dataset: array}} of every dataset of a results file."""
-    out = {}
-    with h5py.File(path, "r") as f:
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset):
-                group, _, leaf = name.rpartition("/")
-                out.setdefault(group, {})[leaf] = obj[()]
-        f.visititems(visit)
-    return out
-
-
-def _same_files(a, b):
-    da, db = _datasets(a), _datasets(b)
-    assert da.keys() == db.keys()
-    for g in da:
-        assert da[g].keys() == db[g].keys(), g
-        for k, v in da[g].items():
-            w = db[g][k]
-            assert v.dtype == w.dtype and np.array_equal(v, w), (g, k)     # bit-identical
-
-
 # ------------------------------------------------------------------ numbers
 
 def test_3d_mixed_families_equal_the_numpy_twin(fcoefs):
@@ -220,7 +198,7 @@ def test_file_units_and_reading_back(fcoefs, tmp_path):
     assert np.array_equal(np.asarray(back.chi2), np.asarray(res.chi2))
 
 
-def test_resume_after_interrupt_is_bit_identical(refs, tmp_path, chunk_interrupt):
+def test_resume_after_interrupt_is_bit_identical(refs, tmp_path, chunk_interrupt, same_results):
     args = (refs, MIXED, AXES)
     kw = dict(fixed=FIXED, chunk_points=14, projections=["r2_ee", "r2_ee,eps_u_ee"])
     ref = scan(*args, tmp_path / "ref.h5", **kw)
@@ -237,10 +215,10 @@ def test_resume_after_interrupt_is_bit_identical(refs, tmp_path, chunk_interrupt
         scan(*args, tmp_path / "s.h5", **{**kw, "fixed": {"mu_mu": 6e-10}}, resume=True)
     res = scan(*args, tmp_path / "s.h5", **kw, resume=True)
     assert res.resumed_chunks == 6 and not (tmp_path / "s.h5.partial").exists()
-    _same_files(tmp_path / "ref.h5", tmp_path / "s.h5")
+    same_results(tmp_path / "ref.h5", tmp_path / "s.h5")
 
 
-def test_dask_local_equals_local(refs, fcoefs, tmp_path):
+def test_dask_local_equals_local(refs, fcoefs, tmp_path, same_results):
     pytest.importorskip("distributed")
     from mcscan.scans.backends import make_backend
 
@@ -251,8 +229,8 @@ def test_dask_local_equals_local(refs, fcoefs, tmp_path):
         assert res.backend["backend"] == "dask-local" and res.backend["workers"] == 2
         # the in-memory forms travel to the workers as they are
         scan([fcoefs["Xe"], fcoefs["Ge"]], MIXED, AXES, tmp_path / "mem.h5", backend=dask, **kw)
-    _same_files(tmp_path / "local.h5", tmp_path / "dask.h5")
-    _same_files(tmp_path / "local.h5", tmp_path / "mem.h5")
+    same_results(tmp_path / "local.h5", tmp_path / "dask.h5")
+    same_results(tmp_path / "local.h5", tmp_path / "mem.h5")
 
 
 def test_one_line_errors(fcoefs, coefs, tmp_path):
