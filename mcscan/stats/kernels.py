@@ -216,6 +216,16 @@ def _add_series(ACC, U, DFU, lanes, c):
         ACC[5, l] = fma(DFU[l], _dev_series(U[l], c), ACC[5, l])
 
 
+@helper(inline=True)
+def _pass_state(lanes):
+    """The per-lane arrays of a vector Newton pass, as the row and toy kernels use them:
+    u and (T - D) u of the current bin (:func:`_add_series`), the Newton step and its
+    squared decrement (:func:`_newton_step`), and the last step of the point (0:
+    convergence expected in the next pass)."""
+    return (np.empty(lanes), np.empty(lanes), np.empty(lanes), np.empty(lanes), np.empty(lanes),
+            np.empty(lanes))
+
+
 @helper
 def _extrapolate(h, x0, x1, x2, x3):
     """The warm start of a pull from its values at the previous ``h`` points, newest
@@ -400,12 +410,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
     A1 = np.empty(lanes)              # 1 + a
     B1 = np.empty(lanes)              # 1 + b
     CHI = np.empty(lanes)
-    U = np.empty(lanes)               # u and (T - D) u of the current bin
-    DFU = np.empty(lanes)
-    DA = np.empty(lanes)              # Newton step and decrement^2 of the current pass
-    DB = np.empty(lanes)
-    LAM2 = np.empty(lanes)
-    STEP = np.empty(lanes)            # last Newton step of the point; 0: expect convergence
+    U, DFU, DA, DB, LAM2, STEP = _pass_state(lanes)
     NH = np.empty(lanes, np.int64)
     LAST = np.empty(lanes, np.int64)  # Newton passes of the previous point of the row
     ACT = np.empty(lanes, np.int64)   # 1 active, 0 done, 2 scalar path, 3 converged, redo with chi2

@@ -60,7 +60,7 @@ import numpy as np
 from ..errors import InputError
 from ._jit import fma, helper, kernel, run_blocks, threads, wide_vectors
 from .kernels import (MODEL_STEP, PREDICT_STEP, SERIES_UMAX, _add_gradient, _add_series, _bin_terms,
-                      _dev_series, _deviance, _newton_step, deviance_polynomial)
+                      _dev_series, _deviance, _newton_step, _pass_state, deviance_polynomial)
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, MAX_BACKTRACK, MAX_ITER,
                      SIGNAL_PULL, STEP_TO_ZERO, TOL)
 from .reference import deviance
@@ -402,12 +402,7 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
         HB = np.zeros((4, lanes))             # row g % 4 written at point g
         NH = np.zeros(lanes, np.int64)
         ACC = np.empty((7, lanes))
-        U = np.empty(lanes)                   # u and (T - D) u of the current bin
-        DFU = np.empty(lanes)
-        DA = np.empty(lanes)                  # Newton step and decrement^2 of the current pass
-        DB = np.empty(lanes)
-        LAM2 = np.empty(lanes)
-        STEP = np.empty(lanes)                # last Newton step of the point; 0: expect convergence
+        U, DFU, DA, DB, LAM2, STEP = _pass_state(lanes)
         LAST = np.zeros(lanes, np.int64)      # Newton passes of the previous grid point
         ACT = np.empty(lanes, np.int64)       # 1 active, 0 done, 2 scalar path, 3 converged, redo with chi2
         IT = np.empty(lanes, np.int64)
