@@ -846,6 +846,18 @@ def check_rows(xs, ys, y0, cnt, o0, out, what="finite"):
     return xs, ys, y0, cnt, o0
 
 
+def check_base_rows(base_rows, nrows: int, m: int) -> np.ndarray:
+    """The base point of each row of a row kernel call, checked: ``base_rows`` (nrows,)
+    indices into m base points, or None (every row the one base point).  Returns a
+    contiguous int64 array."""
+    if base_rows is None:
+        return np.zeros(nrows, dtype=np.int64)
+    e0r = np.ascontiguousarray(base_rows, dtype=np.int64)
+    if e0r.shape != (nrows,) or (nrows and (e0r.min() < 0 or e0r.max() >= m)):
+        raise ValueError("base_rows needs one index into the base points per row")
+    return e0r
+
+
 def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False, base_rows=None,
               signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL, tol=TOL, max_iter=MAX_ITER,
               parallel=True, lanes=None, vector_start=False):
@@ -886,12 +898,7 @@ def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
         raise ValueError("a base of shape (m, 6) needs base_rows, one index per row")
     xs, ys, y0, cnt, o0 = check_rows(xs, ys, y0, cnt, o0, out, "finite charges in e")
     nrows = xs.size
-    if base_rows is None:
-        e0r = np.zeros(nrows, dtype=np.int64)
-    else:
-        e0r = np.ascontiguousarray(base_rows, dtype=np.int64)
-        if e0r.shape != (nrows,) or (nrows and (e0r.min() < 0 or e0r.max() >= base.shape[0])):
-            raise ValueError("base_rows needs one index into base per row")
+    e0r = check_base_rows(base_rows, nrows, base.shape[0])
     fixed = np.array(base, dtype=np.float64)
     if ix is not None:
         fixed[:, ix] = 0.0

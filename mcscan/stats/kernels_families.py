@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel, run_blocks
-from .kernels import (MODEL_STEP, SERIES_UMAX, _grain, _profile, _run_rows, check_rows,
-                      deviance_polynomial, row_lanes)
+from .kernels import (MODEL_STEP, SERIES_UMAX, _grain, _profile, _run_rows, check_base_rows,
+                      check_rows, deviance_polynomial, row_lanes)
 from .newton import ARMIJO, BACKGROUND_PULL, MAX_ITER, SIGNAL_PULL, TOL
 
 __all__ = ["chi2_rows_poly", "chi2_excess", "warm_up"]
@@ -104,15 +104,11 @@ def chi2_rows_poly(S, B, D, poly, xs, ys, y0, cnt, o0, *, out, accumulate=False,
     nb_ = np.size(S)
     if E0.ndim == 1:
         E0, cx1, cy1 = E0[None, :], cx1[None, :], cy1[None, :]
-        e0r = np.zeros(nrows, dtype=np.int64)
-    else:
-        m = E0.shape[0]
-        if base_rows is None or not (E0.shape == cx1.shape == cy1.shape == (m, nb_)):
-            raise ValueError("per-base coefficients need E0, cx1 and cy1 of one shape (m, nbins) "
-                             "and base_rows")
-        e0r = np.ascontiguousarray(base_rows, dtype=np.int64)
-        if e0r.shape != (nrows,) or (nrows and (e0r.min() < 0 or e0r.max() >= m)):
-            raise ValueError("base_rows needs one index into the base points per row")
+        base_rows = None
+    elif base_rows is None or not (E0.shape == cx1.shape == cy1.shape == (E0.shape[0], nb_)):
+        raise ValueError("per-base coefficients need E0, cx1 and cy1 of one shape (m, nbins) "
+                         "and base_rows")
+    e0r = check_base_rows(base_rows, nrows, E0.shape[0])
     lanes = row_lanes(nrows) if lanes is None else int(lanes)
     nblk = (nrows + lanes - 1) // lanes
     stats = np.zeros((nblk, 4), dtype=np.int64)
