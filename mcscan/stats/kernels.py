@@ -231,7 +231,7 @@ def _extrapolate(h, x0, x1, x2, x3):
     """The warm start of a pull from its values at the previous ``h`` points, newest
     first: the polynomial through the last min(h, 4) of them, at the next grid point
     (a row's points are equally spaced); 0 without history.  Compiled once for the
-    row kernels (LLVM inlines it): the same operations in each."""
+    row and toy kernels (LLVM inlines it): the same operations in each."""
     if h >= 4:
         return 4.0 * x0 - 6.0 * x1 + 4.0 * x2 - x3
     if h == 3:

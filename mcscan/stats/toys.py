@@ -39,9 +39,10 @@ over bins is written like the row kernel's: fused multiply-adds written out
 (:func:`mcscan.stats._jit.fma`, the same bits on every machine), one division
 per bin, 512-bit vectors, and the deviance series summed only in a pass some
 toy may converge in (a toy that converges in a pass without it takes the pass
-again with it, at the same pulls).  The warm start, the Newton steps and the
-history of the pulls (a ring of the last four points) of all lanes are
-computed in branch-free, vectorised loops; only the decisions per toy stay
+again with it, at the same pulls).  The warm start (:func:`mcscan.stats.kernels._extrapolate`,
+as in the row kernels), the Newton steps and the history of the pulls (a ring
+of the last four points) of all lanes are computed in loops over the lanes,
+the last two branch-free and vectorised; only the decisions per toy stay
 scalar.  A toy depends on nothing but its own data, so the results are
 bit-identical for any number of threads, any chunking, any block size, serial
 or parallel runs and any machine (no fast-math flags: no sum depends on the
@@ -60,7 +61,8 @@ import numpy as np
 from ..errors import InputError
 from ._jit import fma, helper, kernel, run_blocks, threads, wide_vectors
 from .kernels import (MODEL_STEP, PREDICT_STEP, SERIES_UMAX, _add_gradient, _add_series, _bin_terms,
-                      _dev_series, _deviance, _newton_step, _pass_state, deviance_polynomial)
+                      _dev_series, _deviance, _extrapolate, _newton_step, _pass_state,
+                      deviance_polynomial)
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, MAX_BACKTRACK, MAX_ITER,
                      SIGNAL_PULL, STEP_TO_ZERO, TOL)
 from .reference import deviance
@@ -384,8 +386,8 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
     toys of its block.  A toy with an empty bin (or a detector with a bin
     without background) takes the scalar path :func:`_profile_c` at every
     grid point.  The warm start, the Newton steps and the history of every lane
-    are computed in branch-free loops (vectorised); only the decisions per lane
-    stay scalar.
+    are computed in loops over the lanes (the last two branch-free, vectorised);
+    only the decisions per lane stay scalar.
     """
     wide_vectors()
     ntoys = D.shape[0]
@@ -424,7 +426,7 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                 if not (di > 0.0 and B[i] > 0.0):
                     SCALAR[l] = 1
         for g in range(G):
-            # warm start (branch-free): extrapolate the pulls of the previous points
+            # warm start: extrapolate the pulls of the previous points (_extrapolate, as the rows)
             k0 = (g + 3) % 4                  # newest (point g - 1) .. oldest (point g - 4)
             k1 = (g + 2) % 4
             k2 = (g + 1) % 4
@@ -439,16 +441,8 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                 hb1 = HB[k1, l]
                 hb2 = HB[k2, l]
                 hb3 = HB[k3, l]
-                a4 = 4.0 * ha0 - 6.0 * ha1 + 4.0 * ha2 - ha3
-                b4 = 4.0 * hb0 - 6.0 * hb1 + 4.0 * hb2 - hb3
-                a3 = 3.0 * ha0 - 3.0 * ha1 + ha2
-                b3 = 3.0 * hb0 - 3.0 * hb1 + hb2
-                a2 = 2.0 * ha0 - ha1
-                b2 = 2.0 * hb0 - hb1
-                a1 = ha0 if h == 1 else 0.0
-                b1_ = hb0 if h == 1 else 0.0
-                a = a4 if h >= 4 else (a3 if h == 3 else (a2 if h == 2 else a1))
-                b = b4 if h >= 4 else (b3 if h == 3 else (b2 if h == 2 else b1_))
+                a = _extrapolate(h, ha0, ha1, ha2, ha3)
+                b = _extrapolate(h, hb0, hb1, hb2, hb3)
                 inside = (1.0 + a > 0.0) & (1.0 + b > 0.0)
                 IT[l] = 0
                 EXACT[l] = 0
