@@ -52,6 +52,7 @@ no minimum is ever taken over NaN.  The file layout (kind ``scan``) is in
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -234,11 +235,13 @@ def _chunk_names(detectors, pulls: bool) -> list:
     return names
 
 
-def compute_chunk(k: int, task: ChunkTask) -> dict:
+def compute_chunk(k: int, task: ChunkTask, out: dict | None = None) -> dict:
     """chi2 (float64), converged (int8) and, with ``task.pulls``, ``pull_signal_<det>`` and
     ``pull_background_<det>`` (float64) of chunk ``k``, flat in C order.
 
     A pure function of ``(k, task)``: whatever process runs it, the bits are the same.
+    ``out``: those arrays to fill (flat, of the chunk's size; an in-memory scan passes
+    views of its result grids), else new ones; returned.
     """
     from .backends import resolve_coefficients
 
@@ -250,8 +253,15 @@ def compute_chunk(k: int, task: ChunkTask) -> dict:
         raise InputError(f"chunk {k} outside the grid ({task.n_chunks} chunks)")
     inner = g.params[-2:]
     others = {p: float(g.base[j]) for j, p in enumerate(g.names) if p not in inner}
-    out = {name: np.empty(hi - lo, dtype=np.int8 if name == "converged" else float)
-           for name in _chunk_names([c.detector for c in coefs], task.pulls)}
+    names = _chunk_names([c.detector for c in coefs], task.pulls)
+    if out is None:
+        out = {name: np.empty(hi - lo, dtype=np.int8 if name == "converged" else float)
+               for name in names}
+    elif sorted(out) != sorted(names) or any(
+            out[n].shape != (hi - lo,) or not out[n].flags.c_contiguous
+            or out[n].dtype != (np.int8 if n == "converged" else np.float64) for n in names):
+        raise ValueError(f"out must hold {', '.join(names)}: contiguous arrays of the chunk's "
+                         f"{hi - lo} points (converged int8, the others float64)")
     kw = {"settings": task.settings, "parallel": task.parallel}
 
     def put(pos, sc):
@@ -821,8 +831,16 @@ def _check_finite(arrays: dict, lo: int, grid: Grid) -> None:
                          "numbers beyond double precision; check the tables and narrow the scanned range")
 
 
-def _assemble(sink, task: ChunkTask, store, projectors, names) -> dict:
-    """Fill ``sink`` from the stored chunks, in order; fold the minimum and projections."""
+def _chunk_in_place(flat: dict, k: int, task: ChunkTask) -> dict:
+    """:func:`compute_chunk` into the chunk's range of the flat result grids ``flat``
+    ({chunk array name: flat view of the grid})."""
+    lo, hi = chunk_bounds(k, task)
+    return compute_chunk(k, task, out={n: a[lo:hi] for n, a in flat.items()})
+
+
+def _assemble(sink, task: ChunkTask, store, projectors, names, copy: bool = True) -> dict:
+    """Fill ``sink`` from the stored chunks, in order (``copy=False``: they are views of
+    its grids already); fold the minimum and projections."""
     from ..errors import ResultsError
     from ..io.h5 import flat_boxes
 
@@ -841,7 +859,7 @@ def _assemble(sink, task: ChunkTask, store, projectors, names) -> dict:
             # memory was checked when it was computed
             _check_finite(c, lo, grid)
         v, ok = c["chi2"], c["converged"]
-        for index, f0, f1 in flat_boxes(lo, hi, shape):
+        for index, f0, f1 in flat_boxes(lo, hi, shape) if copy else ():
             bs = tuple(len(range(*ix.indices(n))) for ix, n in zip(index, shape) if isinstance(ix, slice))
             for name in names:
                 sink.put(_sink_name(name), index, c[name][f0 - lo:f1 - lo].reshape(bs))
@@ -865,13 +883,16 @@ def _assemble(sink, task: ChunkTask, store, projectors, names) -> dict:
     return {"chi2_min": best, "argmin": argmin, "unconverged": bad, "projections": proj}
 
 
-def _check_budgets(grid, ndet, pulls, chunk_points, path, max_memory_gib, max_disk_gib):
+def _check_budgets(grid, ndet, pulls, chunk_points, path, max_memory_gib, max_disk_gib,
+                   in_place=False):
     from .. import budget
 
     per_point = 9.0 + (16.0 * ndet if pulls else 0.0)
     chunk = budget.grid_memory_bytes(chunk_points, per_point, 3)
     if path is None:
-        budget.check_memory("scan", budget.grid_memory_bytes(grid.size, per_point, 2) + chunk,
+        # the result grids, and the chunks until they are copied in (unless computed in place)
+        copies = 1 if in_place else 2
+        budget.check_memory("scan", budget.grid_memory_bytes(grid.size, per_point, copies) + chunk,
                             max_memory_gib)
     else:
         budget.check_memory("scan", chunk, max_memory_gib)
@@ -954,7 +975,9 @@ def scan(coefs, params, axes, path=None, *, fixed=None, at=None, projections=Non
     at_idx = tuple(int(np.argmin(np.abs(a - float(at.get(p, grid.base[grid.names.index(p)])))))
                    for p, a in zip(grid.params, grid.axes))
     cp = default_chunk_points(grid.shape, chunk_points)
-    _check_budgets(grid, len(dets), want_pulls, cp, path, max_memory_gib, max_disk_gib)
+    backend = backend or LocalBackend()
+    in_place = path is None and isinstance(backend, LocalBackend)
+    _check_budgets(grid, len(dets), want_pulls, cp, path, max_memory_gib, max_disk_gib, in_place)
     task = ChunkTask(coefs, grid, cp, settings, pulls=want_pulls)
     names = _chunk_names(dets, want_pulls)
     notes = []
@@ -971,11 +994,18 @@ def scan(coefs, params, axes, path=None, *, fixed=None, at=None, projections=Non
         store = ChunkStore(f"{path}.partial", spec, resume=resume, n_chunks=task.n_chunks, names=names)
         done, notes = store.check() if resume else (set(), [])
     todo = [k for k in range(task.n_chunks) if k not in done]
-    backend = backend or LocalBackend()
     t1 = time.perf_counter()
     weights = [chunk_bounds(k, task)[1] - chunk_bounds(k, task)[0] for k in todo]
+    sink, fn = None, compute_chunk
+    if in_place:
+        # chunks computed in this process go straight into the result grids: no copy
+        # of every point and half the memory (their pages are first touched by the
+        # kernel threads, in parallel)
+        sink = _MemorySink(grid.shape, dets, want_pulls)
+        fn = functools.partial(_chunk_in_place, {n: sink.arrays[_sink_name(n)].reshape(-1)
+                                                 for n in names})
     try:
-        for k, arrays in backend.map(compute_chunk, todo, args=(task,), progress=progress,
+        for k, arrays in backend.map(fn, todo, args=(task,), progress=progress,
                                      desc="scan " + " x ".join(grid.params), weights=weights,
                                      unit="pt"):
             _check_finite(arrays, chunk_bounds(k, task)[0], grid)
@@ -992,8 +1022,9 @@ def scan(coefs, params, axes, path=None, *, fixed=None, at=None, projections=Non
                 settings=settings, chunk_points=cp, chunks=task.n_chunks, resumed_chunks=len(done),
                 compute_time_s=compute, backend=backend.describe(), notes=tuple(notes))
     if path is None:
-        sink = _MemorySink(grid.shape, dets, want_pulls)
-        s = _assemble(sink, task, store, projectors, names)
+        if sink is None:
+            sink = _MemorySink(grid.shape, dets, want_pulls)
+        s = _assemble(sink, task, store, projectors, names, copy=not in_place)
         a = sink.arrays
         pl = {d: (a[f"pulls/{d}/signal"], a[f"pulls/{d}/background"]) for d in dets} if want_pulls else {}
         return ScanResult(chi2=a["chi2"], converged=a["converged"], pulls=pl, path=None,

@@ -334,8 +334,8 @@ def test_non_finite_chi2_refused(two, tmp_path, monkeypatch):
 
     real = engine.compute_chunk
 
-    def nan_chunk(k, task):
-        out = real(k, task)
+    def nan_chunk(k, task, **kw):
+        out = real(k, task, **kw)
         if k == 2:
             out["chi2"][3] = np.nan
         return out
@@ -434,8 +434,8 @@ def test_infinite_chi2_is_a_value_but_not_a_minimum(two, monkeypatch):
 
     real = engine.compute_chunk
 
-    def inf_chunk(k, task, everywhere=False):
-        out = real(k, task)
+    def inf_chunk(k, task, everywhere=False, **kw):
+        out = real(k, task, **kw)
         if everywhere:
             out["chi2"][:] = np.inf
         elif k == 0:
@@ -446,7 +446,7 @@ def test_infinite_chi2_is_a_value_but_not_a_minimum(two, monkeypatch):
     res = scan(two, ("q_ee", "q_mumu"), (A, B), chunk_points=CHUNK)
     assert res.chi2[0, 0] == np.inf and np.isfinite(res.chi2_min)
     json.dumps(res.to_json(), allow_nan=False)
-    monkeypatch.setattr(engine, "compute_chunk", lambda k, task: inf_chunk(k, task, True))
+    monkeypatch.setattr(engine, "compute_chunk", lambda k, task, **kw: inf_chunk(k, task, True, **kw))
     with pytest.raises(InputError, match=r"\+inf at every point") as info:
         scan(two, ("q_ee", "q_mumu"), (A, B), chunk_points=CHUNK)
     _one_line(info.value)

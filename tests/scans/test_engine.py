@@ -217,6 +217,84 @@ def test_chunk_function_is_pure(coefs):
         assert np.array_equal(x["chi2"], y["chi2"]) and np.array_equal(x["converged"], y["converged"])
 
 
+def test_chunk_into_given_arrays(coefs):
+    # an in-memory scan has compute_chunk write into views of its result grids: the same
+    # bits as fresh arrays, every element written, the arrays returned; a wrong set refused
+    from mcscan.scans.engine import ChunkTask, chunk_bounds
+
+    task = ChunkTask(tuple(coefs), make_grid(("q_emu", "q_ee", "q_mumu"), (C, A, B)), 33, pulls=True)
+    names = list(compute_chunk(0, task))
+    grids = {n: np.full(task.grid.size, 7, dtype=np.int8 if n == "converged" else float)
+             for n in names}
+    for k in range(task.n_chunks):
+        lo, hi = chunk_bounds(k, task)
+        views = {n: a[lo:hi] for n, a in grids.items()}
+        got = compute_chunk(k, task, out=views)
+        assert all(got[n] is views[n] for n in names)
+        fresh = compute_chunk(k, task)
+        for n in names:
+            assert np.array_equal(views[n], fresh[n]), (k, n)                  # exact
+    lo, hi = chunk_bounds(1, task)
+    bad = [{n: a[lo:hi + 1] for n, a in grids.items()},                        # one point too many
+           {n: a[lo:hi] for n, a in grids.items() if n != "converged"},         # one array missing
+           {n: a[lo:hi].astype(np.float32) for n, a in grids.items()},          # wrong type
+           {n: np.repeat(a, 2)[2 * lo:2 * hi:2] for n, a in grids.items()}]     # not contiguous
+    for out in bad:
+        with pytest.raises(ValueError, match="out must hold chi2, converged") as info:
+            compute_chunk(1, task, out=out)
+        assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("params, axes, pulls", [
+    (("q_ee",), (A,), None),
+    (("q_ee", "q_mumu"), (A, B), None),
+    (("q_emu", "q_ee", "q_mumu"), (C, A, B), True),
+])
+def test_in_memory_scan_in_place_equals_copied_chunks(coefs, params, axes, pulls):
+    # the local backend's chunks are computed into the result grids; any other backend's
+    # are copied in (here one that runs them in this process too): the same bits
+    from mcscan.scans.backends import Backend
+
+    class Copying(Backend):
+        name = "copying"
+
+        def map(self, fn, items, *, args=(), **kw):
+            for it in items:
+                yield it, fn(it, *args)
+
+    kw = dict(chunk_points=7 * axes[-1].size if len(axes) > 1 else 5, pulls=pulls,
+              projections=[",".join(params[:2])] + list(params))
+    a = scan(coefs, params, axes, **kw)
+    b = scan(coefs, params, axes, backend=Copying(), **kw)
+    assert a.backend["backend"] == "local" and b.backend["backend"] == "copying"
+    assert np.array_equal(a.chi2, b.chi2) and np.array_equal(a.converged, b.converged)  # exact
+    assert a.chi2_min == b.chi2_min and a.argmin == b.argmin
+    dets = sorted(c.detector for c in coefs) if pulls or len(params) < 3 else []
+    assert sorted(a.pulls) == sorted(b.pulls) == dets
+    for d in a.pulls:
+        assert all(np.array_equal(x, y) for x, y in zip(a.pulls[d], b.pulls[d]))
+    assert a.projections.keys() == b.projections.keys()
+    for key, pa in a.projections.items():
+        pb = b.projections[key]
+        assert np.array_equal(pa.chi2, pb.chi2), key                            # exact
+
+
+def test_in_memory_scan_budget_counts_one_copy_in_place():
+    # chunks computed in this process go into the result grids (one copy of the grid);
+    # other backends hand back chunks that are copied in (two copies for a while)
+    from mcscan import budget
+    from mcscan.scans.engine import _check_budgets
+
+    g = make_grid(("q_ee", "q_mumu", "q_emu"), (np.linspace(-1, 1, 500) * 1e-8,) * 3)
+    one = budget.grid_memory_bytes(g.size, 9.0, 1) / budget.GIB
+    cp = 500
+    chunk = budget.grid_memory_bytes(cp, 9.0, 3) / budget.GIB
+    limit = 1.5 * one + chunk
+    _check_budgets(g, 1, False, cp, None, limit, None, in_place=True)
+    with pytest.raises(InputError, match="max_memory_gib"):
+        _check_budgets(g, 1, False, cp, None, limit, None, in_place=False)
+
+
 def test_boxes_cover_ranges_exactly():
     rng = np.random.default_rng(1)
     for _ in range(200):
@@ -508,8 +586,8 @@ def test_projected_point_infinite_everywhere(coefs, monkeypatch, tmp_path):
 
     real = engine.compute_chunk
 
-    def inf_row(k, task):
-        out = real(k, task)
+    def inf_row(k, task, **kw):
+        out = real(k, task, **kw)
         if k == 0:
             out["chi2"][:B.size] = np.inf          # the row q_ee = A[0]
         return out
