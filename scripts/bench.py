@@ -364,8 +364,8 @@ def nd_families(coef, fcoef, settings, repeat=3, n=21):
     out["families_over_charges"] = out["families"]["points_per_s"] / out["charges"]["points_per_s"]
     out["note"] = (f"{n}^3 grids (families_5d: 21^5), engine.scan in memory (no file), projections "
                    "included; charges and families alike: every row of a chunk in one kernel call "
-                   "per detector (families: each plane with its own row polynomial, formed in "
-                   "Python per plane); 'families_wide' spans the default ranges (larger Delta "
+                   "per detector (families: each plane with its own row polynomial, those of a "
+                   "chunk's planes formed at once); 'families_wide' spans the default ranges (larger Delta "
                    "chi2: more points leave the vector loop); compare families_5d with "
                    "ndscan_5d of the charges")
     return out

@@ -295,15 +295,16 @@ def compute_chunk(k: int, task: ChunkTask, out: dict | None = None) -> dict:
 def _family_planes(coefs, g, r0: int, r1: int, others: dict, task, out) -> None:
     """Rows r0 .. r1 - 1 of an N-D grid (N >= 3) over the parameter families, across as
     many planes of the last two parameters as they touch, in ONE kernel call per
-    detector, as :func:`_planes`.  Each plane has its own row polynomial
-    (:func:`mcscan.stats.families.row_polynomial` at the plane's outer values, as one
-    :func:`mcscan.scans.families.family_grid_scan` of the plane forms it): a cross term
+    detector, as :func:`_planes`.  Each plane has its own row polynomial, those of a
+    chunk's planes formed at once (:func:`mcscan.stats.families.row_polynomials` at the
+    planes' outer values: each the same bits as the one a
+    :func:`mcscan.scans.families.family_grid_scan` of the plane forms): a cross term
     between an outer and an inner parameter of one flavour changes the inner linear
     coefficients from plane to plane, so E0, cx1 and cy1 go to the kernel per plane.
     With three axes the bits equal one ``family_grid_scan`` of each whole plane; from
     :data:`VECTOR_START_DIMS` axes on, the first points of each row take damped steps
     in the vector loop, as for charges (the same numbers to the convergence tolerance)."""
-    from ..stats.families import row_polynomial
+    from ..stats.families import row_polynomials
     from ..stats.kernels import row_lanes
     from ..stats.kernels_families import chi2_rows_poly
     from .families import _origin, base_vector
@@ -321,9 +322,7 @@ def _family_planes(coefs, g, r0: int, r1: int, others: dict, task, out) -> None:
     lanes = row_lanes(lay.seg_row.size)
     par = task.parallel and lay.seg_row.size > 1
     for k, (c, dest) in enumerate(zip(coefs, _plane_outputs(task, out, coefs))):
-        polys = [row_polynomial(c, base, ix, iy) for base in bases]
-        E0, cx1, cy1 = (np.array([q[m] for q in polys]) for m in (0, 1, 3))
-        _, _, cx2, _, cy2, cxy = polys[0]      # the quadratic terms: the same in every plane
+        E0, cx1, cx2, cy1, cy2, cxy = row_polynomials(c, bases, ix, iy)
         chi2_rows_poly(c.S, c.B, c.D, (E0, cx1, cx2, cy1, cy2, cxy), xs, ys, lay.y0, lay.cnt,
                        lay.o0, out=dest, accumulate=k > 0, base_rows=lay.base_rows, parallel=par,
                        lanes=lanes, vector_start=len(g.shape) >= VECTOR_START_DIMS,

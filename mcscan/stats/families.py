@@ -29,7 +29,7 @@ from .coefficients import Coefficients
 from .newton import BACKGROUND_PULL, MAX_ITER, SIGNAL_PULL, TOL
 
 __all__ = ["FamilyCoefficients", "family_coefficients", "check_theta", "sm_point", "excess_all",
-           "predict_all", "row_polynomial", "chi2_all", "theta_from", "reduced_form",
+           "predict_all", "row_polynomial", "row_polynomials", "fixed_part", "chi2_all", "theta_from", "reduced_form",
            "reduced_excess"]
 
 
@@ -137,30 +137,71 @@ def predict_all(fc: FamilyCoefficients, theta) -> np.ndarray:
     return np.maximum(fc.S + excess_all(fc, theta), 0.0)
 
 
+def fixed_part(fc: FamilyCoefficients, d, cols=()):
+    """The counts' dependence on parameter offsets ``d`` (m, P) from the SM point.
+
+    Returns E0 (m, nbins), E0_i = 2 d . h_i + d^T G_i d, and for each k of ``cols`` the
+    column k of G_i d, (m, nbins).  Every sum runs over the parameters in increasing
+    order, element-wise, starting from +0.0: a row's numbers depend on its own offsets
+    only, bit for bit, whatever the other rows are, and a parameter whose offset is 0
+    adds exactly nothing (x + (+-0) = x, and the sum is never -0), so the parameters
+    at their SM value in every row are skipped.  One plane costs a few operations
+    per parameter away from the SM point, and the planes of a chunk are formed at once.
+    """
+    d = np.atleast_2d(np.asarray(d, dtype=float))
+    h = fc.H[:, 0, 1:]
+    G = fc.H[:, 1:, 1:]
+    shape = (d.shape[0], h.shape[0])
+    lin, quad = np.zeros(shape), np.zeros(shape)
+    gd = [np.zeros(shape) for _ in cols]
+    live = np.flatnonzero(np.any(d != 0.0, axis=0))
+    for p in live:
+        dp = d[:, p:p + 1]
+        lin += dp * h[:, p]
+        for q in live:
+            quad += (dp * G[:, p, q]) * d[:, q:q + 1]
+        for g, k in zip(gd, cols):
+            g += G[:, k, p] * dp
+    return (2.0 * lin + quad, *gd)
+
+
+def row_polynomials(fc: FamilyCoefficients, bases, ix, iy):
+    """Per-bin coefficients of scans over offsets x = theta_ix - origin, y = theta_iy - origin,
+    one for each of m base points.
+
+    All other parameters at ``bases`` (m, P) (entries ix, iy ignored).  Returns E0, cx1,
+    cy1 (m, nbins) and cx2, cy2, cxy (nbins,), with N_i = S_i + E0_i + x cx1_i + x^2 cx2_i +
+    y cy1_i + y^2 cy2_i + x y cxy_i (before the clip at 0); row j depends on bases[j]
+    alone, bit for bit (:func:`fixed_part`).  ``ix=None``: one scanned parameter
+    (cx1 = cx2 = cxy = 0).
+    """
+    d = check_theta(np.atleast_2d(bases)) - fc.origin
+    if ix is not None:
+        d[:, ix] = 0.0
+    d[:, iy] = 0.0
+    h = fc.H[:, 0, 1:]
+    G = fc.H[:, 1:, 1:]
+    cy2 = G[:, iy, iy].copy()
+    if ix is None:
+        E0, gdy = fixed_part(fc, d, (iy,))
+        z = np.zeros(h.shape[0])
+        return E0, np.zeros_like(E0), z, 2.0 * h[:, iy] + 2.0 * gdy, cy2, z.copy()
+    E0, gdx, gdy = fixed_part(fc, d, (ix, iy))
+    cx1 = 2.0 * h[:, ix] + 2.0 * gdx
+    cy1 = 2.0 * h[:, iy] + 2.0 * gdy
+    return E0, cx1, G[:, ix, ix].copy(), cy1, cy2, 2.0 * G[:, ix, iy]
+
+
 def row_polynomial(fc: FamilyCoefficients, base, ix, iy):
     """Per-bin coefficients of a scan over offsets x = theta_ix - origin, y = theta_iy - origin.
 
     All other parameters at ``base`` (P,).  Returns (E0, cx1, cx2, cy1, cy2, cxy), each
     (nbins,), with N_i = S_i + E0_i + x cx1_i + x^2 cx2_i + y cy1_i + y^2 cy2_i + x y cxy_i
-    (before the clip at 0).  ``ix=None``: one scanned parameter (cx1 = cx2 = cxy = 0).
+    (before the clip at 0): :func:`row_polynomials` of one base point, the same bits.
+    ``ix=None``: one scanned parameter (cx1 = cx2 = cxy = 0).
     """
-    d = check_theta(base) - fc.origin
-    if ix is not None:
-        d[ix] = 0.0
-    d[iy] = 0.0
-    h = fc.H[:, 0, 1:]
-    G = fc.H[:, 1:, 1:]
-    E0 = 2.0 * (h @ d) + np.einsum("p,ipq,q->i", d, G, d)
-    Gd = G @ d
-    cy1 = 2.0 * h[:, iy] + 2.0 * Gd[:, iy]
-    cy2 = G[:, iy, iy].copy()
-    if ix is None:
-        z = np.zeros_like(E0)
-        return E0, z, z.copy(), cy1, cy2, z.copy()
-    cx1 = 2.0 * h[:, ix] + 2.0 * Gd[:, ix]
-    cx2 = G[:, ix, ix].copy()
-    cxy = 2.0 * G[:, ix, iy]
-    return E0, cx1, cx2, cy1, cy2, cxy
+    E0, cx1, cx2, cy1, cy2, cxy = row_polynomials(fc, check_theta(base)[None, :], ix, iy)
+    return E0[0], cx1[0], cx2, cy1[0], cy2, cxy
 
 
 def reduced_form(fc: FamilyCoefficients, base, idx):
@@ -175,11 +216,11 @@ def reduced_form(fc: FamilyCoefficients, base, idx):
     d[idx] = 0.0
     h = fc.H[:, 0, 1:]
     G = fc.H[:, 1:, 1:]
-    E0 = 2.0 * (h @ d) + np.einsum("p,ipq,q->i", d, G, d)
-    Gd = G @ d
-    L = 2.0 * h[:, idx] + 2.0 * Gd[:, idx]
+    E0, *gd = fixed_part(fc, d[None, :], idx)
+    Gd = np.array([g[0] for g in gd]).reshape(len(idx), h.shape[0]).T
+    L = 2.0 * h[:, idx] + 2.0 * Gd
     Q = G[:, idx][:, :, idx]
-    return E0, L, Q
+    return E0[0], L, Q
 
 
 def reduced_excess(form, t) -> np.ndarray:

@@ -16,7 +16,8 @@ from mcscan.params import ALL_PARAMS
 from mcscan.scans.families import family_grid_scan, family_points_chi2
 from mcscan.scans.grid import ScanSettings, grid_scan, row_segments
 from mcscan.stats import kernels_families as kf
-from mcscan.stats.families import chi2_all, family_coefficients, row_polynomial
+from mcscan.stats.families import (chi2_all, excess_all, family_coefficients, reduced_form,
+                                  row_polynomial, row_polynomials)
 from mcscan.stats.reference import coefficients
 
 RTOL = 1e-9
@@ -82,6 +83,51 @@ def test_cross_term_is_used(fcoefs):
     assert np.all(row_polynomial(fc, fc.origin, i, j)[5] != 0.0)
     k = ALL_PARAMS.index("eps_d_mumu")
     assert np.all(row_polynomial(fc, fc.origin, i, k)[5] == 0.0)
+
+
+def test_row_polynomials_closed_form_and_batch_independent(fcoefs):
+    """The row polynomials of many base points at once: against the quadratic form itself
+    (excess_all at a few points of each row's plane, 1e-12 relative), each row the same
+    bits as a call with its base point alone or among other base points (the planes of a
+    chunk), and a parameter at its SM value changes no bit."""
+    fc = fcoefs["Xe"]
+    names = ("q_ee", "r2_ee", "eps_u_ee", "eps_d_ee", "mu_e", "q_mumu")
+    i, j = ALL_PARAMS.index("r2_ee"), ALL_PARAMS.index("eps_u_ee")
+    rng = np.random.default_rng(3)
+    scale = {"q_ee": 2e-8, "r2_ee": 3e-31, "eps_u_ee": 0.3, "eps_d_ee": 0.2, "mu_e": 3e-9,
+             "q_mumu": 2e-8}
+    bases = np.repeat(fc.origin[None, :], 9, axis=0)
+    for k, p in enumerate(names):
+        bases[:, ALL_PARAMS.index(p)] += rng.normal(size=9) * scale[p]
+    bases[2, ALL_PARAMS.index("q_mumu")] = fc.origin[ALL_PARAMS.index("q_mumu")]   # at SM in one row
+    E0, cx1, cx2, cy1, cy2, cxy = row_polynomials(fc, bases, i, j)
+    for m in range(bases.shape[0]):
+        x, y = 2e-31, -0.1
+        th = np.repeat(bases[m][None, :], 3, axis=0)
+        th[:, i] = fc.origin[i] + np.array([0.0, x, 0.0])
+        th[:, j] = fc.origin[j] + np.array([0.0, 0.0, y])
+        direct = excess_all(fc, th)
+        poly = [E0[m], E0[m] + x * cx1[m] + x * x * cx2, E0[m] + y * cy1[m] + y * y * cy2]
+        for got, want in zip(poly, direct):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.max(np.abs(fc.S)))
+        alone = row_polynomial(fc, bases[m], i, j)
+        mixed = row_polynomials(fc, np.concatenate([bases[m:m + 1], bases[::-1]]), i, j)
+        for k, whole in enumerate((E0, cx1, cx2, cy1, cy2, cxy)):
+            row = whole[m] if whole.ndim == 2 else whole
+            assert np.array_equal(alone[k], row), (m, k)                          # exact
+            assert np.array_equal((mixed[k][0] if whole.ndim == 2 else mixed[k]), row), (m, k)
+    # a parameter at its SM value in every row: the same bits as without it in the batch
+    q = ALL_PARAMS.index("q_mumu")
+    cut = bases.copy()
+    cut[:, q] = fc.origin[q]
+    with_zero = row_polynomials(fc, cut, i, j)
+    again = row_polynomials(fc, np.concatenate([cut, bases[:1]]), i, j)
+    for k in (0, 1, 3):
+        assert np.array_equal(with_zero[k], again[k][:-1]), k                      # exact
+    # the restricted form of the same base points: the same fixed part
+    form = reduced_form(fc, bases[4], [i, j])
+    assert np.array_equal(form[0], E0[4])
+    assert np.array_equal(form[1][:, 0], cx1[4]) and np.array_equal(form[1][:, 1], cy1[4])
 
 
 def test_rows_any_block_size_and_subset(fcoefs):
