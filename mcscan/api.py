@@ -28,7 +28,7 @@ from . import budget as _budget
 from .config.load import Config, config_hash, load_config, table_config
 from .errors import InputError, TableError
 from .io import tables as _tio
-from .params import PARAMS, SPEC, check_any_param, check_param
+from .params import PARAMS, SPEC, check_any_param, check_param, default_range
 from .results import FamilySensitivities, Sensitivities
 from .scans.grid import ScanSettings
 from .scans.limits import (CL_RANGE, VISIBLE_PARAMS, Limit, check_fixed, check_range,
@@ -149,12 +149,6 @@ def _range_any(p, r) -> tuple:
         raise InputError(f"range {r!r} of {p}: expected two numbers (lo, hi) in "
                          f"{SPEC[p].unit}") from None
     return _check_family_range(p, lo, hi)
-
-
-def _default_range(p, config) -> tuple:
-    from .scans.families import default_range
-
-    return tuple(default_range(p, config))
 
 
 def check_cl(cl) -> float:
@@ -541,7 +535,7 @@ class Analysis:
         if param in profile:
             raise InputError(f"{param} is both scanned and profiled")
         auto = xrange is None
-        xr = _default_range(param, self.config) if auto else _range_any(param, xrange)
+        xr = default_range(param, self.config) if auto else _range_any(param, xrange)
         if points is None:
             points = self.config.numerics.scan_points if not profile else min(
                 self.config.numerics.scan_points, 801)
@@ -552,7 +546,7 @@ class Analysis:
         if reason:
             return unconstrained_limit(fc, param, cl=cl, level=level, xrange=xr, fixed=fixed,
                                        settings=self.settings, profile=profile, reason=reason)
-        ranges = {p: _default_range(p, self.config) for p in profile}
+        ranges = {p: default_range(p, self.config) for p in profile}
         return family_limit(fc, param, cl=cl, xrange=xr, points=points, fixed=fixed,
                             settings=self.settings, extend=6 if auto else 0, progress=progress,
                             profile=profile, profile_ranges=ranges, level=level)
@@ -604,7 +598,7 @@ class Analysis:
                 raise InputError(f"{p} is both scanned and fixed")
         auto = ranges is None
         if auto:
-            rr = [_default_range(p, self.config) for p in params]
+            rr = [default_range(p, self.config) for p in params]
         else:
             ranges = list(ranges)
             if len(ranges) != 2:
@@ -655,7 +649,7 @@ class Analysis:
         for p in params:
             if p in fixed:
                 raise InputError(f"{p} is both scanned and fixed")
-        rr, pts = self._grid_spec(params, ranges, points, lambda p: _default_range(p, self.config),
+        rr, pts = self._grid_spec(params, ranges, points, lambda p: default_range(p, self.config),
                                   _range_any, 2_000_000_000)
         total = math.prod(pts)
         limit = _budget.MAX_SCAN_POINTS if max_points is None else max_points

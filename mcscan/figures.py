@@ -42,6 +42,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .params import default_range
+
 __all__ = ["compute_figure_data", "family_region", "REGION_PAIRS", "ELECTRON_PARAMS", "XSEC_CHARGES",
            "XSEC_ENU", "FAMILY_SETS", "FAMILY_PAIRS", "NSI_RANGES", "MOMENT_PARAMS", "FREQUENTIST_SETS",
            "FC_CASE"]
@@ -180,7 +182,7 @@ def compute_figure_data(config=None, outdir="figures", *, tables_dir=None, progr
         if fam not in families:
             continue
         pair = FAMILY_PAIRS[fam]
-        ranges = NSI_RANGES if fam == "nsi" else {p: _default_range(p, cfg) for p in pair}
+        ranges = NSI_RANGES if fam == "nsi" else {p: default_range(p, cfg) for p in pair}
         files = {label: save(family_region(cfg, [dets] if isinstance(dets, str) else dets, pair, ranges,
                                            tables_dir=a.tables, points=points),
                              f"region_{label}_{pair[0]}-{pair[1]}.h5")
@@ -220,12 +222,6 @@ def compute_figure_data(config=None, outdir="figures", *, tables_dir=None, progr
     bar.close()
     _write_json(outdir / "figures.json", {"figures": figures})
     return {f["name"]: f for f in figures}
-
-
-def _default_range(p, cfg):
-    from .scans.families import default_range
-
-    return default_range(p, cfg)
 
 
 def _charge_figures(a, cfg, names, rows, electron, outdir, figures, save, bar, points, progress, log):

@@ -39,6 +39,7 @@ __all__ = [
     "Param",
     "SPEC",
     "check_param",
+    "default_range",
     "param_index",
     "charge_name",
     "family_params",
@@ -232,6 +233,17 @@ def scale_label(name: str) -> str:
     if exp == 0:
         return SPEC[name].unit
     return f"1e{exp} {SPEC[name].unit}"
+
+
+def default_range(name: str, config=None) -> tuple:
+    """Default scan range (lo, hi) of ``name``: the configuration's (``analysis.ranges``)
+    for a charge, else the one here."""
+    p = SPEC[name]
+    if p.scan_range is None:
+        if config is None:
+            raise InputError(f"no default range for {name}: give one")
+        return tuple(config.analysis.ranges[name])
+    return tuple(p.scan_range)
 
 
 def unit(name: str) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from ..errors import InputError
-from ..params import ALL_PARAMS, SPEC, check_any_param
+from ..params import ALL_PARAMS, SPEC, check_any_param, default_range
 from ..stats.families import chi2_all, excess_all, reduced_excess, reduced_form, row_polynomial
 from ..stats.kernels_families import chi2_excess, chi2_rows_poly
 from .grid import MAX_POINTS, Scan, ScanSettings, _check_axis, row_segments
@@ -237,16 +237,6 @@ def family_profiled_chi2(fcoefs, rows, profile, ranges, *, settings: ScanSetting
         at_edge |= (best[:, pi] <= axes[d][0]) | (best[:, pi] >= axes[d][-1])
     final, ok, _ = family_points_chi2(fcoefs, best, settings=settings, vary=moving)
     return final, best, at_edge, ok
-
-
-def default_range(param, config=None) -> tuple:
-    """Default scan range of ``param``: the configuration's for a charge, else params.py's."""
-    p = SPEC[param]
-    if p.scan_range is None:
-        if config is None:
-            raise InputError(f"no default range for {param}: give one")
-        return tuple(config.analysis.ranges[param])
-    return tuple(p.scan_range)
 
 
 def family_limit(fcoefs, param, *, cl=0.90, xrange=None, points=2001, fixed=None,
