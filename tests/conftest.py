@@ -14,6 +14,7 @@ Tests never rebuild these; a test that needs something else says so locally.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +161,27 @@ def same_results():
 
     check.read = _results_data
     return check
+
+
+@pytest.fixture(scope="session")
+def loaded_by_cli():
+    """``loaded_by_cli(argvs, modules)``: run ``mcscan`` with each argument list of
+    ``argvs`` (each must exit 0) in one fresh interpreter; returns those of ``modules``
+    it imported, sorted."""
+    import subprocess
+    import sys
+
+    def run(argvs, modules):
+        code = ("import json, sys\n"
+                "from mcscan.cli.commands import main\n"
+                "argvs, modules = json.loads(sys.argv[1]), json.loads(sys.argv[2])\n"
+                "for argv in argvs:\n"
+                "    assert main(argv) == 0, argv\n"
+                "print(json.dumps(sorted(m for m in modules if m in sys.modules)))\n")
+        r = subprocess.run([sys.executable, "-c", code, json.dumps([[str(a) for a in argv]
+                                                                   for argv in argvs]),
+                            json.dumps(list(modules))], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    return run

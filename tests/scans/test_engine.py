@@ -603,21 +603,10 @@ def test_projected_point_infinite_everywhere(coefs, monkeypatch, tmp_path):
     assert np.array_equal(stored["chi2"], prof.chi2) and np.array_equal(stored["argmin"], prof.argmin)
 
 
-def test_charge_scan_with_default_ranges_loads_no_family_machinery(table_dir, tmp_path):
+def test_charge_scan_with_default_ranges_loads_no_family_machinery(table_dir, tmp_path, loaded_by_cli):
     """A charge ndscan over the configuration's default ranges takes them from
     mcscan.params: the family scans (and scipy.optimize, 0.24 s to import) stay unloaded."""
-    import subprocess
-    import sys
-
-    code = ("import sys\n"
-            "from mcscan.cli.commands import main\n"
-            "argv = ['ndscan', '--detector', 'Ge', '--param', 'q_ee', '--param', 'q_mumu',\n"
-            "        '--param', 'q_emu', '--points', '5', '--quiet', '--tables', sys.argv[1],\n"
-            "        '--out', sys.argv[2]]\n"
-            "assert main(argv) == 0\n"
-            "print(sorted(m for m in ('mcscan.scans.families', 'scipy.optimize') if m in sys.modules))\n")
-    r = subprocess.run([sys.executable, "-c", code, str(table_dir), str(tmp_path / "nd.h5")],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip().splitlines()[-1] == "[]"
+    argv = ["ndscan", "--detector", "Ge", "--param", "q_ee", "--param", "q_mumu", "--param",
+            "q_emu", "--points", "5", "--quiet", "--tables", table_dir, "--out", tmp_path / "nd.h5"]
+    assert loaded_by_cli([argv], ["mcscan.scans.families", "scipy.optimize"]) == []
     assert (tmp_path / "nd.h5").is_file()

@@ -98,19 +98,9 @@ def test_limit_curve_kernel_by_size(coefs, monkeypatch):
     np.testing.assert_allclose(np.ravel(small.regions), np.ravel(big.regions), rtol=1e-6)
 
 
-def test_limits_and_sensitivities_load_no_numba(table_dir, tmp_path):
+def test_limits_and_sensitivities_load_no_numba(table_dir, tmp_path, loaded_by_cli):
     """`mcscan limits` and `mcscan sensitivities` run without loading numba (its import and
     the compiled kernel's first call take about 0.5 s, its compilation seconds)."""
-    import subprocess
-    import sys
-
-    code = ("import sys\n"
-            "from mcscan.cli.commands import main\n"
-            "for argv in (['limits', '--detector', 'Ge', '--param', 'q_ee', '--tables', sys.argv[1]],\n"
-            "             ['sensitivities', '--tables', sys.argv[1], '--out', sys.argv[2]]):\n"
-            "    assert main(argv) == 0, argv\n"
-            "print('numba' in sys.modules)\n")
-    r = subprocess.run([sys.executable, "-c", code, str(table_dir), str(tmp_path / "s.h5")],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip().splitlines()[-1] == "False"
+    argvs = (["limits", "--detector", "Ge", "--param", "q_ee", "--tables", table_dir],
+             ["sensitivities", "--tables", table_dir, "--out", tmp_path / "s.h5"])
+    assert loaded_by_cli(argvs, ["numba"]) == []
