@@ -178,9 +178,9 @@ def loaded_by_cli():
                 "for argv in argvs:\n"
                 "    assert main(argv) == 0, argv\n"
                 "print(json.dumps(sorted(m for m in modules if m in sys.modules)))\n")
-        r = subprocess.run([sys.executable, "-c", code, json.dumps([[str(a) for a in argv]
-                                                                   for argv in argvs]),
-                            json.dumps(list(modules))], capture_output=True, text=True)
+        args = json.dumps([[str(a) for a in argv] for argv in argvs]), json.dumps(list(modules))
+        r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                           check=False)
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout.strip().splitlines()[-1])
 

@@ -29,8 +29,8 @@ from .coefficients import Coefficients
 from .newton import BACKGROUND_PULL, MAX_ITER, SIGNAL_PULL, TOL
 
 __all__ = ["FamilyCoefficients", "family_coefficients", "check_theta", "sm_point", "excess_all",
-           "predict_all", "row_polynomial", "row_polynomials", "fixed_part", "chi2_all", "theta_from", "reduced_form",
-           "reduced_excess"]
+           "predict_all", "row_polynomial", "row_polynomials", "fixed_part", "chi2_all", "theta_from",
+           "reduced_form", "reduced_excess"]
 
 
 @dataclass(frozen=True)

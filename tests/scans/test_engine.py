@@ -262,8 +262,8 @@ def test_in_memory_scan_in_place_equals_copied_chunks(coefs, params, axes, pulls
             for it in items:
                 yield it, fn(it, *args)
 
-    kw = dict(chunk_points=7 * axes[-1].size if len(axes) > 1 else 5, pulls=pulls,
-              projections=[",".join(params[:2])] + list(params))
+    kw = {"chunk_points": 7 * axes[-1].size if len(axes) > 1 else 5, "pulls": pulls,
+          "projections": [",".join(params[:2]), *params]}
     a = scan(coefs, params, axes, **kw)
     b = scan(coefs, params, axes, backend=Copying(), **kw)
     assert a.backend["backend"] == "local" and b.backend["backend"] == "copying"

@@ -16,8 +16,14 @@ from mcscan.params import ALL_PARAMS
 from mcscan.scans.families import family_grid_scan, family_points_chi2
 from mcscan.scans.grid import ScanSettings, grid_scan, row_segments
 from mcscan.stats import kernels_families as kf
-from mcscan.stats.families import (chi2_all, excess_all, family_coefficients, reduced_form,
-                                  row_polynomial, row_polynomials)
+from mcscan.stats.families import (
+    chi2_all,
+    excess_all,
+    family_coefficients,
+    reduced_form,
+    row_polynomial,
+    row_polynomials,
+)
 from mcscan.stats.reference import coefficients
 
 RTOL = 1e-9
