@@ -71,6 +71,7 @@ from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, DEVIANC
 
 __all__ = [
     "LANES",
+    "MIN_LANES",
     "MODEL_STEP",
     "PREDICT_STEP",
     "SERIES_DEGREE",
@@ -88,6 +89,12 @@ _CHUNK = 64
 
 #: Most rows per block of the row kernel (one vector lane each); see :func:`row_lanes`.
 LANES = 64
+#: Fewest rows per block of the lockstep row kernel (:func:`row_lanes`).  LLVM vectorises
+#: the loops over lanes 8 doubles per 512-bit vector, 4 vectors per iteration, and enters
+#: that loop only from 40 lanes on: 32 or 33 lanes ran at half the speed per point of 40,
+#: 48, 56 or 64 (AVX-512; 2D and 5D scans alike), 24 at a third.  With 256-bit vectors
+#: the threshold is half as high.
+MIN_LANES = 40
 #: Largest |u| = |1 - D/T| in any bin for which the row kernel takes the chi2 from
 #: the deviance polynomial (:func:`deviance_polynomial`); beyond it the point's chi2
 #: is recomputed with logarithms.
@@ -808,14 +815,13 @@ def _grain(nblk):
 def row_lanes(nrows, threads=None):
     """Rows per block for ``nrows`` rows, small enough to give every thread a
     block: below 8 rows per thread 1 (one row at a time: :func:`_chi2_row`), else a
-    multiple of 32 up to :data:`LANES` (the loops over lanes compile to vector
-    loops that LLVM enters only from 24 lanes on: 16 lanes ran 3 times slower
-    than 24 or 32, per point; 64 runs best on AVX-512).  Results do not depend on it."""
+    multiple of 8 from :data:`MIN_LANES` up to :data:`LANES`.  Results do not depend
+    on it."""
     threads = _threads() if threads is None else int(threads)
     per = max(1, -(-int(nrows) // max(threads, 1)))
     if per < 8:
         return 1
-    return int(min(LANES, -(-per // 32) * 32))
+    return int(min(LANES, max(MIN_LANES, -(-per // 8) * 8)))
 
 
 def check_rows(xs, ys, y0, cnt, o0, out, what="finite"):

@@ -196,7 +196,25 @@ def test_serial_parallel_threads_chunks_bitwise(coefs):
         numba.set_num_threads(old)
 
 
-@pytest.mark.parametrize("lanes", [1, 5, 32, 48, 64])
+def test_row_lanes_enter_the_vector_loop():
+    # below 8 rows per thread one row at a time; else blocks of at least MIN_LANES rows
+    # (LLVM's 512-bit loops over lanes are entered from 40 on), a multiple of 8, at most
+    # LANES, and as few padding lanes as that allows
+    assert kernels.MIN_LANES == 40 and kernels.LANES == 64
+    for threads in (1, 2, 3, 8):
+        for nrows in range(1, 700):
+            ln = kernels.row_lanes(nrows, threads)
+            per = -(-nrows // threads)
+            if per < 8:
+                assert ln == 1, (nrows, threads)
+                continue
+            assert ln % 8 == 0 and kernels.MIN_LANES <= ln <= kernels.LANES, (nrows, threads, ln)
+            assert ln == kernels.LANES or ln == kernels.MIN_LANES or ln - 8 < per <= ln, (nrows, ln)
+    assert kernels.row_lanes(20, 2) == 40 and kernels.row_lanes(100, 2) == 56
+    assert kernels.row_lanes(2001, 2) == 64
+
+
+@pytest.mark.parametrize("lanes", [1, 5, 32, 40, 48, 64])
 def test_block_size_bitwise(coefs, lanes):
     # 1 and 5 lanes run scalar code, 16 and more the vector loop: same bits
     c = coefs["Xe"]
