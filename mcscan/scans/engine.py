@@ -280,7 +280,7 @@ def compute_chunk(k: int, task: ChunkTask, out: dict | None = None) -> dict:
     if len(shape) == 1:
         put(0, plane_scan(coefs, g.params, (g.axes[0][lo:hi],), fixed=others, **kw))
         return out
-    ny, nx = shape[-1], shape[-2]
+    ny = shape[-1]
     r0, r1 = lo // ny, hi // ny
     if len(shape) == 2:
         put(0, plane_scan(coefs, inner, (g.axes[-2][r0:r1], g.axes[-1]), fixed=others, **kw))
