@@ -313,9 +313,7 @@ def _family_planes(coefs, g, r0: int, r1: int, others: dict, task, out) -> None:
     ix, iy = (check_any_param(p) for p in g.params[-2:])
     origin = _origin(coefs)
     # each plane's full parameter vector (base_vector with the plane's outer values)
-    bases = np.repeat(base_vector(coefs, others)[None, :], lay.planes.size, axis=0)
-    for p, ax, i in zip(g.params[:-2], g.axes[:-2], lay.outer):
-        bases[:, check_any_param(p)] = ax[i]
+    bases = _plane_bases(g, lay, base_vector(coefs, others), check_any_param)
     # the offsets from the SM point, as family_grid_scan takes them
     xs = (g.axes[-2] - origin[ix])[lay.rows[lay.seg_row] % g.shape[-2]]
     ys = g.axes[-1] - origin[iy]
@@ -364,6 +362,15 @@ def _plane_rows(g, r0: int, r1: int) -> _Rows:
                  rows[seg_row] // nx - planes[0])
 
 
+def _plane_bases(g, lay: _Rows, base, index) -> np.ndarray:
+    """(planes, len(base)): ``base`` with the outer parameters at each plane's values of
+    the layout ``lay`` (``index(p)``: parameter p's position in ``base``)."""
+    bases = np.repeat(np.asarray(base, dtype=float)[None, :], lay.planes.size, axis=0)
+    for p, ax, i in zip(g.params[:-2], g.axes[:-2], lay.outer):
+        bases[:, index(p)] = ax[i]
+    return bases
+
+
 def _plane_outputs(task, out, coefs) -> list:
     """(chi2, a, b, ok) per detector for a row kernel writing straight into a chunk's
     arrays (flags as bool, 0 or 1); the pulls into one pair of scratch arrays when the
@@ -396,9 +403,7 @@ def _planes(coefs, g, r0: int, r1: int, task, out) -> None:
 
     lay = _plane_rows(g, r0, r1)
     ix, iy = (check_param(p) for p in g.params[-2:])
-    bases = np.repeat(g.base[None, :], lay.planes.size, axis=0)
-    for p, a, i in zip(g.params[:-2], g.axes[:-2], lay.outer):
-        bases[:, check_param(p)] = a[i]
+    bases = _plane_bases(g, lay, g.base, check_param)
     xs = g.axes[-2][lay.rows[lay.seg_row] % g.shape[-2]]
     lanes = row_lanes(lay.seg_row.size)
     par = task.parallel and lay.seg_row.size > 1
