@@ -325,7 +325,7 @@ def _family_planes(coefs, g, r0: int, r1: int, others: dict, task, out) -> None:
                        lay.o0, out=dest, accumulate=k > 0, base_rows=lay.base_rows, parallel=par,
                        lanes=lanes, vector_start=len(g.shape) >= VECTOR_START_DIMS,
                        **task.settings.kwargs())
-    _check_no_nan(out["chi2"], r0, g)
+    _check_finite(out, r0 * g.shape[-1], g)
 
 
 #: From this many scanned parameters on (charges or families), the first points of each
@@ -382,17 +382,6 @@ def _plane_outputs(task, out, coefs) -> list:
             for c in coefs]
 
 
-def _check_no_nan(chi2, r0: int, g) -> None:
-    bad = np.isnan(chi2)
-    if bad.any():
-        j = int(np.flatnonzero(bad)[0])
-        at = np.unravel_index(r0 * g.shape[-1] + j, g.shape)
-        where = ", ".join(f"{p} = {float(ax[i]):.6g}" for p, ax, i in zip(g.params, g.axes, at))
-        raise InputError(f"chi2 is nan (not a number) at {where} e ({int(bad.sum())} point(s)): the "
-                         "tables or the charges give numbers beyond double precision; check the "
-                         "tables and narrow the scanned range")
-
-
 def _planes(coefs, g, r0: int, r1: int, task, out) -> None:
     """Rows r0 .. r1 - 1 of an N-D grid (N >= 3), across as many planes of the last two
     charges as they touch, in ONE kernel call per detector: each plane's fixed
@@ -411,7 +400,7 @@ def _planes(coefs, g, r0: int, r1: int, task, out) -> None:
         chi2_rows(c, bases, ix, iy, xs, g.axes[-1], lay.y0, lay.cnt, lay.o0, out=dest,
                   accumulate=k > 0, base_rows=lay.base_rows, parallel=par, lanes=lanes,
                   vector_start=len(g.shape) >= VECTOR_START_DIMS, **task.settings.kwargs())
-    _check_no_nan(out["chi2"], r0, g)
+    _check_finite(out, r0 * g.shape[-1], g)
 
 
 def scan_spec(coefs, grid: Grid, settings, chunk_points, pulls: bool) -> dict:

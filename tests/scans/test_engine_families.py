@@ -254,6 +254,31 @@ def test_one_line_errors(fcoefs, coefs, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_nan_chi2_of_a_plane_named_with_units(fcoefs, monkeypatch):
+    # a NaN from the kernel of an N-D family chunk is refused where the chunk is
+    # computed, naming the first such grid point with each parameter's unit
+    from mcscan.scans.engine import ChunkTask, compute_chunk, make_grid
+
+    real = kernels_families.chi2_rows_poly
+
+    def nan_rows(*args, out, **kw):
+        st = real(*args, out=out, **kw)
+        out[0][7] = np.nan
+        return st
+
+    monkeypatch.setattr(kernels_families, "chi2_rows_poly", nan_rows)
+    grid = make_grid(MIXED, AXES, origin=fcoefs["Xe"].origin)
+    task = ChunkTask((fcoefs["Xe"],), grid, AXES[1].size * AXES[2].size * 2)
+    at = np.unravel_index(task.chunk_points + 7, grid.shape)
+    want = ", ".join(f"{p} = {float(a[i]):.6g} {SPEC[p].unit}" if SPEC[p].unit != "1"
+                     else f"{p} = {float(a[i]):.6g}" for p, a, i in zip(MIXED, AXES, at))
+    with pytest.raises(InputError) as info:
+        compute_chunk(1, task)
+    msg = str(info.value)
+    assert msg.startswith(f"chi2 is nan (not a number) at {want} (1 point(s) of this chunk)"), msg
+    assert "\n" not in msg
+
+
 # ------------------------------------------------------------------ command line
 
 def _main(argv):
