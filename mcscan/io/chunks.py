@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, McscanError, ResultsError
-from .h5 import _pid_alive, fsync_path, output_error
+from .h5 import _pid_alive, feed, fsync_path, output_error
 
 __all__ = ["ChunkStore", "MemoryStore", "spec_digest", "arrays_digest"]
 
@@ -45,7 +45,7 @@ def arrays_digest(arrays: dict) -> str:
     for name in sorted(arrays):
         a = np.ascontiguousarray(arrays[name])
         h.update(name.encode() + b"\0" + a.dtype.str.encode() + str(a.shape).encode())
-        h.update(a.tobytes())
+        feed(h, a)
     return h.hexdigest()
 
 

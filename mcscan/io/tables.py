@@ -40,7 +40,7 @@ import numpy as np
 from ..tables.types import ChannelTable, ResponseTable
 from ..config.load import SCHEMA_VERSION
 from ..errors import TableError
-from .h5 import atomic_h5, dataset, now as _now
+from .h5 import atomic_h5, dataset, feed, now as _now
 
 __all__ = ["table_path", "save_table", "load_table", "read_table_hash", "atomic_h5"]
 
@@ -67,7 +67,7 @@ def _data_hash(arrays) -> str:
         a = np.ascontiguousarray(arr, dtype=float)
         h.update(name.encode())
         h.update(str(a.shape).encode())
-        h.update(a.tobytes())
+        feed(h, a)
     return h.hexdigest()
 
 
