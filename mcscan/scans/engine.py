@@ -13,14 +13,15 @@ and the file are the same.  Below, "charge" stands for either kind.
 The points are cut into **rows** of the last axis (a 1D scan is
 one row), and a **chunk** is a run of ``chunk_points`` consecutive points
 made of whole rows (1D: whole row segments of :data:`mcscan.scans.grid.SEGMENT`).
-A chunk is evaluated as one :func:`mcscan.scans.grid.grid_scan` over the last two
-charges per combination of the outer charges it touches, the outer charges
+A chunk gives the numbers of one :func:`mcscan.scans.grid.grid_scan` over the last
+two charges per combination of the outer charges it touches, the outer charges
 passed as ``fixed`` (over the parameter families
-:func:`mcscan.scans.families.family_grid_scan`).  From three axes on, all the
-planes a chunk touches go to the row kernel in one call per detector, each
-row naming its plane's fixed charges (over the families, its plane's row
-polynomial: cross terms between parameters of one flavour make it depend on
-the outer values).  Since a point of ``grid_scan`` depends only on its row
+:func:`mcscan.scans.families.family_grid_scan`).  A 1D chunk is such a call; from
+two axes on, all the planes a chunk touches go to the row kernel in one call per
+detector, written straight into the chunk's arrays, each row naming its plane's
+fixed charges (over the families, its plane's row polynomial: cross terms
+between parameters of one flavour make it depend on the outer values).  Since a
+point of ``grid_scan`` depends only on its row
 segment, :func:`compute_chunk` is a pure function of the chunk index: the
 same bits in any process, on any backend, in any order, after any resume,
 and the same bits as one ``grid_scan`` of the whole grid.
@@ -280,11 +281,10 @@ def compute_chunk(k: int, task: ChunkTask, out: dict | None = None) -> dict:
     if len(shape) == 1:
         put(0, plane_scan(coefs, g.params, (g.axes[0][lo:hi],), fixed=others, **kw))
         return out
+    # 2 or more axes: the kernel writes straight into ``out`` (the bits of a grid_scan of
+    # each plane, without a grid_scan's own result arrays and the copy out of them)
     ny = shape[-1]
     r0, r1 = lo // ny, hi // ny
-    if len(shape) == 2:
-        put(0, plane_scan(coefs, inner, (g.axes[-2][r0:r1], g.axes[-1]), fixed=others, **kw))
-        return out
     if g.families:
         _family_planes(coefs, g, r0, r1, others, task, out)
         return out
@@ -293,7 +293,7 @@ def compute_chunk(k: int, task: ChunkTask, out: dict | None = None) -> dict:
 
 
 def _family_planes(coefs, g, r0: int, r1: int, others: dict, task, out) -> None:
-    """Rows r0 .. r1 - 1 of an N-D grid (N >= 3) over the parameter families, across as
+    """Rows r0 .. r1 - 1 of an N-D grid (N >= 2) over the parameter families, across as
     many planes of the last two parameters as they touch, in ONE kernel call per
     detector, as :func:`_planes`.  Each plane has its own row polynomial, those of a
     chunk's planes formed at once (:func:`mcscan.stats.families.row_polynomials` at the
@@ -358,8 +358,8 @@ def _plane_rows(g, r0: int, r1: int) -> _Rows:
     planes = np.arange(r0 // nx, (r1 - 1) // nx + 1)
     rows = np.arange(r0, r1, dtype=np.int64)
     seg_row, y0, cnt, o0 = row_segments(rows.size, ny)
-    return _Rows(planes, np.unravel_index(planes, g.shape[:-2]), rows, seg_row, y0, cnt, o0,
-                 rows[seg_row] // nx - planes[0])
+    outer = np.unravel_index(planes, g.shape[:-2]) if len(g.shape) > 2 else ()
+    return _Rows(planes, outer, rows, seg_row, y0, cnt, o0, rows[seg_row] // nx - planes[0])
 
 
 def _plane_bases(g, lay: _Rows, base, index) -> np.ndarray:
@@ -383,7 +383,7 @@ def _plane_outputs(task, out, coefs) -> list:
 
 
 def _planes(coefs, g, r0: int, r1: int, task, out) -> None:
-    """Rows r0 .. r1 - 1 of an N-D grid (N >= 3), across as many planes of the last two
+    """Rows r0 .. r1 - 1 of an N-D grid (N >= 2), across as many planes of the last two
     charges as they touch, in ONE kernel call per detector: each plane's fixed
     charges are a base point of :func:`mcscan.stats.kernels.chi2_rows` and every row
     names its plane.  A point depends only on its row segment, so the bits equal a

@@ -179,6 +179,24 @@ def test_sin2w_and_moments_1d_and_2d(fcoefs):
     assert at == float(s[::512][np.argmin(np.abs(s[::512] - sm))])
 
 
+@pytest.mark.parametrize("chunk", [7, 21, 10_000])
+def test_2d_families_with_fixed_values_equal_family_grid_scan(fcoefs, chunk):
+    """A 2D scan over the families writes the kernel's rows straight into its grids:
+    chi2, flags and each detector's pulls are those of one family_grid_scan, bit for
+    bit, for any chunking; q_ee fixed off its SM value has cross terms with both scanned
+    parameters (one flavour), mu_mu another flavour."""
+    fcs = [fcoefs["Xe"], fcoefs["Ge"]]
+    fixed = {"q_ee": 1e-8, **FIXED}
+    res = scan(fcs, MIXED[1:], AXES[1:], fixed=fixed, chunk_points=chunk, pulls=True)
+    ref = family_grid_scan(fcs, MIXED[1:], AXES[1:], fixed=fixed)
+    assert np.array_equal(np.asarray(res.chi2), ref.chi2)                                # exact
+    assert np.array_equal(np.asarray(res.converged), ref.converged.astype(np.int8))
+    for det, (a, b) in ref.pulls.items():
+        assert np.array_equal(np.asarray(res.pulls[det][0]), a)
+        assert np.array_equal(np.asarray(res.pulls[det][1]), b)
+    assert res.chunks == -(-ref.chi2.size // res.chunk_points)
+
+
 # ------------------------------------------------------------------ files, resume, Dask
 
 def test_file_units_and_reading_back(fcoefs, tmp_path):
