@@ -21,6 +21,7 @@ from mcscan.cli import commands as cli
 from mcscan.stats import kernels
 from mcscan.errors import InputError
 from mcscan.scans.engine import (
+    MIN_CHUNK_ROWS,
     Grid,
     compute_chunk,
     default_chunk_points,
@@ -319,6 +320,20 @@ def test_default_chunks_are_whole_rows_and_planes():
     assert default_chunk_points((5, 7), 3) == 7
     with pytest.raises(InputError):
         default_chunk_points((5, 7), 0)
+
+
+def test_default_chunks_give_the_row_kernel_whole_blocks():
+    """A default chunk of a 2D grid holds at least four blocks of the widest row block,
+    within the 1048576-point bound: 1/32 of a 2001 x 2001 grid was 62 rows, one block of
+    40 rows and one of 22 on two threads (a 2D scan at two thirds of its speed)."""
+    assert MIN_CHUNK_ROWS >= 4 * kernels.LANES
+    for n in (201, 2001, 4001):
+        cp = default_chunk_points((n, n))
+        assert cp % n == 0 and cp // n >= min(MIN_CHUNK_ROWS, n, (1 << 20) // n)
+    assert default_chunk_points((2001, 2001)) // 2001 >= MIN_CHUNK_ROWS
+    assert default_chunk_points((10001, 10001)) == 104 * 10001                # the bound
+    assert default_chunk_points((21,) * 5) == 21**5 // 32 // 441 * 441       # 1/32, whole planes
+    assert default_chunk_points((100_000,)) == (1 << 14) // SEGMENT * SEGMENT   # 1D: segments
 
 
 def test_resume_after_interrupt_is_bit_identical(coefs, tmp_path, chunk_interrupt, same_results):
