@@ -124,7 +124,13 @@ def _check_axis(name, axis) -> np.ndarray:
 
 
 def row_segments(nx: int, ny: int, segment: int = SEGMENT):
-    """Row segments of an (nx, ny) grid (nx = 1 for a 1D scan), in flat C order.
+    """Row segments of an (nx, ny) grid (nx = 1 for a 1D scan): the first segment of
+    every row in row order, then the second one of every row, and so on.  Segments of one
+    length so run side by side in the row kernel's blocks of rows, which run each column
+    for as long as their longest segment: in row order, the 905-point ends of 5001-point
+    rows shared blocks with 4096-point segments and a 5001-wide scan ran at two thirds of
+    the speed of a 4096-wide one.  The order changes no number: a point depends only on
+    its segment.
 
     Returns
     -------
@@ -133,7 +139,7 @@ def row_segments(nx: int, ny: int, segment: int = SEGMENT):
     """
     per_row = -(-ny // segment)
     k = np.arange(nx * per_row, dtype=np.int64)
-    ix, s = np.divmod(k, per_row)
+    s, ix = np.divmod(k, nx)
     y0 = s * segment
     cnt = np.minimum(segment, ny - y0)
     return ix, y0, cnt, ix * ny + y0

@@ -231,6 +231,26 @@ def test_block_size_bitwise(coefs, lanes):
         assert np.array_equal(u, v)
 
 
+def test_segment_order_changes_no_bit(coefs):
+    """row_segments puts segments of one length side by side; any order of the segments
+    gives the same bits (a point depends only on its segment): here against flat C
+    order and a random order, with two detectors accumulated and ragged segments."""
+    x = np.linspace(*XR, 23)
+    y = np.linspace(*YR, 45)
+    row, y0, cnt, o0 = row_segments(x.size, y.size, segment=16)       # 16, 16 and 13 points
+    n = x.size * y.size
+    outs = []
+    for order in (np.arange(row.size), np.argsort(o0), np.random.default_rng(3).permutation(row.size)):
+        out = np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=bool)
+        for k, det in enumerate(("Xe", "Ge")):
+            kernels.chi2_rows(coefs[det], np.zeros(6), 0, 1, x[row[order]], y, y0[order],
+                              cnt[order], o0[order], out=out, accumulate=k > 0, lanes=40)
+        outs.append(out)
+    for other in outs[1:]:
+        for u, v in zip(outs[0], other):
+            assert np.array_equal(u, v)
+
+
 @pytest.mark.parametrize("case", ["plain", "wide", "loose", "unconverged", "1d"])
 def test_one_row_kernel_gives_the_bits_of_the_lockstep_kernel(coefs, case):
     # lanes=1 runs _chi2_row (one row at a time), 16 the lockstep kernel: the same
@@ -500,10 +520,14 @@ def test_row_layout_validated(coefs):
 
 def test_row_segments_cover_grid():
     row, y0, cnt, o0 = row_segments(3, 10, segment=4)
-    assert cnt.tolist() == [4, 4, 2] * 3
+    # segments of one length side by side (the row kernel's blocks run to their longest)
+    assert cnt.tolist() == [4] * 6 + [2] * 3
+    assert row.tolist() == [0, 1, 2] * 3 and y0.tolist() == [0] * 3 + [4] * 3 + [8] * 3
     flat = np.concatenate([np.arange(o, o + n) for o, n in zip(o0, cnt)])
-    assert np.array_equal(flat, np.arange(30))
+    assert np.array_equal(np.sort(flat), np.arange(30))
     assert np.array_equal(row * 10 + y0, o0)
+    one = row_segments(1, 10, segment=4)                 # a 1D scan: one row, in order
+    assert one[1].tolist() == [0, 4, 8] and one[2].tolist() == [4, 4, 2]
 
 
 def test_kernels_prefer_wide_vectors():
