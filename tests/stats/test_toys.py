@@ -129,6 +129,29 @@ def test_kernel_low_counts_and_empty_bins(warm):
             assert k[0][j, g] == pytest.approx(want, rel=1e-6, abs=1e-7)
 
 
+def test_chi2_beyond_the_series_in_some_bins_matches_twin(coefs, warm):
+    """Over a wide grid most toy points end with some bins beyond the deviance series
+    (|1 - D/T| > SERIES_UMAX) and the others inside it: their chi2 takes the series for
+    the bins inside and logarithms for the others (_chi2_at_series).  Against the NumPy
+    twin (logarithms everywhere) to 1e-10 relative, on both kernels."""
+    from mcscan.stats.kernels import SERIES_UMAX
+
+    c = coefs["Ge"]
+    xs, N = _grid(c, n=41, span=6e-8)
+    D, a0, b0 = toys.generate_toys(c.S + c.B, 11, 0, 40)
+    twin = toys.toy_chi2_numpy(N, c.S, c.B, D, a0, b0)
+    # the mixed case is there: at the twin's pulls, bins on both sides of the series' edge
+    T = (1 + twin[1][:, :, None]) * N[None] + (1 + twin[2][:, :, None]) * c.B
+    u = np.abs(1 - D[:, None, :] / T)
+    mixed = (u.max(axis=2) > SERIES_UMAX) & (u.min(axis=2) <= SERIES_UMAX)
+    assert mixed.mean() > 0.3
+    for lanes in (0, 32):
+        k = toys.toy_chi2(N, c.S, c.B, D, a0, b0, lanes=lanes)
+        assert k[3].all() and twin[3].all()
+        np.testing.assert_allclose(k[0], twin[0], rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(k[0][mixed], twin[0][mixed], rtol=1e-10, atol=0)
+
+
 def test_shifted_penalty_equals_rescaled_problem(coefs, warm):
     """A toy with auxiliary measurements (a0, b0) is the plain profile of the
     rescaled coefficients (1 + a0) S, L, Q; (1 + b0) B with widths sigma / (1 + centre)."""
