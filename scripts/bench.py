@@ -141,6 +141,16 @@ def fp64_peak():
                           + basis}
 
 
+def _runs(f, repeat):
+    """Wall times (s) of ``repeat`` calls of ``f`` (at least one)."""
+    times = []
+    for _ in range(max(1, int(repeat))):
+        t0 = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
 def _efficiency(points_per_s, flop_per_point, peak):
     """GFLOP/s and fraction of the FMA peak for a kernel figure."""
     g = points_per_s * flop_per_point
@@ -597,11 +607,8 @@ def main():
     }
 
     # the users' 2D path: engine.scan in memory (Analysis.scan, `mcscan scan` without --out)
-    te = []
-    for _ in range(max(1, args.repeat)):
-        t0 = time.perf_counter()
-        nd_scan_engine([coef], ("q_ee", "q_mumu"), (x, y), settings=settings)
-        te.append(time.perf_counter() - t0)
+    te = _runs(lambda: nd_scan_engine([coef], ("q_ee", "q_mumu"), (x, y), settings=settings),
+               args.repeat)
     out["scan_2d_engine"] = {
         "detector": "Xe", "params": ["q_ee", "q_mumu"], "grid": [n, n], "seconds_each_run": te,
         "points_per_s_best": n * n / min(te), "ratio_to_scan_2d_best": best / min(te),
@@ -611,11 +618,7 @@ def main():
     # rows longer than one segment (4096 points): 5001 = 4096 + 905
     yr = np.linspace(-1e-8, 1e-8, 5001)
     xr = x[:: max(1, n // 512)][:512]
-    tr = []
-    for _ in range(max(1, args.repeat)):
-        t0 = time.perf_counter()
-        grid_scan([coef], ("q_ee", "q_mumu"), (xr, yr), settings=settings)
-        tr.append(time.perf_counter() - t0)
+    tr = _runs(lambda: grid_scan([coef], ("q_ee", "q_mumu"), (xr, yr), settings=settings), args.repeat)
     out["scan_2d_long_rows"] = {
         "detector": "Xe", "params": ["q_ee", "q_mumu"], "grid": [int(xr.size), 5001],
         "seconds_each_run": tr, "points_per_s_best": xr.size * 5001 / min(tr),

@@ -137,7 +137,7 @@ def test_chi2_beyond_the_series_in_some_bins_matches_twin(coefs, warm):
     from mcscan.stats.kernels import SERIES_UMAX
 
     c = coefs["Ge"]
-    xs, N = _grid(c, n=41, span=6e-8)
+    _, N = _grid(c, n=41, span=6e-8)
     D, a0, b0 = toys.generate_toys(c.S + c.B, 11, 0, 40)
     twin = toys.toy_chi2_numpy(N, c.S, c.B, D, a0, b0)
     # the mixed case is there: at the twin's pulls, bins on both sides of the series' edge
