@@ -275,23 +275,18 @@ def compute_chunk(k: int, task: ChunkTask, out: dict | None = None) -> dict:
             or out[n].dtype != (np.int8 if n == "converged" else np.float64) for n in names):
         raise ValueError(f"out must hold {', '.join(names)}: contiguous arrays of the chunk's "
                          f"{hi - lo} points (converged int8, the others float64)")
-    kw = {"settings": task.settings, "parallel": task.parallel}
-
-    def put(pos, sc):
-        m = sc.chi2.size
-        out["chi2"][pos:pos + m] = sc.chi2.ravel()
-        out["converged"][pos:pos + m] = sc.converged.ravel()
+    if len(shape) == 1:
+        line_scan = grid_scan
+        if g.families:
+            from .families import family_grid_scan as line_scan
+        sc = line_scan(coefs, g.params, (g.axes[0][lo:hi],), fixed=others, settings=task.settings,
+                       parallel=task.parallel)
+        out["chi2"][:] = sc.chi2
+        out["converged"][:] = sc.converged
         if task.pulls:
             for d, (a, b) in sc.pulls.items():
-                out[f"pull_signal_{d}"][pos:pos + m] = a.ravel()
-                out[f"pull_background_{d}"][pos:pos + m] = b.ravel()
-        return pos + m
-
-    plane_scan = grid_scan
-    if g.families:
-        from .families import family_grid_scan as plane_scan
-    if len(shape) == 1:
-        put(0, plane_scan(coefs, g.params, (g.axes[0][lo:hi],), fixed=others, **kw))
+                out[f"pull_signal_{d}"][:] = a
+                out[f"pull_background_{d}"][:] = b
         return out
     # 2 or more axes: the kernel writes straight into ``out`` (the bits of a grid_scan of
     # each plane, without a grid_scan's own result arrays and the copy out of them)
