@@ -32,9 +32,10 @@ time, and gives the same bits).  Each toy walks the grid in order, exactly as a 
 cubic extrapolation of those of the previous four points, one Newton pass
 computes gradient, Hessian and chi2 (the deviance polynomial, no logarithm),
 and the chi2 after the last step is taken from the quadratic model.  Points
-that need a line search, a damped step or logarithms go to the scalar
-safeguarded Newton :func:`_profile_c` (the algorithm of
-:func:`mcscan.stats.kernels.chi2_points` with shifted penalties).  The loop
+that need a line search or a damped step go to the scalar safeguarded Newton
+:func:`_profile_c` (the algorithm of :func:`mcscan.stats.kernels.chi2_points`
+with shifted penalties); a chi2 the quadratic model cannot give is summed bin by
+bin (:func:`_chi2_at_c`: the series, logarithms only for bins beyond it).  The loop
 over bins is written like the row kernel's: fused multiply-adds written out
 (:func:`mcscan.stats._jit.fma`, the same bits on every machine), one division
 per bin, 512-bit vectors, and the deviance series summed only in a pass some
@@ -179,27 +180,17 @@ def generate_toys_at(mu, seed, indices, *, key=(), signal_pull=SIGNAL_PULL,
 # ---------------------------------------------------------------------------
 
 @helper
-def _chi2_at_c(N, dl, B, D, a, b, a0, b0, isa2, isb2):
-    """chi2 at pulls (a, b) with penalty centres (a0, b0); dl = (N - S) + (S + B - D)."""
-    chi = 0.0
-    for i in range(N.shape[0]):
-        if D[i] > 0.0:
-            chi += D[i] * _deviance((dl[i] + a * N[i] + b * B[i]) / D[i])
-        else:
-            chi += (1.0 + a) * N[i] + (1.0 + b) * B[i]
-    return 2.0 * chi + (a - a0) * (a - a0) * isa2 + (b - b0) * (b - b0) * isb2
+def _chi2_at_c(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef):
+    """chi2 at pulls (a, b) with penalty centres (a0, b0); dl = (N - S) + (S + B - D).
 
-
-@helper
-def _chi2_at_series(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef):
-    """:func:`_chi2_at_c`, each bin's deviance (T - D) u f(u) from the series of the vector
-    passes (:func:`mcscan.stats.kernels._dev_series`) where |u| = |T - D| / T <= umax,
-    and D (eps - log1p(eps)) only elsewhere.  A toy point whose model is far from its
-    data in a few bins (beyond the series, so its chi2 is taken here) pays a logarithm
-    for those bins instead of for every bin; on a bands or Feldman-Cousins grid over
-    the default range that is about 30% of the points.  The series is the more
-    accurate of the two there (truncation below 6e-17 relative; eps - log1p(eps)
-    loses digits to cancellation as eps goes to 0)."""
+    Each bin's deviance is (T - D) u f(u), the series of the vector passes
+    (:func:`mcscan.stats.kernels._dev_series`), where |u| = |T - D| / T <= umax, and
+    D (eps - log1p(eps)) only elsewhere (also where T <= 0: +inf).  A toy point whose
+    model is far from its data in a few bins (beyond the series, so its chi2 is taken
+    here) pays a logarithm for those bins instead of for every bin; on a bands or
+    Feldman-Cousins grid over the default range that is about 30% of the points.  The
+    series is the more accurate of the two there (truncation below 6e-17 relative;
+    eps - log1p(eps) loses digits to cancellation as eps goes to 0)."""
     chi = 0.0
     for i in range(N.shape[0]):
         if D[i] > 0.0:
@@ -215,7 +206,7 @@ def _chi2_at_series(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef):
 
 
 @helper
-def _profile_c(N, dl, B, D, a, b, a0, b0, it0, isa2, isb2, tol, max_iter, armijo):
+def _profile_c(N, dl, B, D, a, b, a0, b0, it0, isa2, isb2, tol, max_iter, armijo, umax, dev_coef):
     """The safeguarded Newton iteration of :func:`mcscan.stats.kernels._profile`
     with penalties centred on (a0, b0).  Returns chi2, a, b, iterations
     (-max_iter if not converged)."""
@@ -258,9 +249,10 @@ def _profile_c(N, dl, B, D, a, b, a0, b0, it0, isa2, isb2, tol, max_iter, armijo
                 lim = -STEP_TO_ZERO * ((1.0 + a) * N[i] + (1.0 + b) * B[i]) / dT
                 t = min(t, lim)
         if lam2 > DECREMENT2_MAX:
-            f0 = _chi2_at_c(N, dl, B, D, a, b, a0, b0, isa2, isb2)
+            f0 = _chi2_at_c(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef)
             for _ in range(MAX_BACKTRACK):
-                f1 = _chi2_at_c(N, dl, B, D, a + t * da, b + t * db, a0, b0, isa2, isb2)
+                f1 = _chi2_at_c(N, dl, B, D, a + t * da, b + t * db, a0, b0, isa2, isb2, umax,
+                                dev_coef)
                 if f1 <= f0 - armijo * t * lam2:
                     break
                 t *= BACKTRACK
@@ -271,7 +263,7 @@ def _profile_c(N, dl, B, D, a, b, a0, b0, it0, isa2, isb2, tol, max_iter, armijo
         if max(abs(sa), abs(sb)) < tol:
             status = it + 1
             break
-    return _chi2_at_c(N, dl, B, D, a, b, a0, b0, isa2, isb2), a, b, status
+    return _chi2_at_c(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef), a, b, status
 
 
 def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, dev_coef,
@@ -382,9 +374,9 @@ def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, d
                     tdl[i] = DL[g, i] + R[i]
                 if mode == 2:
                     chi, a, b, status = _profile_c(N[g], tdl, B, Dt, a, b, a0, b0, it_done, isa2, isb2,
-                                                   tol, max_iter, armijo)
+                                                   tol, max_iter, armijo, umax, dev_coef)
                 else:
-                    chi = _chi2_at_series(N[g], tdl, B, Dt, a, b, a0, b0, isa2, isb2, umax, dev_coef)
+                    chi = _chi2_at_c(N[g], tdl, B, Dt, a, b, a0, b0, isa2, isb2, umax, dev_coef)
                     if mode == 1:
                         status = -max_iter
             if status > 0:
@@ -559,9 +551,10 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                         tD[i] = DT[i, l]
                     if ACT[l] == 2:
                         CHI[l], A[l], Bp[l], IT[l] = _profile_c(N[g], tdl, B, tD, A[l], Bp[l], CA[l], CB[l],
-                                                               IT[l], isa2, isb2, tol, max_iter, armijo)
+                                                               IT[l], isa2, isb2, tol, max_iter, armijo,
+                                                               umax, dev_coef)
                     else:
-                        CHI[l] = _chi2_at_series(N[g], tdl, B, tD, A[l], Bp[l], CA[l], CB[l], isa2,
+                        CHI[l] = _chi2_at_c(N[g], tdl, B, tD, A[l], Bp[l], CA[l], CB[l], isa2,
                                                  isb2, umax, dev_coef)
                         if ACT[l] == 1:
                             IT[l] = -max_iter
