@@ -35,8 +35,8 @@ and the chi2 after the last step is taken from the quadratic model.  Points
 that need a line search or a damped step go to the scalar safeguarded Newton
 :func:`_profile_c` (the algorithm of :func:`mcscan.stats.kernels.chi2_points`
 with shifted penalties); a chi2 the quadratic model cannot give is summed bin by
-bin (:func:`_chi2_at_c`: the series, logarithms only for bins beyond it).  The loop
-over bins is written like the row kernel's: fused multiply-adds written out
+bin (:func:`mcscan.stats.kernels._chi2_at`: the series, logarithms only for bins
+beyond it).  The loop over bins is written like the row kernel's: fused multiply-adds written out
 (:func:`mcscan.stats._jit.fma`, the same bits on every machine), one division
 per bin, 512-bit vectors, and the deviance series summed only in a pass some
 toy may converge in (a toy that converges in a pass without it takes the pass
@@ -62,7 +62,7 @@ import numpy as np
 from ..errors import InputError
 from ._jit import fma, helper, kernel, run_blocks, threads, wide_vectors
 from .kernels import (MODEL_STEP, PREDICT_STEP, SERIES_UMAX, _add_gradient, _add_series, _bin_terms,
-                      _dev_series, _deviance, _extrapolate, _newton_step, _pass_state,
+                      _chi2_at, _dev_series, _extrapolate, _newton_step, _pass_state,
                       deviance_polynomial)
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, MAX_BACKTRACK, MAX_ITER,
                      SIGNAL_PULL, STEP_TO_ZERO, TOL)
@@ -180,32 +180,6 @@ def generate_toys_at(mu, seed, indices, *, key=(), signal_pull=SIGNAL_PULL,
 # ---------------------------------------------------------------------------
 
 @helper
-def _chi2_at_c(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef):
-    """chi2 at pulls (a, b) with penalty centres (a0, b0); dl = (N - S) + (S + B - D).
-
-    Each bin's deviance is (T - D) u f(u), the series of the vector passes
-    (:func:`mcscan.stats.kernels._dev_series`), where |u| = |T - D| / T <= umax, and
-    D (eps - log1p(eps)) only elsewhere (also where T <= 0: +inf).  A toy point whose
-    model is far from its data in a few bins (beyond the series, so its chi2 is taken
-    here) pays a logarithm for those bins instead of for every bin; on a bands or
-    Feldman-Cousins grid over the default range that is about 30% of the points.  The
-    series is the more accurate of the two there (truncation below 6e-17 relative;
-    eps - log1p(eps) loses digits to cancellation as eps goes to 0)."""
-    chi = 0.0
-    for i in range(N.shape[0]):
-        if D[i] > 0.0:
-            df = dl[i] + a * N[i] + b * B[i]
-            u = df / ((1.0 + a) * N[i] + (1.0 + b) * B[i])
-            if abs(u) <= umax:
-                chi = fma(df * u, _dev_series(u, dev_coef), chi)
-            else:
-                chi += D[i] * _deviance(df / D[i])
-        else:
-            chi += (1.0 + a) * N[i] + (1.0 + b) * B[i]
-    return 2.0 * chi + (a - a0) * (a - a0) * isa2 + (b - b0) * (b - b0) * isb2
-
-
-@helper
 def _profile_c(N, dl, B, D, a, b, a0, b0, it0, isa2, isb2, tol, max_iter, armijo, umax, dev_coef):
     """The safeguarded Newton iteration of :func:`mcscan.stats.kernels._profile`
     with penalties centred on (a0, b0).  Returns chi2, a, b, iterations
@@ -249,9 +223,9 @@ def _profile_c(N, dl, B, D, a, b, a0, b0, it0, isa2, isb2, tol, max_iter, armijo
                 lim = -STEP_TO_ZERO * ((1.0 + a) * N[i] + (1.0 + b) * B[i]) / dT
                 t = min(t, lim)
         if lam2 > DECREMENT2_MAX:
-            f0 = _chi2_at_c(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef)
+            f0 = _chi2_at(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef)
             for _ in range(MAX_BACKTRACK):
-                f1 = _chi2_at_c(N, dl, B, D, a + t * da, b + t * db, a0, b0, isa2, isb2, umax,
+                f1 = _chi2_at(N, dl, B, D, a + t * da, b + t * db, a0, b0, isa2, isb2, umax,
                                 dev_coef)
                 if f1 <= f0 - armijo * t * lam2:
                     break
@@ -263,7 +237,7 @@ def _profile_c(N, dl, B, D, a, b, a0, b0, it0, isa2, isb2, tol, max_iter, armijo
         if max(abs(sa), abs(sb)) < tol:
             status = it + 1
             break
-    return _chi2_at_c(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef), a, b, status
+    return _chi2_at(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef), a, b, status
 
 
 def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, dev_coef,
@@ -376,7 +350,7 @@ def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, d
                     chi, a, b, status = _profile_c(N[g], tdl, B, Dt, a, b, a0, b0, it_done, isa2, isb2,
                                                    tol, max_iter, armijo, umax, dev_coef)
                 else:
-                    chi = _chi2_at_c(N[g], tdl, B, Dt, a, b, a0, b0, isa2, isb2, umax, dev_coef)
+                    chi = _chi2_at(N[g], tdl, B, Dt, a, b, a0, b0, isa2, isb2, umax, dev_coef)
                     if mode == 1:
                         status = -max_iter
             if status > 0:
@@ -554,7 +528,7 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                                                                IT[l], isa2, isb2, tol, max_iter, armijo,
                                                                umax, dev_coef)
                     else:
-                        CHI[l] = _chi2_at_c(N[g], tdl, B, tD, A[l], Bp[l], CA[l], CB[l], isa2,
+                        CHI[l] = _chi2_at(N[g], tdl, B, tD, A[l], Bp[l], CA[l], CB[l], isa2,
                                                  isb2, umax, dev_coef)
                         if ACT[l] == 1:
                             IT[l] = -max_iter

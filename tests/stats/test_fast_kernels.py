@@ -231,6 +231,36 @@ def test_block_size_bitwise(coefs, lanes):
         assert np.array_equal(u, v)
 
 
+def test_chi2_beyond_the_series_in_some_bins_matches_twin(coefs):
+    """Over the default range of q_ee x q_mumu (Ge, +-6e-8 e) most points end with some bins
+    beyond the deviance series (|1 - D/T| > SERIES_UMAX) and the others inside it: their
+    chi2 takes the series for the bins inside and logarithms for the others
+    (kernels._chi2_at).  Against the NumPy twin (logarithms everywhere) to 1e-10
+    relative: the lockstep and one-row kernels, and the point kernel (its scalar Newton
+    iteration keeps logarithms in every bin)."""
+    c = coefs["Ge"]
+    x = np.linspace(-6e-8, 6e-8, 29)
+    y = np.linspace(-6e-8, 6e-8, 31)
+    n = x.size * y.size
+    theta = _theta(("q_ee", "q_mumu"), (x, y), np.arange(n))
+    twin = model.chi2(c, theta)
+    N = np.array([model.predict(c, t) for t in theta])
+    T = (1 + twin[1][:, None]) * N + (1 + twin[2][:, None]) * c.B
+    u = np.abs(1 - c.D / T)
+    mixed = (u.max(axis=1) > kernels.SERIES_UMAX) & (u.min(axis=1) <= kernels.SERIES_UMAX)
+    assert mixed.mean() > 0.5
+    row, y0, cnt, o0 = row_segments(x.size, y.size)
+    for lanes in (1, 40):
+        out = np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=bool)
+        st = kernels.chi2_rows(c, np.zeros(6), 0, 1, x[row], y, y0, cnt, o0, out=out, lanes=lanes)
+        assert st["log_chi2"] > 0.5 * n and out[3].all()
+        # 1e-15 absolute: chi2 is 0 at the SM point
+        np.testing.assert_allclose(out[0], twin[0], rtol=1e-10, atol=1e-15)
+        np.testing.assert_allclose(out[0][mixed], twin[0][mixed], rtol=1e-10, atol=0)
+    pts = kernels.chi2_points(c, theta)
+    np.testing.assert_allclose(pts[0], twin[0], rtol=1e-10, atol=1e-15)
+
+
 def test_segment_order_changes_no_bit(coefs):
     """row_segments puts segments of one length side by side; any order of the segments
     gives the same bits (a point depends only on its segment): here against flat C

@@ -132,7 +132,7 @@ def test_kernel_low_counts_and_empty_bins(warm):
 def test_chi2_beyond_the_series_in_some_bins_matches_twin(coefs, warm):
     """Over a wide grid most toy points end with some bins beyond the deviance series
     (|1 - D/T| > SERIES_UMAX) and the others inside it: their chi2 takes the series for
-    the bins inside and logarithms for the others (toys._chi2_at_c).  Against the NumPy
+    the bins inside and logarithms for the others (kernels._chi2_at).  Against the NumPy
     twin (logarithms everywhere) to 1e-10 relative, on both kernels."""
     from mcscan.stats.kernels import SERIES_UMAX
 
