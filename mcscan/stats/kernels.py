@@ -294,16 +294,18 @@ def _chi2_at(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef):
     return 2.0 * chi + (a - a0) * (a - a0) * isa2 + (b - b0) * (b - b0) * isb2
 
 
-#: Series coefficients :func:`_profile` hands to :func:`_chi2_at` with ``umax`` = -1 (unused).
+#: Series coefficients the scan kernels hand to :func:`_profile` with ``umax`` = -1 (unused).
 _NO_SERIES = (0.0,) * (SERIES_DEGREE + 1)
 
 
 @helper
-def _profile(N, dl, B, D, a, b, it0, isa2, isb2, tol, max_iter, armijo):
-    """Safeguarded Newton iteration of the pulls from (a, b), ``it0`` iterations
-    already spent.  Returns chi2, a, b, iterations (-max_iter if not converged).
-    Its chi2 (line search and result) takes a logarithm in every bin, as in earlier
-    versions, so the points it finishes keep their bits."""
+def _profile(N, dl, B, D, a, b, a0, b0, it0, isa2, isb2, tol, max_iter, armijo, umax, dev_coef):
+    """Safeguarded Newton iteration of the pulls from (a, b), penalties centred on
+    (a0, b0) (0 but for toys), ``it0`` iterations already spent.  Returns chi2, a, b,
+    iterations (-max_iter if not converged).  Its chi2 (line search and result) is
+    :func:`_chi2_at` with ``umax`` and ``dev_coef``: the scan kernels pass -1 and
+    :data:`_NO_SERIES` (a logarithm in every bin, as in earlier versions, so the points
+    it finishes keep their bits), the toy kernels the series."""
     nb_ = N.shape[0]
     status = -max_iter
     for i in range(nb_):
@@ -330,8 +332,8 @@ def _profile(N, dl, B, D, a, b, it0, isa2, isb2, tol, max_iter, armijo):
             haa += N[i] * N[i] * w
             hab += N[i] * B[i] * w
             hbb += B[i] * B[i] * w
-        ga = 2.0 * ga + 2.0 * a * isa2
-        gb = 2.0 * gb + 2.0 * b * isb2
+        ga = 2.0 * ga + 2.0 * (a - a0) * isa2
+        gb = 2.0 * gb + 2.0 * (b - b0) * isb2
         haa += 2.0 * isa2
         hbb += 2.0 * isb2
         det = haa * hbb - hab * hab
@@ -345,10 +347,10 @@ def _profile(N, dl, B, D, a, b, it0, isa2, isb2, tol, max_iter, armijo):
                 lim = -STEP_TO_ZERO * ((1.0 + a) * N[i] + (1.0 + b) * B[i]) / dT
                 t = min(t, lim)
         if lam2 > DECREMENT2_MAX:
-            f0 = _chi2_at(N, dl, B, D, a, b, 0.0, 0.0, isa2, isb2, -1.0, _NO_SERIES)
+            f0 = _chi2_at(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef)
             for _ in range(MAX_BACKTRACK):
-                f1 = _chi2_at(N, dl, B, D, a + t * da, b + t * db, 0.0, 0.0, isa2, isb2, -1.0,
-                              _NO_SERIES)
+                f1 = _chi2_at(N, dl, B, D, a + t * da, b + t * db, a0, b0, isa2, isb2, umax,
+                              dev_coef)
                 if f1 <= f0 - armijo * t * lam2:
                     break
                 t *= BACKTRACK
@@ -359,7 +361,7 @@ def _profile(N, dl, B, D, a, b, it0, isa2, isb2, tol, max_iter, armijo):
         if max(abs(sa), abs(sb)) < tol:
             status = it + 1
             break
-    return _chi2_at(N, dl, B, D, a, b, 0.0, 0.0, isa2, isb2, -1.0, _NO_SERIES), a, b, status
+    return _chi2_at(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef), a, b, status
 
 
 def _chi2_points(S, L, Q, B, D, theta, isa2, isb2, tol, max_iter, armijo,
@@ -385,7 +387,8 @@ def _chi2_points(S, L, Q, B, D, theta, isa2, isb2, tol, max_iter, armijo,
                 # T - D = dl + a N + b B with dl = (N - S) + (S + B - D); the last
                 # term is exactly 0 for Asimov data D = S + B
                 dl[i] = (n - S[i]) + ((S[i] + B[i]) - D[i])
-            chi, a, b, status = _profile(N, dl, B, D, 0.0, 0.0, zero, isa2, isb2, tol, max_iter, armijo)
+            chi, a, b, status = _profile(N, dl, B, D, 0.0, 0.0, 0.0, 0.0, zero, isa2, isb2, tol, max_iter,
+                                         armijo, -1.0, _NO_SERIES)
             out_chi2[p] = chi
             out_a[p] = a
             out_b[p] = b
@@ -608,8 +611,9 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                         tN[i] = n
                         tD[i] = (n - S[i]) + ((S[i] + B[i]) - D[i])
                     if ACT[l] == 2:
-                        CHI[l], A[l], Bp[l], IT[l] = _profile(tN, tD, B, D, A[l], Bp[l], IT[l], isa2,
-                                                             isb2, tol, max_iter, armijo)
+                        CHI[l], A[l], Bp[l], IT[l] = _profile(tN, tD, B, D, A[l], Bp[l], 0.0, 0.0, IT[l],
+                                                             isa2, isb2, tol, max_iter, armijo, -1.0,
+                                                             _NO_SERIES)
                     else:
                         # unconverged in the vector loop, or |u| beyond the series
                         CHI[l] = _chi2_at(tN, tD, B, D, A[l], Bp[l], 0.0, 0.0, isa2, isb2, umax,
@@ -759,8 +763,8 @@ def _chi2_row(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0,
                     tN[i] = n
                     tD[i] = (n - S[i]) + ((S[i] + B[i]) - D[i])
                 if act == 2:
-                    chi, a, b, it_done = _profile(tN, tD, B, D, a, b, it_done, isa2, isb2, tol,
-                                                  max_iter, armijo)
+                    chi, a, b, it_done = _profile(tN, tD, B, D, a, b, 0.0, 0.0, it_done, isa2, isb2,
+                                                  tol, max_iter, armijo, -1.0, _NO_SERIES)
                 else:
                     chi = _chi2_at(tN, tD, B, D, a, b, 0.0, 0.0, isa2, isb2, umax, dev_coef)
                 st_slow += act == 2

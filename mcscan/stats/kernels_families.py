@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel, run_blocks
-from .kernels import (MODEL_STEP, SERIES_UMAX, _grain, _profile, _run_rows, check_base_rows,
+from .kernels import (_NO_SERIES, MODEL_STEP, SERIES_UMAX, _grain, _profile, _run_rows, check_base_rows,
                       check_rows, deviance_polynomial, row_lanes)
 from .newton import ARMIJO, BACKGROUND_PULL, MAX_ITER, SIGNAL_PULL, TOL
 
@@ -46,7 +46,8 @@ def _chi2_excess(S, B, D, EX, isa2, isb2, tol, max_iter, armijo, out_chi2, out_a
                 N[i] = n
                 # T - D = dl + a N + b B; the data term S + B - D is 0 for Asimov data
                 dl[i] = (n - S[i]) + ((S[i] + B[i]) - D[i])
-            chi, a, b, status = _profile(N, dl, B, D, 0.0, 0.0, zero, isa2, isb2, tol, max_iter, armijo)
+            chi, a, b, status = _profile(N, dl, B, D, 0.0, 0.0, 0.0, 0.0, zero, isa2, isb2, tol, max_iter,
+                                         armijo, -1.0, _NO_SERIES)
             out_chi2[p] = chi
             out_a[p] = a
             out_b[p] = b

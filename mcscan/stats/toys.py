@@ -33,8 +33,8 @@ cubic extrapolation of those of the previous four points, one Newton pass
 computes gradient, Hessian and chi2 (the deviance polynomial, no logarithm),
 and the chi2 after the last step is taken from the quadratic model.  Points
 that need a line search or a damped step go to the scalar safeguarded Newton
-:func:`_profile_c` (the algorithm of :func:`mcscan.stats.kernels.chi2_points`
-with shifted penalties); a chi2 the quadratic model cannot give is summed bin by
+:func:`mcscan.stats.kernels._profile` (the algorithm of
+:func:`mcscan.stats.kernels.chi2_points`, with shifted penalties); a chi2 the quadratic model cannot give is summed bin by
 bin (:func:`mcscan.stats.kernels._chi2_at`: the series, logarithms only for bins
 beyond it).  The loop over bins is written like the row kernel's: fused multiply-adds written out
 (:func:`mcscan.stats._jit.fma`, the same bits on every machine), one division
@@ -60,9 +60,9 @@ import math
 import numpy as np
 
 from ..errors import InputError
-from ._jit import fma, helper, kernel, run_blocks, threads, wide_vectors
+from ._jit import fma, kernel, run_blocks, threads, wide_vectors
 from .kernels import (MODEL_STEP, PREDICT_STEP, SERIES_UMAX, _add_gradient, _add_series, _bin_terms,
-                      _chi2_at, _dev_series, _extrapolate, _newton_step, _pass_state,
+                      _chi2_at, _dev_series, _extrapolate, _newton_step, _pass_state, _profile,
                       deviance_polynomial)
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, MAX_BACKTRACK, MAX_ITER,
                      SIGNAL_PULL, STEP_TO_ZERO, TOL)
@@ -176,69 +176,8 @@ def generate_toys_at(mu, seed, indices, *, key=(), signal_pull=SIGNAL_PULL,
 
 
 # ---------------------------------------------------------------------------
-# numba: scalar profile with shifted penalties, and the batched toy kernel
+# numba: the toy kernels (the scalar profile is mcscan.stats.kernels._profile)
 # ---------------------------------------------------------------------------
-
-@helper
-def _profile_c(N, dl, B, D, a, b, a0, b0, it0, isa2, isb2, tol, max_iter, armijo, umax, dev_coef):
-    """The safeguarded Newton iteration of :func:`mcscan.stats.kernels._profile`
-    with penalties centred on (a0, b0).  Returns chi2, a, b, iterations
-    (-max_iter if not converged)."""
-    nb_ = N.shape[0]
-    status = -max_iter
-    for i in range(nb_):
-        if D[i] > 0.0 and N[i] <= 0.0 and B[i] <= 0.0:
-            return math.inf, a, b, status
-    for it in range(it0, max_iter):
-        ga = 0.0
-        gb = 0.0
-        haa = 0.0
-        hbb = 0.0
-        hab = 0.0
-        for i in range(nb_):
-            T = (1.0 + a) * N[i] + (1.0 + b) * B[i]
-            if D[i] > 0.0:
-                u = (dl[i] + a * N[i] + b * B[i]) / T
-                w = 2.0 * (D[i] / T) / T
-            else:
-                u = 1.0
-                w = 0.0
-            ga += N[i] * u
-            gb += B[i] * u
-            haa += N[i] * N[i] * w
-            hab += N[i] * B[i] * w
-            hbb += B[i] * B[i] * w
-        ga = 2.0 * ga + 2.0 * (a - a0) * isa2
-        gb = 2.0 * gb + 2.0 * (b - b0) * isb2
-        haa += 2.0 * isa2
-        hbb += 2.0 * isb2
-        det = haa * hbb - hab * hab
-        da = -(hbb * ga - hab * gb) / det
-        db = -(haa * gb - hab * ga) / det
-        lam2 = max(-(ga * da + gb * db), 0.0)
-        t = 1.0
-        for i in range(nb_):
-            dT = da * N[i] + db * B[i]
-            if dT < 0.0:
-                lim = -STEP_TO_ZERO * ((1.0 + a) * N[i] + (1.0 + b) * B[i]) / dT
-                t = min(t, lim)
-        if lam2 > DECREMENT2_MAX:
-            f0 = _chi2_at(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef)
-            for _ in range(MAX_BACKTRACK):
-                f1 = _chi2_at(N, dl, B, D, a + t * da, b + t * db, a0, b0, isa2, isb2, umax,
-                                dev_coef)
-                if f1 <= f0 - armijo * t * lam2:
-                    break
-                t *= BACKTRACK
-        sa = t * da
-        sb = t * db
-        a += sa
-        b += sb
-        if max(abs(sa), abs(sb)) < tol:
-            status = it + 1
-            break
-    return _chi2_at(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef), a, b, status
-
 
 def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, dev_coef,
               max_model_step, out_chi2, out_a, out_b, out_ok, b0, b1):
@@ -347,8 +286,8 @@ def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, d
                 for i in range(nb_):
                     tdl[i] = DL[g, i] + R[i]
                 if mode == 2:
-                    chi, a, b, status = _profile_c(N[g], tdl, B, Dt, a, b, a0, b0, it_done, isa2, isb2,
-                                                   tol, max_iter, armijo, umax, dev_coef)
+                    chi, a, b, status = _profile(N[g], tdl, B, Dt, a, b, a0, b0, it_done, isa2, isb2,
+                                                 tol, max_iter, armijo, umax, dev_coef)
                 else:
                     chi = _chi2_at(N[g], tdl, B, Dt, a, b, a0, b0, isa2, isb2, umax, dev_coef)
                     if mode == 1:
@@ -374,7 +313,7 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
     per toy: the loop over lanes has no reductions across lanes and vectorises
     without reordering any sum, so a toy's numbers do not depend on the other
     toys of its block.  A toy with an empty bin (or a detector with a bin
-    without background) takes the scalar path :func:`_profile_c` at every
+    without background) takes the scalar path :func:`mcscan.stats.kernels._profile` at every
     grid point.  The warm start, the Newton steps and the history of every lane
     are computed in loops over the lanes (the last two branch-free, vectorised);
     only the decisions per lane stay scalar.
@@ -524,9 +463,9 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                         tdl[i] = DL[g, i] + RT[i, l]
                         tD[i] = DT[i, l]
                     if ACT[l] == 2:
-                        CHI[l], A[l], Bp[l], IT[l] = _profile_c(N[g], tdl, B, tD, A[l], Bp[l], CA[l], CB[l],
-                                                               IT[l], isa2, isb2, tol, max_iter, armijo,
-                                                               umax, dev_coef)
+                        CHI[l], A[l], Bp[l], IT[l] = _profile(N[g], tdl, B, tD, A[l], Bp[l], CA[l], CB[l],
+                                                             IT[l], isa2, isb2, tol, max_iter, armijo,
+                                                             umax, dev_coef)
                     else:
                         CHI[l] = _chi2_at(N[g], tdl, B, tD, A[l], Bp[l], CA[l], CB[l], isa2,
                                                  isb2, umax, dev_coef)
