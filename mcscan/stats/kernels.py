@@ -615,7 +615,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
             # operations of _chi2_at in its order for each lane (NN and DL hold its N and dl)
             nneed = 0
             for l in range(lanes):
-                NEED[l] = ACT[l] != 2 and (ACT[l] != 0 or EXACT[l] != 0)
+                NEED[l] = (ACT[l] != 2) & ((ACT[l] != 0) | (EXACT[l] != 0))
                 nneed += NEED[l]
             vec_exact = nneed * EXACT_LANES_DIV >= lanes
             if vec_exact:
@@ -646,12 +646,9 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
             for l in range(lanes):
                 if ACT[l] != 0 or EXACT[l] != 0:
                     if ACT[l] == 2 or not vec_exact:
-                        y = Y[l]
                         for i in range(nb_):
-                            n = S[i] + (EX[i, l] + (y * CY[i, l] + Y2[l] * cy2[i]))
-                            n = max(n, 0.0)
-                            tN[i] = n
-                            tD[i] = (n - S[i]) + ((S[i] + B[i]) - D[i])
+                            tN[i] = NN[i, l]
+                            tD[i] = DL[i, l]
                     if ACT[l] == 2:
                         CHI[l], A[l], Bp[l], IT[l] = _profile(tN, tD, B, D, A[l], Bp[l], 0.0, 0.0, IT[l],
                                                              isa2, isb2, tol, max_iter, armijo, -1.0,
@@ -714,8 +711,6 @@ def _chi2_row(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0,
     CY = np.empty(nb_)
     NN = np.empty(nb_)
     DL = np.empty(nb_)
-    tN = np.empty(nb_)
-    tD = np.empty(nb_)
     for r in range(b0, b1):
         st_it = 0
         st_slow = 0
@@ -730,7 +725,7 @@ def _chi2_row(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0,
         # converged pulls of the previous points, newest first, and how many there are
         ha0 = ha1 = ha2 = ha3 = 0.0
         hb0 = hb1 = hb2 = hb3 = 0.0
-        nh = 0
+        nh = np.int64(0)      # not a literal 0: _extrapolate gets one build for both kernels
         for c in range(cnt[r]):
             y = ys[y0[r] + c]
             y2 = y * y
@@ -801,16 +796,12 @@ def _chi2_row(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0,
                 if act == 1:
                     act = 3                   # not converged in max_iter passes
             if act != 0 or exact:
-                for i in range(nb_):
-                    n = S[i] + (EX[i] + (y * CY[i] + y2 * cy2[i]))
-                    n = max(n, 0.0)
-                    tN[i] = n
-                    tD[i] = (n - S[i]) + ((S[i] + B[i]) - D[i])
+                # NN and DL hold the point's counts (the helpers only read them)
                 if act == 2:
-                    chi, a, b, it_done = _profile(tN, tD, B, D, a, b, 0.0, 0.0, it_done, isa2, isb2,
+                    chi, a, b, it_done = _profile(NN, DL, B, D, a, b, 0.0, 0.0, it_done, isa2, isb2,
                                                   tol, max_iter, armijo, -1.0, _NO_SERIES)
                 else:
-                    chi = _chi2_at(tN, tD, B, D, a, b, 0.0, 0.0, isa2, isb2, umax, dev_coef)
+                    chi = _chi2_at(NN, DL, B, D, a, b, 0.0, 0.0, isa2, isb2, umax, dev_coef)
                 st_slow += act == 2
                 st_exact += act != 2
             if it_done > 0:

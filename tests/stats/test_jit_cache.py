@@ -12,13 +12,18 @@ from mcscan.stats._jit import cache_dir
 
 PACKAGE = Path(mcscan.__file__).parent
 
-# a module whose one function is compiled through mcscan's jit options and called
+# a module with a kernel and its helper compiled through mcscan's jit options (helpers
+# have no Python wrapper: the kernel calls it)
 _MODULE = textwrap.dedent("""
-    from mcscan.stats._jit import helper
+    from mcscan.stats._jit import helper, kernel
 
     @helper
-    def twice(x):
+    def _twice(x):
         return 2.0 * x
+
+    @kernel
+    def twice(x):
+        return _twice(x)
 """)
 
 _RUN = textwrap.dedent("""
@@ -89,9 +94,9 @@ def test_read_only_home_runs_uncached_with_one_warning_line(tmp_path):
 
 
 _MODULE2 = textwrap.dedent("""
-    from mcscan.stats._jit import helper
+    from mcscan.stats._jit import kernel
 
-    @helper
+    @kernel
     def thrice(x):
         return 3.0 * x
 """)
