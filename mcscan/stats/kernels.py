@@ -299,6 +299,38 @@ def _chi2_at(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef):
     return 2.0 * chi + (a - a0) * (a - a0) * isa2 + (b - b0) * (b - b0) * isb2
 
 
+@helper
+def _lanes_chi2(NN, DL, DD, B, A, Bp, NEED, lanes, umax, dev_coef, U, DF, XC):
+    """``XC[l]`` = the sum over the bins of :func:`_chi2_at` (before its factor 2 and the
+    penalties) at the pulls ``A[l]``, ``Bp[l]`` for the counts ``NN[:, l]``, ``DL[:, l]``
+    and the data ``DD[:, l]`` of every lane, the lanes side by side: each lane's bins in
+    the order and with the operations of :func:`_chi2_at`, so the same bits.  The
+    polynomial runs in vector loops over all lanes; the logarithms (bins beyond the
+    series: 1.4 to 9.8 of 40 per point of a 2D scan over the default ranges) one lane
+    at a time, in the lanes with ``NEED`` only.  ``U`` and ``DF`` are work arrays.  The
+    row and toy kernels share it."""
+    wide_vectors()
+    for l in range(lanes):
+        XC[l] = 0.0
+    for i in range(NN.shape[0]):
+        bi = B[i]
+        for l in range(lanes):
+            n = NN[i, l]
+            a = A[l]
+            b = Bp[l]
+            df = DL[i, l] + a * n + b * bi
+            t = (1.0 + a) * n + (1.0 + b) * bi
+            u = df / t
+            U[l] = u
+            DF[l] = df
+            sr = fma(df * u, _dev_series(u, dev_coef), XC[l])
+            empty = XC[l] + t                       # D = 0: the term T
+            XC[l] = (sr if abs(u) <= umax else XC[l]) if DD[i, l] > 0.0 else empty
+        for l in range(lanes):
+            if (NEED[l] != 0) & (DD[i, l] > 0.0) & (not abs(U[l]) <= umax):
+                XC[l] += DD[i, l] * _deviance(DF[l] / DD[i, l])
+
+
 #: Series coefficients the scan kernels hand to :func:`_profile` with ``umax`` = -1 (unused).
 _NO_SERIES = (0.0,) * (SERIES_DEGREE + 1)
 
@@ -457,6 +489,10 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
     NEED = np.empty(lanes, np.int64)  # 1: chi2 bin by bin (_chi2_at)
     XC = np.empty(lanes)              # its sum over the bins
     DF = np.empty(lanes)              # T - D of the current bin
+    DD = np.empty((nb_, lanes))       # D of every lane (the same data in all)
+    for i in range(nb_):
+        for l in range(lanes):
+            DD[i, l] = D[i]
     ROW = np.empty(lanes, np.int64)
     CNT = np.empty(lanes, np.int64)
     for blk in range(b0, b1):
@@ -619,30 +655,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                 nneed += NEED[l]
             vec_exact = nneed * EXACT_LANES_DIV >= lanes
             if vec_exact:
-                for l in range(lanes):
-                    XC[l] = 0.0
-                for i in range(nb_):
-                    bi = B[i]
-                    di = D[i]
-                    if not di > 0.0:
-                        for l in range(lanes):
-                            XC[l] += (1.0 + A[l]) * NN[i, l] + (1.0 + Bp[l]) * bi
-                        continue
-                    for l in range(lanes):
-                        n = NN[i, l]
-                        a = A[l]
-                        b = Bp[l]
-                        df = DL[i, l] + a * n + b * bi
-                        u = df / ((1.0 + a) * n + (1.0 + b) * bi)
-                        U[l] = u
-                        DF[l] = df
-                        sr = fma(df * u, _dev_series(u, dev_coef), XC[l])
-                        XC[l] = sr if abs(u) <= umax else XC[l]
-                    # the logarithms, one lane at a time (rare: 1.4 to 9.8 bins of 40 per
-                    # point over the default ranges)
-                    for l in range(lanes):
-                        if NEED[l] and not abs(U[l]) <= umax:
-                            XC[l] += di * _deviance(DF[l] / di)
+                _lanes_chi2(NN, DL, DD, B, A, Bp, NEED, lanes, umax, dev_coef, U, DF, XC)
             for l in range(lanes):
                 if ACT[l] != 0 or EXACT[l] != 0:
                     if ACT[l] == 2 or not vec_exact:

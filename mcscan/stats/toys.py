@@ -61,9 +61,9 @@ import numpy as np
 
 from ..errors import InputError
 from ._jit import fma, kernel, run_blocks, threads, wide_vectors
-from .kernels import (MODEL_STEP, PREDICT_STEP, SERIES_UMAX, _add_gradient, _add_series, _bin_terms,
-                      _chi2_at, _dev_series, _extrapolate, _newton_step, _pass_state, _profile,
-                      deviance_polynomial)
+from .kernels import (EXACT_LANES_DIV, MODEL_STEP, PREDICT_STEP, SERIES_UMAX, _add_gradient, _add_series,
+                      _bin_terms, _chi2_at, _dev_series, _extrapolate, _lanes_chi2, _newton_step,
+                      _pass_state, _profile, deviance_polynomial)
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, MAX_BACKTRACK, MAX_ITER,
                      SIGNAL_PULL, STEP_TO_ZERO, TOL)
 from .reference import deviance
@@ -343,6 +343,11 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
         TOY = np.empty(lanes, np.int64)
         tdl = np.empty(nb_)
         tD = np.empty(nb_)
+        NEED = np.empty(lanes, np.int64)     # 1: chi2 bin by bin (_chi2_at, _lanes_chi2)
+        XC = np.empty(lanes)
+        DF = np.empty(lanes)
+        TN = np.empty((nb_, lanes))          # N and dl of the grid point in every lane
+        TDL = np.empty((nb_, lanes))
         for l in range(lanes):
             TOY[l] = min(blk * lanes + l, ntoys - 1)
             CA[l] = A0[TOY[l]]
@@ -457,18 +462,38 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                         EXACT[l] = not (ACC[6, l] <= umax and step <= max_model_step)
                         IT[l] = (IT[l] if act == 3 else it) + 1
                         ACT[l] = 0
+            # the chi2 of lanes unconverged or with some |u| beyond the series, bin by bin:
+            # all lanes side by side when enough need it (the same bits as one at a time)
+            nneed = 0
+            for l in range(lanes):
+                NEED[l] = (ACT[l] != 2) & ((ACT[l] != 0) | (EXACT[l] != 0))
+                nneed += NEED[l]
+            vec_exact = nneed * EXACT_LANES_DIV >= lanes
+            if vec_exact:
+                for i in range(nb_):
+                    n = N[g, i]
+                    dl = DL[g, i]
+                    for l in range(lanes):
+                        TN[i, l] = n
+                        TDL[i, l] = dl + RT[i, l]
+                _lanes_chi2(TN, TDL, DT, B, A, Bp, NEED, lanes, umax, dev_coef, U, DF, XC)
             for l in range(lanes):
                 if ACT[l] != 0 or EXACT[l] != 0:
-                    for i in range(nb_):
-                        tdl[i] = DL[g, i] + RT[i, l]
-                        tD[i] = DT[i, l]
+                    if ACT[l] == 2 or not vec_exact:
+                        for i in range(nb_):
+                            tdl[i] = DL[g, i] + RT[i, l]
+                            tD[i] = DT[i, l]
                     if ACT[l] == 2:
                         CHI[l], A[l], Bp[l], IT[l] = _profile(N[g], tdl, B, tD, A[l], Bp[l], CA[l], CB[l],
                                                              IT[l], isa2, isb2, tol, max_iter, armijo,
                                                              umax, dev_coef)
                     else:
-                        CHI[l] = _chi2_at(N[g], tdl, B, tD, A[l], Bp[l], CA[l], CB[l], isa2,
-                                                 isb2, umax, dev_coef)
+                        if vec_exact:
+                            CHI[l] = (2.0 * XC[l] + (A[l] - CA[l]) * (A[l] - CA[l]) * isa2
+                                      + (Bp[l] - CB[l]) * (Bp[l] - CB[l]) * isb2)
+                        else:
+                            CHI[l] = _chi2_at(N[g], tdl, B, tD, A[l], Bp[l], CA[l], CB[l], isa2,
+                                              isb2, umax, dev_coef)
                         if ACT[l] == 1:
                             IT[l] = -max_iter
             # history of converged pulls (vectorised): written in every lane (over the

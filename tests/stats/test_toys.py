@@ -145,11 +145,18 @@ def test_chi2_beyond_the_series_in_some_bins_matches_twin(coefs, warm):
     u = np.abs(1 - D[:, None, :] / T)
     mixed = (u.max(axis=2) > SERIES_UMAX) & (u.min(axis=2) <= SERIES_UMAX)
     assert mixed.mean() > 0.3
-    for lanes in (0, 32):
+    runs = []
+    for lanes in (0, 32, 8):
         k = toys.toy_chi2(N, c.S, c.B, D, a0, b0, lanes=lanes)
         assert k[3].all() and twin[3].all()
         np.testing.assert_allclose(k[0], twin[0], rtol=1e-10, atol=1e-9)
         np.testing.assert_allclose(k[0][mixed], twin[0][mixed], rtol=1e-10, atol=0)
+        runs.append(k)
+    # the lane kernel sums such a chi2 over its lanes side by side (kernels._lanes_chi2)
+    # once enough of them need it, the one-toy kernel (lanes 0) toy by toy: the same bits
+    for other in runs[1:]:
+        for x, y in zip(runs[0], other):
+            assert np.array_equal(x, y)
 
 
 def test_shifted_penalty_equals_rescaled_problem(coefs, warm):
