@@ -331,6 +331,18 @@ def _lanes_chi2(NN, DL, DD, B, A, Bp, NEED, lanes, umax, dev_coef, U, DF, XC):
                 XC[l] += DD[i, l] * _deviance(DF[l] / DD[i, l])
 
 
+@helper(inline=True)
+def _lanes_needing_chi2(ACT, EXACT, NEED, lanes):
+    """``NEED[l]`` = 1 for the lanes whose chi2 is taken bin by bin (not on the scalar
+    path, and unconverged or ``EXACT``); True when at least one in
+    :data:`EXACT_LANES_DIV` of the lanes do, so that :func:`_lanes_chi2` sums it."""
+    nneed = 0
+    for l in range(lanes):
+        NEED[l] = (ACT[l] != 2) & ((ACT[l] != 0) | (EXACT[l] != 0))
+        nneed += NEED[l]
+    return nneed * EXACT_LANES_DIV >= lanes
+
+
 #: Series coefficients the scan kernels hand to :func:`_profile` with ``umax`` = -1 (unused).
 _NO_SERIES = (0.0,) * (SERIES_DEGREE + 1)
 
@@ -649,11 +661,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
             # the chi2 of lanes unconverged in the vector loop or with some |u| beyond the
             # series, bin by bin: all lanes side by side when enough need it, the
             # operations of _chi2_at in its order for each lane (NN and DL hold its N and dl)
-            nneed = 0
-            for l in range(lanes):
-                NEED[l] = (ACT[l] != 2) & ((ACT[l] != 0) | (EXACT[l] != 0))
-                nneed += NEED[l]
-            vec_exact = nneed * EXACT_LANES_DIV >= lanes
+            vec_exact = _lanes_needing_chi2(ACT, EXACT, NEED, lanes)
             if vec_exact:
                 _lanes_chi2(NN, DL, DD, B, A, Bp, NEED, lanes, umax, dev_coef, U, DF, XC)
             for l in range(lanes):

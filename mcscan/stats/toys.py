@@ -61,9 +61,9 @@ import numpy as np
 
 from ..errors import InputError
 from ._jit import fma, kernel, run_blocks, threads, wide_vectors
-from .kernels import (EXACT_LANES_DIV, MODEL_STEP, PREDICT_STEP, SERIES_UMAX, _add_gradient, _add_series,
-                      _bin_terms, _chi2_at, _dev_series, _extrapolate, _lanes_chi2, _newton_step,
-                      _pass_state, _profile, deviance_polynomial)
+from .kernels import (MODEL_STEP, PREDICT_STEP, SERIES_UMAX, _add_gradient, _add_series,
+                      _bin_terms, _chi2_at, _dev_series, _extrapolate, _lanes_chi2, _lanes_needing_chi2,
+                      _newton_step, _pass_state, _profile, deviance_polynomial)
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, MAX_BACKTRACK, MAX_ITER,
                      SIGNAL_PULL, STEP_TO_ZERO, TOL)
 from .reference import deviance
@@ -464,11 +464,7 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                         ACT[l] = 0
             # the chi2 of lanes unconverged or with some |u| beyond the series, bin by bin:
             # all lanes side by side when enough need it (the same bits as one at a time)
-            nneed = 0
-            for l in range(lanes):
-                NEED[l] = (ACT[l] != 2) & ((ACT[l] != 0) | (EXACT[l] != 0))
-                nneed += NEED[l]
-            vec_exact = nneed * EXACT_LANES_DIV >= lanes
+            vec_exact = _lanes_needing_chi2(ACT, EXACT, NEED, lanes)
             if vec_exact:
                 for i in range(nb_):
                     n = N[g, i]
