@@ -25,19 +25,24 @@ Never beside the package: numba's default writes ``__pycache__/*.nbi``,
 own (a later ``pip install -e .`` then finds a stale ``mcscan`` folder in
 site-packages).  The cache folder is, first match wins:
 
-1. ``$MCSCAN_CACHE_DIR/<version>/numba`` when ``MCSCAN_CACHE_DIR`` is set;
-2. ``$NUMBA_CACHE_DIR`` (or numba's ``cache_dir`` setting) when the user set it;
-3. ``$XDG_CACHE_HOME/mcscan/<version>/numba``, else
-   ``~/.cache/mcscan/<version>/numba`` (``%LOCALAPPDATA%`` on Windows),
+1. ``$MCSCAN_CACHE_DIR/<version>/numba/kernels-<digest>`` when ``MCSCAN_CACHE_DIR``
+   is set;
+2. ``$NUMBA_CACHE_DIR/kernels-<digest>`` (or under numba's ``cache_dir`` setting) when
+   the user set it;
+3. ``$XDG_CACHE_HOME/mcscan/<version>/numba/kernels-<digest>``, else
+   ``~/.cache/mcscan/<version>/numba/kernels-<digest>`` (``%LOCALAPPDATA%`` on Windows),
 
-where ``<version>`` is the mcscan version.  If that folder cannot be created
-or written (a read-only home), kernels are compiled in every process and not
-cached; one warning line says so.  numba's own setting
-(``numba.config.CACHE_DIR``) is left as it is: the user's own cached
-functions follow numba's rules.  numba keys each cache entry on the source
-file, its contents and the numba version; after changing an option here,
-delete the cache folder (:data:`CACHE_DIR`) or the kernels keep their old
-machine code.
+where ``<version>`` is the mcscan version and ``<digest>`` (:data:`SOURCE_DIGEST`) the
+first 16 hex digits of the SHA-256 of the sources of :mod:`mcscan.stats` (every
+``.py`` file of the folder, in name order).  numba keys each cache entry on the
+source file of the function it compiled and on numba's version, not on the files of
+the helpers it calls: a kernel of ``toys.py`` would otherwise keep the machine code
+of an older ``kernels.py`` helper, or of older options here, under an unchanged
+version number (an editable install, a reinstall from the repository).  If that
+folder cannot be created or written (a read-only home), kernels are compiled in every
+process and not cached; one warning line says so.  numba's own setting
+(``numba.config.CACHE_DIR``) is left as it is: the user's own cached functions follow
+numba's rules.
 """
 from __future__ import annotations
 
@@ -59,8 +64,8 @@ if "numba" not in sys.modules:
 import numba as nb  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-__all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "bits_float", "cache_dir", "float_bits", "fma", "helper",
-           "kernel", "run_blocks", "threads", "wide_vectors"]
+__all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "SOURCE_DIGEST", "bits_float", "cache_dir", "float_bits", "fma",
+           "helper", "kernel", "run_blocks", "sources_digest", "threads", "wide_vectors"]
 
 
 def _version() -> str:
@@ -71,6 +76,23 @@ def _version() -> str:
     return str(__version__)
 
 
+def sources_digest(folder=None) -> str:
+    """First 16 hex digits of the SHA-256 of the ``.py`` files of ``folder`` (default:
+    this package, :mod:`mcscan.stats`) in name order, names and contents."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(Path(folder or Path(__file__).parent).glob("*.py")):
+        h.update(path.name.encode() + b"\0")
+        h.update(path.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+#: :func:`sources_digest` of this package: the last part of the cache folder's name.
+SOURCE_DIGEST = sources_digest()
+
+
 def cache_dir(environ=None) -> Path | None:
     """The folder numba should cache mcscan's kernels in (see the module docstring).
 
@@ -79,11 +101,12 @@ def cache_dir(environ=None) -> Path | None:
     """
     env = os.environ if environ is None else environ
     version = _version()
+    kernels = f"kernels-{SOURCE_DIGEST}"
     if env.get("MCSCAN_CACHE_DIR"):
-        return Path(env["MCSCAN_CACHE_DIR"]).expanduser() / version / "numba"
+        return Path(env["MCSCAN_CACHE_DIR"]).expanduser() / version / "numba" / kernels
     user_numba = env.get("NUMBA_CACHE_DIR") if environ is not None else nb.config.CACHE_DIR
     if user_numba:
-        return Path(user_numba).expanduser()
+        return Path(user_numba).expanduser() / kernels
     if env.get("XDG_CACHE_HOME"):
         root = Path(env["XDG_CACHE_HOME"])
     elif sys.platform == "win32" and env.get("LOCALAPPDATA"):
@@ -95,7 +118,7 @@ def cache_dir(environ=None) -> Path | None:
             root = Path.home() / ".cache"
         except (RuntimeError, KeyError):
             return None
-    return root / "mcscan" / version / "numba"
+    return root / "mcscan" / version / "numba" / kernels
 
 
 def _writable(path: Path | None) -> bool:

@@ -8,9 +8,10 @@ import textwrap
 from pathlib import Path
 
 import mcscan
-from mcscan.stats._jit import cache_dir
+from mcscan.stats._jit import SOURCE_DIGEST, cache_dir, sources_digest
 
 PACKAGE = Path(mcscan.__file__).parent
+KERNELS = f"kernels-{SOURCE_DIGEST}"
 
 # a module with a kernel and its helper compiled through mcscan's jit options (helpers
 # have no Python wrapper: the kernel calls it)
@@ -52,23 +53,41 @@ def _cache_files(folder):
 
 def test_default_folder_is_per_user_and_versioned(tmp_path):
     env = {"HOME": str(tmp_path / "home")}
-    assert cache_dir(env) == tmp_path / "home" / ".cache" / "mcscan" / mcscan.__version__ / "numba"
+    assert cache_dir(env) == tmp_path / "home" / ".cache" / "mcscan" / mcscan.__version__ / "numba" / KERNELS
     env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
-    assert cache_dir(env) == tmp_path / "xdg" / "mcscan" / mcscan.__version__ / "numba"
+    assert cache_dir(env) == tmp_path / "xdg" / "mcscan" / mcscan.__version__ / "numba" / KERNELS
 
 
 def test_user_settings_win(tmp_path):
     env = {"HOME": str(tmp_path / "home"), "NUMBA_CACHE_DIR": str(tmp_path / "nb")}
-    assert cache_dir(env) == tmp_path / "nb"
+    assert cache_dir(env) == tmp_path / "nb" / KERNELS
     env["MCSCAN_CACHE_DIR"] = str(tmp_path / "mc")
-    assert cache_dir(env) == tmp_path / "mc" / mcscan.__version__ / "numba"
+    assert cache_dir(env) == tmp_path / "mc" / mcscan.__version__ / "numba" / KERNELS
+
+
+def test_cache_folder_follows_the_kernel_sources(tmp_path):
+    """numba keys a cached kernel on its own source file only: the folder's name carries a
+    digest of every source of mcscan.stats, so a changed helper in another file (or a
+    changed option in _jit.py) means a fresh folder, not a stale kernel."""
+    src = tmp_path / "stats"
+    src.mkdir()
+    for name in ("kernels.py", "toys.py"):
+        (src / name).write_text(f"# {name}\n")
+    (src / "notes.txt").write_text("not a source")
+    d0 = sources_digest(src)
+    assert len(d0) == 16 and d0 == sources_digest(src)
+    (src / "notes.txt").write_text("changed")
+    assert sources_digest(src) == d0
+    (src / "kernels.py").write_text("# kernels.py, a helper changed\n")
+    assert sources_digest(src) != d0
+    assert SOURCE_DIGEST == sources_digest(PACKAGE / "stats")
 
 
 def test_compiled_code_lands_in_the_cache_folder(tmp_path):
     before = set(_cache_files(PACKAGE))
     r = _run(tmp_path, MCSCAN_CACHE_DIR=str(tmp_path / "cache"))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == str(tmp_path / "cache" / mcscan.__version__ / "numba")
+    assert r.stdout.strip() == str(tmp_path / "cache" / mcscan.__version__ / "numba" / KERNELS)
     assert _cache_files(tmp_path / "cache"), "nothing cached"
     assert not _cache_files(tmp_path / "mod"), "cache written beside the module"
     assert set(_cache_files(PACKAGE)) == before, "cache written into the package"
