@@ -278,28 +278,27 @@ def wide_vectors(typingctx):
     return nb.types.none(), codegen
 
 
-@intrinsic
-def float_bits(typingctx, x):
-    """The 64 bits of the double ``x`` as an int64 (a bit cast: no code of its own; vectorises)."""
-    if x != nb.types.float64:
-        return None
+def _bit_cast(name, src, dst):
+    """An intrinsic ``name(x)``: the value of numba type ``dst`` with the bits of ``x``
+    (type ``src``), a bit cast: no code of its own, and it vectorises."""
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(nb.types.int64))
+    def cast(typingctx, x):
+        if x != src:
+            return None
 
-    return nb.types.int64(nb.types.float64), codegen
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(dst))
+
+        return dst(src), codegen
+
+    cast.__name__ = cast.__qualname__ = name
+    return intrinsic(cast)
 
 
-@intrinsic
-def bits_float(typingctx, i):
-    """The double whose 64 bits are the int64 ``i`` (the inverse of :func:`float_bits`)."""
-    if i != nb.types.int64:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(nb.types.float64))
-
-    return nb.types.float64(nb.types.int64), codegen
+#: ``float_bits(x)``: the 64 bits of the double ``x`` as an int64.
+float_bits = _bit_cast("float_bits", nb.types.float64, nb.types.int64)
+#: ``bits_float(i)``: the double whose 64 bits are the int64 ``i``.
+bits_float = _bit_cast("bits_float", nb.types.int64, nb.types.float64)
 
 
 @intrinsic

@@ -201,17 +201,7 @@ def _log1p(x):
     hfsq = 0.5 * f * f
     s = f / (2.0 + f)
     w = s * s
-    c = _LOG_R
-    r = fma(w, c[9], c[8])
-    r = fma(w, r, c[7])
-    r = fma(w, r, c[6])
-    r = fma(w, r, c[5])
-    r = fma(w, r, c[4])
-    r = fma(w, r, c[3])
-    r = fma(w, r, c[2])
-    r = fma(w, r, c[1])
-    r = fma(w, r, c[0])
-    r = w * r
+    r = w * _horner(w, _LOG_R)
     dk = float(k)
     y = dk * LN2_HI - ((hfsq - (s * (hfsq + r) + (dk * LN2_LO + (x - (u - 1.0)) / u))) - f)
     y = -math.inf if u == 0.0 else y
@@ -230,23 +220,23 @@ def _deviance(eps):
 
 
 @helper
+def _horner(x, c):
+    """c[0] + x (c[1] + x (c[2] + ...)) for a tuple ``c`` of at least 2 coefficients, by
+    Horner's scheme with fused multiply-adds (len(c) - 1 instructions: LLVM unrolls the
+    loop, the tuple's length being fixed at compile time)."""
+    n = len(c)
+    p = fma(x, c[n - 1], c[n - 2])
+    for k in range(n - 3, -1, -1):
+        p = fma(x, p, c[k])
+    return p
+
+
+@helper
 def _dev_series(u, c):
-    """The degree-12 polynomial of :func:`deviance_polynomial` (coefficients ``c``) by
-    Horner's scheme with fused multiply-adds: 12 instructions.  Its long dependency
-    chain is no limit in a vector loop of its own (:func:`_add_series`), where many
-    iterations are in flight."""
-    p = fma(u, c[12], c[11])
-    p = fma(u, p, c[10])
-    p = fma(u, p, c[9])
-    p = fma(u, p, c[8])
-    p = fma(u, p, c[7])
-    p = fma(u, p, c[6])
-    p = fma(u, p, c[5])
-    p = fma(u, p, c[4])
-    p = fma(u, p, c[3])
-    p = fma(u, p, c[2])
-    p = fma(u, p, c[1])
-    return fma(u, p, c[0])
+    """The degree-12 polynomial of :func:`deviance_polynomial` (coefficients ``c``),
+    :func:`_horner`: 12 fused multiply-adds.  Its long dependency chain is no limit in a
+    vector loop of its own (:func:`_add_series`), where many iterations are in flight."""
+    return _horner(u, c)
 
 
 @helper(inline=True)
