@@ -177,7 +177,7 @@ def _log_constants(terms=10):
     return hi, lo, sqrt_half, tuple(2.0 / (2 * j + 1) for j in range(1, terms + 1))
 
 
-LN2_HI, LN2_LO, _SQRT_HALF_BITS, _LOG_R = _log_constants()
+_LN2_HI, _LN2_LO, _SQRT_HALF_BITS, _LOG_R = _log_constants()
 
 
 @helper(inline=True)
@@ -203,7 +203,7 @@ def _log1p(x):
     w = s * s
     r = w * _horner(w, _LOG_R)
     dk = float(k)
-    y = dk * LN2_HI - ((hfsq - (s * (hfsq + r) + (dk * LN2_LO + (x - (u - 1.0)) / u))) - f)
+    y = dk * _LN2_HI - ((hfsq - (s * (hfsq + r) + (dk * _LN2_LO + (x - (u - 1.0)) / u))) - f)
     y = -math.inf if u == 0.0 else y
     y = u if u == math.inf else y
     return math.nan if not u >= 0.0 else y
@@ -357,8 +357,8 @@ def _lanes_chi2(NN, DL, DD, B, A, Bp, NEED, lanes, umax, dev_coef, U, DF, XC):
     the order and with the operations of :func:`_chi2_at`, so the same bits.  The
     polynomial and the logarithms (:func:`_log1p`) run in vector loops over all lanes,
     each kept only where it applies (a logarithm in the lanes with ``NEED`` and a bin
-    beyond the series); the logarithms only in bins where some lane needs one.  ``U`` and ``DF`` are work arrays.  The row and toy kernels
-    share it."""
+    beyond the series); the logarithms only in bins where some lane needs one.  ``U``
+    and ``DF`` are work arrays.  The row and toy kernels share it."""
     wide_vectors()
     for l in range(lanes):
         XC[l] = 0.0
