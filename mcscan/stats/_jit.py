@@ -64,8 +64,8 @@ if "numba" not in sys.modules:
 import numba as nb  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-__all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "SOURCE_DIGEST", "bits_float", "cache_dir", "float_bits", "fma",
-           "helper", "kernel", "run_blocks", "sources_digest", "threads", "wide_vectors"]
+__all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "SOURCE_DIGEST", "bits_float", "cache_dir", "float_bits",
+           "fma", "helper", "kernel", "run_blocks", "sources_digest", "threads", "wide_vectors"]
 
 
 def _version() -> str:

@@ -34,10 +34,12 @@ computes gradient, Hessian and chi2 (the deviance polynomial, no logarithm),
 and the chi2 after the last step is taken from the quadratic model.  Points
 that need a line search or a damped step go to the scalar safeguarded Newton
 :func:`mcscan.stats.kernels._profile` (the algorithm of
-:func:`mcscan.stats.kernels.chi2_points`, with shifted penalties); a chi2 the quadratic model cannot give is summed bin by
-bin (:func:`mcscan.stats.kernels._chi2_at`: the series, logarithms only for bins
-beyond it).  The loop over bins is written like the row kernel's: fused multiply-adds written out
-(:func:`mcscan.stats._jit.fma`, the same bits on every machine), one division
+:func:`mcscan.stats.kernels.chi2_points`, with shifted penalties); a chi2 the
+quadratic model cannot give is summed bin by bin (:func:`mcscan.stats.kernels._chi2_at`:
+the series, logarithms only for bins beyond it), for all toys of a block side by side
+once one in eight of them need it (:func:`mcscan.stats.kernels._lanes_chi2`, the same
+bits).  The loop over bins is written like the row kernel's: fused multiply-adds
+written out (:func:`mcscan.stats._jit.fma`, the same bits on every machine), one division
 per bin, 512-bit vectors, and the deviance series summed only in a pass some
 toy may converge in (a toy that converges in a pass without it takes the pass
 again with it, at the same pulls).  The warm start (:func:`mcscan.stats.kernels._extrapolate`,
