@@ -12,6 +12,9 @@ A chunk that is unreadable, fails its digest, belongs to another scan
 (foreign) or has an unexpected name or index (stray) is reported in one
 line (:class:`mcscan.errors.ResultsError`); :meth:`ChunkStore.check`
 (used on resume) removes such files so they are recomputed.
+
+:class:`WriteBehind` stores a chunk on a second thread while the next one is
+computed.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +31,7 @@ import numpy as np
 from ..errors import InputError, McscanError, ResultsError
 from .h5 import _pid_alive, feed, fsync_path, output_error
 
-__all__ = ["ChunkStore", "MemoryStore", "spec_digest", "arrays_digest"]
+__all__ = ["ChunkStore", "MemoryStore", "WriteBehind", "spec_digest", "arrays_digest"]
 
 _CHUNK = re.compile(r"^chunk_(\d{8})\.npz$")
 _TMP = re.compile(r"^\.chunk_\d{8}\.(\d+)\.[^.]+\.npz$")
@@ -208,6 +212,94 @@ class ChunkStore:
             self.folder.rmdir()
         except OSError:
             pass
+
+
+class WriteBehind:
+    """``write(k, arrays)`` of a :class:`ChunkStore` on a thread of its own, while the
+    caller computes the next chunk: the digest, the zip checksums, the copy to the
+    operating system and the fsync of chunk k overlap the kernel of chunk k + 1 (most
+    of that work releases the GIL).  One chunk is written at a time: ``write`` first
+    waits for the previous one and raises its error (an OutputError, or the
+    KeyboardInterrupt of a Ctrl-C that arrived in it), so a failure is reported one
+    chunk later than without this, and the same chunks are stored.  Leaving the ``with``
+    block waits for the last write; if the block is left by an exception, that one is
+    raised and a second failure of the last write is dropped.  A store in memory is
+    written at once (``folder`` None: nothing to overlap)."""
+
+    def __init__(self, store):
+        self.store = store
+        self._thread = None
+        self._error = None
+
+    def _run(self, k, arrays):
+        try:
+            self.store.write(k, arrays)
+        except BaseException as exc:
+            self._error = exc
+
+    def _wait(self):
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            exc, self._error = self._error, None
+            raise exc
+
+    def write(self, k: int, arrays: dict) -> None:
+        self._wait()
+        if self.store.folder is None:
+            self.store.write(k, arrays)
+            return
+        self._thread = threading.Thread(target=self._run, args=(k, arrays), name="mcscan-chunk-writer")
+        self._thread.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is None:
+            self._wait()
+            return False
+        try:
+            self._wait()
+        except BaseException:
+            pass                             # the first error is the one to report
+        return False
+
+
+def read_ahead(store, ks):
+    """``(k, store.read(k))`` for each k of ``ks``, the next chunk read (and verified) on a
+    second thread while the caller uses the current one."""
+    ks = list(ks)
+    if not ks:
+        return
+    box = {}
+
+    def read(k):
+        try:
+            box["value"] = store.read(k)
+        except BaseException as exc:
+            box["error"] = exc
+
+    def start(k):
+        t = threading.Thread(target=read, args=(k,), name="mcscan-chunk-reader")
+        t.start()
+        return t
+
+    t = start(ks[0])
+    try:
+        for i, k in enumerate(ks):
+            t.join()
+            t = None
+            if "error" in box:
+                raise box.pop("error")
+            c = box.pop("value")
+            if i + 1 < len(ks):
+                t = start(ks[i + 1])
+            yield k, c
+    finally:
+        if t is not None:
+            t.join()
 
 
 def _remove(p) -> None:

@@ -842,14 +842,14 @@ def _assemble(sink, task: ChunkTask, store, projectors, names, copy: bool = True
     """Fill ``sink`` from the stored chunks, in order (``copy=False``: they are views of
     its grids already); fold the minimum and projections."""
     from ..errors import ResultsError
+    from ..io.chunks import read_ahead
     from ..io.h5 import flat_boxes
 
     grid = task.grid
     shape = grid.shape
     best, where, bad = np.inf, -1, 0
-    for k in range(task.n_chunks):
+    for k, c in read_ahead(store, range(task.n_chunks)):
         lo, hi = chunk_bounds(k, task)
-        c = store.read(k)
         for name in names:
             if c[name].shape != (hi - lo,):
                 raise ResultsError(f"stored chunk {k} of {str(store.folder)!r} has the wrong size: "
@@ -895,7 +895,9 @@ def _check_budgets(grid, ndet, pulls, chunk_points, path, max_memory_gib, max_di
         budget.check_memory("scan", budget.grid_memory_bytes(grid.size, per_point, copies) + chunk,
                             max_memory_gib)
     else:
-        budget.check_memory("scan", chunk, max_memory_gib)
+        # one more chunk: the one stored while the next is computed (WriteBehind)
+        budget.check_memory("scan", chunk + budget.grid_memory_bytes(chunk_points, per_point),
+                            max_memory_gib)
         # the stored chunks and the results file coexist until the file is verified
         budget.check_disk("scan", budget.grid_memory_bytes(grid.size, per_point, 2), max_disk_gib)
 
@@ -943,7 +945,7 @@ def scan(coefs, params, axes, path=None, *, fixed=None, at=None, projections=Non
     ResultsError : a stored chunk is corrupt, foreign or stray (without ``resume``)
     """
     from .backends import LocalBackend, TableRef, family_coefficients_given, resolve_coefficients
-    from ..io.chunks import ChunkStore, MemoryStore
+    from ..io.chunks import ChunkStore, MemoryStore, WriteBehind
 
     t0 = time.perf_counter()
     settings = settings or ScanSettings()
@@ -1005,11 +1007,12 @@ def scan(coefs, params, axes, path=None, *, fixed=None, at=None, projections=Non
         fn = functools.partial(_chunk_in_place, {n: sink.arrays[_sink_name(n)].reshape(-1)
                                                  for n in names})
     try:
-        for k, arrays in backend.map(fn, todo, args=(task,), progress=progress,
-                                     desc="scan " + " x ".join(grid.params), weights=weights,
-                                     unit="pt"):
-            _check_finite(arrays, chunk_bounds(k, task)[0], grid)
-            store.write(k, arrays)
+        with WriteBehind(store) as writer:
+            for k, arrays in backend.map(fn, todo, args=(task,), progress=progress,
+                                         desc="scan " + " x ".join(grid.params), weights=weights,
+                                         unit="pt"):
+                _check_finite(arrays, chunk_bounds(k, task)[0], grid)
+                writer.write(k, arrays)
     except InputError:
         # the request itself is bad (a non-finite chi2): a fresh store is of no use
         if path is not None and not done:
