@@ -14,7 +14,8 @@ line (:class:`mcscan.errors.ResultsError`); :meth:`ChunkStore.check`
 (used on resume) removes such files so they are recomputed.
 
 :class:`WriteBehind` stores a chunk on a second thread while the next one is
-computed.
+computed; :func:`read_ahead` reads the next chunk on one while the current one is
+used.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ import numpy as np
 from ..errors import InputError, McscanError, ResultsError
 from .h5 import _pid_alive, feed, fsync_path, output_error
 
-__all__ = ["ChunkStore", "MemoryStore", "WriteBehind", "spec_digest", "arrays_digest"]
+__all__ = ["ChunkStore", "MemoryStore", "WriteBehind", "read_ahead", "spec_digest", "arrays_digest"]
 
 _CHUNK = re.compile(r"^chunk_(\d{8})\.npz$")
 _TMP = re.compile(r"^\.chunk_\d{8}\.(\d+)\.[^.]+\.npz$")
@@ -223,8 +224,9 @@ class WriteBehind:
     KeyboardInterrupt of a Ctrl-C that arrived in it), so a failure is reported one
     chunk later than without this, and the same chunks are stored.  Leaving the ``with``
     block waits for the last write; if the block is left by an exception, that one is
-    raised and a second failure of the last write is dropped.  A store in memory is
-    written at once (``folder`` None: nothing to overlap)."""
+    raised and a second failure of the last write is dropped.  The writing thread is
+    not a daemon: a write in flight finishes even when the interpreter exits.  A store
+    in memory is written at once (``folder`` None: nothing to overlap)."""
 
     def __init__(self, store):
         self.store = store
