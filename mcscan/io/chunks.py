@@ -24,7 +24,7 @@ import json
 import os
 import re
 import tempfile
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -224,84 +224,59 @@ class WriteBehind:
     KeyboardInterrupt of a Ctrl-C that arrived in it), so a failure is reported one
     chunk later than without this, and the same chunks are stored.  Leaving the ``with``
     block waits for the last write; if the block is left by an exception, that one is
-    raised and a second failure of the last write is dropped.  The writing thread is
-    not a daemon: a write in flight finishes even when the interpreter exits.  A store
-    in memory is written at once (``folder`` None: nothing to overlap)."""
+    raised and a second failure of the last write is dropped.  The pool's thread is
+    joined when the interpreter exits: a write in flight finishes.  A store in memory is
+    written at once (``folder`` None: nothing to overlap)."""
 
     def __init__(self, store):
         self.store = store
-        self._thread = None
-        self._error = None
-
-    def _run(self, k, arrays):
-        try:
-            self.store.write(k, arrays)
-        except BaseException as exc:
-            self._error = exc
+        self._pool = None
+        self._pending = None
 
     def _wait(self):
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._error is not None:
-            exc, self._error = self._error, None
-            raise exc
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
 
     def write(self, k: int, arrays: dict) -> None:
         self._wait()
         if self.store.folder is None:
             self.store.write(k, arrays)
             return
-        self._thread = threading.Thread(target=self._run, args=(k, arrays), name="mcscan-chunk-writer")
-        self._thread.start()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="mcscan-chunk-writer")
+        self._pending = self._pool.submit(self.store.write, k, arrays)
 
     def __enter__(self):
         return self
 
     def __exit__(self, kind, exc, tb):
-        if kind is None:
-            self._wait()
-            return False
         try:
             self._wait()
         except BaseException:
-            pass                             # the first error is the one to report
+            if kind is None:
+                raise
+            # the first error is the one to report
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
         return False
 
 
 def read_ahead(store, ks):
     """``(k, store.read(k))`` for each k of ``ks``, the next chunk read (and verified) on a
-    second thread while the caller uses the current one."""
+    second thread while the caller uses the current one; nothing is read after a failed
+    read, and leaving early waits for the read in flight."""
     ks = list(ks)
     if not ks:
         return
-    box = {}
-
-    def read(k):
-        try:
-            box["value"] = store.read(k)
-        except BaseException as exc:
-            box["error"] = exc
-
-    def start(k):
-        t = threading.Thread(target=read, args=(k,), name="mcscan-chunk-reader")
-        t.start()
-        return t
-
-    t = start(ks[0])
-    try:
+    with ThreadPoolExecutor(1, thread_name_prefix="mcscan-chunk-reader") as pool:
+        pending = pool.submit(store.read, ks[0])
         for i, k in enumerate(ks):
-            t.join()
-            t = None
-            if "error" in box:
-                raise box.pop("error")
-            c = box.pop("value")
+            c = pending.result()
             if i + 1 < len(ks):
-                t = start(ks[i + 1])
+                pending = pool.submit(store.read, ks[i + 1])
             yield k, c
-    finally:
-        if t is not None:
-            t.join()
 
 
 def _remove(p) -> None:
