@@ -296,6 +296,21 @@ def test_in_memory_scan_budget_counts_one_copy_in_place():
         _check_budgets(g, 1, False, cp, None, limit, None, in_place=False)
 
 
+def test_streamed_scan_budget_counts_the_chunk_being_written(tmp_path):
+    # a streamed scan holds the chunk being computed and the one being stored (WriteBehind)
+    from mcscan import budget
+    from mcscan.scans.engine import _check_budgets
+
+    g = make_grid(("q_ee", "q_mumu"), (np.linspace(-1, 1, 400) * 1e-8,) * 2)
+    cp = 4000
+    computed = budget.grid_memory_bytes(cp, 9.0, 3) / budget.GIB
+    stored = budget.grid_memory_bytes(cp, 9.0, 1) / budget.GIB
+    path = tmp_path / "s.h5"
+    _check_budgets(g, 1, False, cp, path, computed + stored, None)
+    with pytest.raises(InputError, match="max_memory_gib"):
+        _check_budgets(g, 1, False, cp, path, computed + 0.5 * stored, None)
+
+
 def test_boxes_cover_ranges_exactly():
     rng = np.random.default_rng(1)
     for _ in range(200):
