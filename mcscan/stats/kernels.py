@@ -322,6 +322,15 @@ def _newton_step(s0, s1, s2, s3, s4, pa, pb, isa2, isb2):
     return da, db, max(-(ga * da + gb * db), 0.0)
 
 
+@helper(inline=True)
+def _penalised(x, a, b, a0, b0, isa2, isb2):
+    """chi2 = 2 x + (a - a0)^2 / sa^2 + (b - b0)^2 / sb^2 (``isa2`` = 1 / sa^2, ``isb2`` =
+    1 / sb^2) from ``x``, half the sum over the bins, and the pulls' penalties centred on
+    (a0, b0) (0 but for toys: a - 0.0 is a, so the same bits as a * a).  The one place
+    the row, toy and exact-chi2 code of every kernel forms it, so all give the same bits."""
+    return 2.0 * x + (a - a0) * (a - a0) * isa2 + (b - b0) * (b - b0) * isb2
+
+
 @helper
 def _chi2_at(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef):
     """chi2 at the pulls (a, b), penalties centred on (a0, b0) (0 but for toys), summed
@@ -346,7 +355,7 @@ def _chi2_at(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef):
                 chi += D[i] * _deviance(df / D[i])
         else:
             chi += (1.0 + a) * N[i] + (1.0 + b) * B[i]
-    return 2.0 * chi + (a - a0) * (a - a0) * isa2 + (b - b0) * (b - b0) * isb2
+    return _penalised(chi, a, b, a0, b0, isa2, isb2)
 
 
 @helper
@@ -711,7 +720,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                     STEP[l] = step
                     if step < tol:
                         # chi2 after the step from the quadratic model: error O(step^3)
-                        CHI[l] = 2.0 * ACC[5, l] + a * a * isa2 + b * b * isb2 - 0.5 * lam2
+                        CHI[l] = _penalised(ACC[5, l], a, b, 0.0, 0.0, isa2, isb2) - 0.5 * lam2
                         EXACT[l] = not (ACC[6, l] <= umax and step <= max_model_step)
                         IT[l] = (IT[l] if act == 3 else it) + 1
                         ACT[l] = 0
@@ -733,7 +742,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                                                              _NO_SERIES)
                     else:
                         if vec_exact:
-                            CHI[l] = 2.0 * XC[l] + A[l] * A[l] * isa2 + Bp[l] * Bp[l] * isb2
+                            CHI[l] = _penalised(XC[l], A[l], Bp[l], 0.0, 0.0, isa2, isb2)
                         else:
                             CHI[l] = _chi2_at(tN, tD, B, D, A[l], Bp[l], 0.0, 0.0, isa2, isb2, umax,
                                               dev_coef)
@@ -866,7 +875,7 @@ def _chi2_row(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0,
                     a = a + da
                     b = b + db
                     if step < tol:
-                        chi = 2.0 * dev + a_old * a_old * isa2 + b_old * b_old * isb2 - 0.5 * lam2
+                        chi = _penalised(dev, a_old, b_old, 0.0, 0.0, isa2, isb2) - 0.5 * lam2
                         exact = not (umx <= umax and step <= max_model_step)
                         it_done = it + 1
                         act = 0

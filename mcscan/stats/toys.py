@@ -65,7 +65,7 @@ from ..errors import InputError
 from ._jit import fma, kernel, run_blocks, threads, wide_vectors
 from .kernels import (MODEL_STEP, PREDICT_STEP, SERIES_UMAX, _add_gradient, _add_series,
                       _bin_terms, _chi2_at, _dev_series, _extrapolate, _lanes_chi2, _lanes_needing_chi2,
-                      _newton_step, _pass_state, _profile, deviance_polynomial)
+                      _newton_step, _pass_state, _penalised, _profile, deviance_polynomial)
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, MAX_BACKTRACK, MAX_ITER,
                      SIGNAL_PULL, STEP_TO_ZERO, TOL)
 from .reference import deviance
@@ -277,8 +277,7 @@ def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, d
                     a = a + da
                     b = b + db
                     if max(abs(da), abs(db)) < tol:
-                        chi = (2.0 * dev + (a_old - a0) * (a_old - a0) * isa2
-                               + (b_old - b0) * (b_old - b0) * isb2 - 0.5 * lam2)
+                        chi = _penalised(dev, a_old, b_old, a0, b0, isa2, isb2) - 0.5 * lam2
                         exact = not (umx <= umax and max(abs(da), abs(db)) <= max_model_step)
                         it_done = it + 1
                         mode = 0
@@ -459,8 +458,7 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                     Bp[l] = b + db
                     STEP[l] = step
                     if step < tol:
-                        CHI[l] = (2.0 * ACC[5, l] + (a - CA[l]) * (a - CA[l]) * isa2
-                                  + (b - CB[l]) * (b - CB[l]) * isb2 - 0.5 * lam2)
+                        CHI[l] = _penalised(ACC[5, l], a, b, CA[l], CB[l], isa2, isb2) - 0.5 * lam2
                         EXACT[l] = not (ACC[6, l] <= umax and step <= max_model_step)
                         IT[l] = (IT[l] if act == 3 else it) + 1
                         ACT[l] = 0
@@ -487,8 +485,7 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                                                              umax, dev_coef)
                     else:
                         if vec_exact:
-                            CHI[l] = (2.0 * XC[l] + (A[l] - CA[l]) * (A[l] - CA[l]) * isa2
-                                      + (Bp[l] - CB[l]) * (Bp[l] - CB[l]) * isb2)
+                            CHI[l] = _penalised(XC[l], A[l], Bp[l], CA[l], CB[l], isa2, isb2)
                         else:
                             CHI[l] = _chi2_at(N[g], tdl, B, tD, A[l], Bp[l], CA[l], CB[l], isa2,
                                               isb2, umax, dev_coef)
