@@ -288,6 +288,22 @@ def _pass_state(lanes):
             np.empty(lanes))
 
 
+@helper(inline=True)
+def _lanes_to_pass(ACT, STEP, lanes, last):
+    """``(nact, ser)`` for the next vector Newton pass of the row and toy kernels: how many
+    lanes take it (``ACT`` 1, or 3: converged in a pass without the series), and whether
+    it sums the deviance series: on the ``last`` pass, or when some lane may converge in
+    it (``ACT`` 3, or its last step ``STEP`` below :data:`PREDICT_STEP`)."""
+    nact = 0
+    ser = last
+    for l in range(lanes):
+        if ACT[l] == 1 or ACT[l] == 3:
+            nact += 1
+            if ACT[l] == 3 or STEP[l] < PREDICT_STEP:
+                ser = True
+    return nact, ser
+
+
 @helper
 def _extrapolate(h, x0, x1, x2, x3):
     """The warm start of a pull from its values at the previous ``h`` points, newest
@@ -630,13 +646,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                 # in it (its chi2 is taken there); it changes no step, so skipping it
                 # changes no bit.  A lane that converges in a pass without it is passed
                 # over again (ACT 3) in the next pass, which has it, at the same pulls.
-                nact = 0
-                ser = it == max_iter - 1
-                for l in range(lanes):
-                    if ACT[l] == 1 or ACT[l] == 3:
-                        nact += 1
-                        if ACT[l] == 3 or STEP[l] < PREDICT_STEP:
-                            ser = True
+                nact, ser = _lanes_to_pass(ACT, STEP, lanes, it == max_iter - 1)
                 if nact == 0:
                     break
                 for k in range(7):

@@ -63,8 +63,8 @@ import numpy as np
 
 from ..errors import InputError
 from ._jit import fma, kernel, run_blocks, threads, wide_vectors
-from .kernels import (MODEL_STEP, PREDICT_STEP, SERIES_UMAX, _add_gradient, _add_series,
-                      _bin_terms, _chi2_at, _dev_series, _extrapolate, _lanes_chi2, _lanes_needing_chi2,
+from .kernels import (MODEL_STEP, SERIES_UMAX, _add_gradient, _add_series, _bin_terms, _chi2_at,
+                      _dev_series, _extrapolate, _lanes_chi2, _lanes_needing_chi2, _lanes_to_pass,
                       _newton_step, _pass_state, _penalised, _profile, deviance_polynomial)
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, MAX_BACKTRACK, MAX_ITER,
                      SIGNAL_PULL, STEP_TO_ZERO, TOL)
@@ -392,13 +392,7 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                 # in it (its chi2 is taken there); it changes no step, so skipping it
                 # changes no bit.  A lane that converges in a pass without it is passed
                 # over again (ACT 3) in the next pass, which has it, at the same pulls.
-                nact = 0
-                ser = it == max_iter - 1
-                for l in range(lanes):
-                    if ACT[l] == 1 or ACT[l] == 3:
-                        nact += 1
-                        if ACT[l] == 3 or STEP[l] < PREDICT_STEP:
-                            ser = True
+                nact, ser = _lanes_to_pass(ACT, STEP, lanes, it == max_iter - 1)
                 if nact == 0:
                     break
                 for k in range(7):
