@@ -15,7 +15,7 @@ from ..errors import InputError
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, DEVIANCE_SERIES_EPS,
                      MAX_BACKTRACK, MAX_ITER, SIGNAL_PULL, STEP_TO_ZERO, TOL)
 
-__all__ = ["Coefficients", "coefficients", "predict", "chi2", "deviance", "check_charges"]
+__all__ = ["Coefficients", "coefficients", "predict", "chi2", "profile", "deviance", "check_charges"]
 
 
 
@@ -60,13 +60,14 @@ def deviance(eps):
         return np.where(small, series, big - np.log1p(big))
 
 
-def _chi2_at(N, dlt, B, D, a, b, isa2, isb2):
-    """chi2 at pulls (a, b); N (npts, nb) counts, dlt = (N - S) + (S + B - D)."""
+def _chi2_at(N, dlt, B, D, a, b, a0, b0, isa2, isb2):
+    """chi2 at pulls (a, b), penalties centred on (a0, b0) (scalars or (npts,)); N
+    (npts, nb) counts, dlt = (N - S) + (S + B - D), D (nb,) or (npts, nb)."""
     T = (1 + a)[:, None] * N + (1 + b)[:, None] * B
     diff = dlt + a[:, None] * N + b[:, None] * B           # T - D, without cancellation
     Dpos = np.where(D > 0, D, 1.0)
     term = np.where(D > 0, D * deviance(diff / Dpos), T)
-    return 2.0 * term.sum(-1) + a * a * isa2 + b * b * isb2
+    return 2.0 * term.sum(-1) + (a - a0) * (a - a0) * isa2 + (b - b0) * (b - b0) * isb2
 
 
 def chi2(coef: Coefficients, theta, *, signal_pull: float = SIGNAL_PULL,
@@ -91,11 +92,25 @@ def chi2(coef: Coefficients, theta, *, signal_pull: float = SIGNAL_PULL,
     theta = np.atleast_2d(check_charges(theta))
     dlt = excess(coef, theta)
     N = np.maximum(coef.S + dlt, 0.0)
-    B, D = coef.B, coef.D
     # T - D = dlt + a N + b B; the data term S + B - D is exactly 0 for Asimov data
-    dlt = (N - coef.S) + ((coef.S + B) - D)
+    dlt = (N - coef.S) + ((coef.S + coef.B) - coef.D)
+    return profile(N, dlt, coef.B, coef.D, signal_pull=signal_pull,
+                   background_pull=background_pull, tol=tol, max_iter=max_iter)
+
+
+def profile(N, dlt, B, D, a0=0.0, b0=0.0, *, signal_pull: float = SIGNAL_PULL,
+            background_pull: float = BACKGROUND_PULL, tol: float = TOL, max_iter: int = MAX_ITER):
+    """The profile of :func:`chi2` for given counts, penalties centred on (a0, b0).
+
+    N : (npts, nbins) signal counts;  dlt = (N - S) + (S + B - D), (npts, nbins);
+    B : (nbins,);  D : (nbins,) data, or (npts, nbins) data of each point (toys);
+    a0, b0 : centres of the penalties, scalars or (npts,) (0: the measured normalisations).
+    Returns chi2, a, b : (npts,);  iters : (npts,) int, negative if not converged.
+    """
     isa2, isb2 = 1.0 / signal_pull**2, 1.0 / background_pull**2
-    n = theta.shape[0]
+    n = N.shape[0]
+    a0, b0 = (np.broadcast_to(np.asarray(c, dtype=float), (n,)) for c in (a0, b0))
+    per_point = D.ndim == 2            # toys: data of each point (no copy of one D per point)
     a = np.zeros(n)
     b = np.zeros(n)
     iters = np.full(n, -max_iter, dtype=np.int64)
@@ -105,14 +120,15 @@ def chi2(coef: Coefficients, theta, *, signal_pull: float = SIGNAL_PULL,
             break
         idx = np.flatnonzero(active)
         Na, dl = N[idx], dlt[idx]
-        aa, bb = a[idx], b[idx]
+        Da = D[idx] if per_point else D
+        aa, bb, ca, cb = a[idx], b[idx], a0[idx], b0[idx]
         T = (1 + aa)[:, None] * Na + (1 + bb)[:, None] * B
         # 1 - D/T and 2 D/T^2; an empty bin (D = 0) has u = 1, w = 0 even where T = 0
-        Tpos = np.where((D > 0) & (T > 0), T, 1.0)
-        u = np.where(D > 0, (dl + aa[:, None] * Na + bb[:, None] * B) / Tpos, 1.0)
-        w = np.where(D > 0, 2.0 * (D / Tpos) / Tpos, 0.0)
-        ga = 2.0 * (Na * u).sum(-1) + 2.0 * aa * isa2
-        gb = 2.0 * (B * u).sum(-1) + 2.0 * bb * isb2
+        Tpos = np.where((Da > 0) & (T > 0), T, 1.0)
+        u = np.where(Da > 0, (dl + aa[:, None] * Na + bb[:, None] * B) / Tpos, 1.0)
+        w = np.where(Da > 0, 2.0 * (Da / Tpos) / Tpos, 0.0)
+        ga = 2.0 * (Na * u).sum(-1) + 2.0 * (aa - ca) * isa2
+        gb = 2.0 * (B * u).sum(-1) + 2.0 * (bb - cb) * isb2
         haa = (Na * Na * w).sum(-1) + 2.0 * isa2
         hab = (Na * B * w).sum(-1)
         hbb = (B * B * w).sum(-1) + 2.0 * isb2
@@ -129,10 +145,15 @@ def chi2(coef: Coefficients, theta, *, signal_pull: float = SIGNAL_PULL,
         search = lam2 > DECREMENT2_MAX
         if search.any():
             js = np.flatnonzero(search)
-            f0 = _chi2_at(Na[js], dl[js], B, D, aa[js], bb[js], isa2, isb2)
+
+            def chi2_search(js, a_, b_):
+                """chi2 of the active points js at the pulls (a_, b_)."""
+                return _chi2_at(Na[js], dl[js], B, Da[js] if per_point else D, a_, b_, ca[js], cb[js],
+                                isa2, isb2)
+
+            f0 = chi2_search(js, aa[js], bb[js])
             for _ in range(MAX_BACKTRACK):
-                f1 = _chi2_at(Na[js], dl[js], B, D, aa[js] + t[js] * da[js],
-                              bb[js] + t[js] * db[js], isa2, isb2)
+                f1 = chi2_search(js, aa[js] + t[js] * da[js], bb[js] + t[js] * db[js])
                 bad = ~(f1 <= f0 - ARMIJO * t[js] * lam2[js])
                 if not bad.any():
                     break
@@ -144,7 +165,7 @@ def chi2(coef: Coefficients, theta, *, signal_pull: float = SIGNAL_PULL,
         done = np.maximum(np.abs(sa), np.abs(sb)) < tol
         iters[idx[done]] = it + 1
         active[idx[done]] = False
-    out = _chi2_at(N, dlt, B, D, a, b, isa2, isb2)
+    out = _chi2_at(N, dlt, B, D, a, b, a0, b0, isa2, isb2)
     # data in a bin that no pull can predict (N = B = 0 < D): chi2 is infinite
     dead = ((D > 0) & (N <= 0) & (B <= 0)).any(-1)
     out[dead] = np.inf

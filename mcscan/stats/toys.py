@@ -66,9 +66,8 @@ from ._jit import fma, kernel, run_blocks, threads, wide_vectors
 from .kernels import (MODEL_STEP, SERIES_UMAX, _add_gradient, _add_series, _bin_terms, _chi2_at,
                       _dev_series, _extrapolate, _lanes_chi2, _lanes_needing_chi2, _lanes_to_pass,
                       _newton_step, _pass_state, _penalised, _profile, deviance_polynomial)
-from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, MAX_BACKTRACK, MAX_ITER,
-                     SIGNAL_PULL, STEP_TO_ZERO, TOL)
-from .reference import deviance
+from .newton import ARMIJO, BACKGROUND_PULL, DECREMENT2_MAX, MAX_ITER, SIGNAL_PULL, STEP_TO_ZERO, TOL
+from .reference import profile
 
 __all__ = [
     "TOY_BLOCK",
@@ -570,73 +569,17 @@ def toy_chi2(N, S, B, D, a0, b0, *, signal_pull=SIGNAL_PULL, background_pull=BAC
 # NumPy twin
 # ---------------------------------------------------------------------------
 
-def _chi2_at_np(N, dl, B, D, a, b, a0, b0, isa2, isb2):
-    T = (1 + a)[:, None] * N + (1 + b)[:, None] * B
-    diff = dl + a[:, None] * N + b[:, None] * B
-    Dpos = np.where(D > 0, D, 1.0)
-    term = np.where(D > 0, D * deviance(diff / Dpos), T)
-    return 2.0 * term.sum(-1) + (a - a0) ** 2 * isa2 + (b - b0) ** 2 * isb2
-
-
 def profile_numpy(N, dl, B, D, a0, b0, *, signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL,
                   tol=TOL, max_iter=MAX_ITER):
-    """Vectorised safeguarded Newton profile (the algorithm of
-    :func:`mcscan.stats.reference.chi2`) with penalties centred on (a0, b0).
+    """Vectorised safeguarded Newton profile with penalties centred on (a0, b0):
+    :func:`mcscan.stats.reference.profile`, the algorithm of
+    :func:`mcscan.stats.reference.chi2`.
 
     N, dl, D : (n, nbins) with dl = (N - S) + (S + B - D);  B : (nbins,);  a0, b0 : (n,).
     Returns chi2, a, b, iterations (n,), iterations negative if not converged.
     """
-    isa2, isb2 = 1.0 / signal_pull**2, 1.0 / background_pull**2
-    n = N.shape[0]
-    a = np.zeros(n)
-    b = np.zeros(n)
-    iters = np.full(n, -max_iter, dtype=np.int64)
-    active = np.ones(n, dtype=bool)
-    for it in range(max_iter):
-        if not active.any():
-            break
-        idx = np.flatnonzero(active)
-        Na, dla, Da = N[idx], dl[idx], D[idx]
-        aa, bb, ca, cb = a[idx], b[idx], a0[idx], b0[idx]
-        T = (1 + aa)[:, None] * Na + (1 + bb)[:, None] * B
-        Tpos = np.where((Da > 0) & (T > 0), T, 1.0)
-        u = np.where(Da > 0, (dla + aa[:, None] * Na + bb[:, None] * B) / Tpos, 1.0)
-        w = np.where(Da > 0, 2.0 * (Da / Tpos) / Tpos, 0.0)
-        ga = 2.0 * (Na * u).sum(-1) + 2.0 * (aa - ca) * isa2
-        gb = 2.0 * (B * u).sum(-1) + 2.0 * (bb - cb) * isb2
-        haa = (Na * Na * w).sum(-1) + 2.0 * isa2
-        hab = (Na * B * w).sum(-1)
-        hbb = (B * B * w).sum(-1) + 2.0 * isb2
-        det = haa * hbb - hab * hab
-        da = -(hbb * ga - hab * gb) / det
-        db = -(haa * gb - hab * ga) / det
-        lam2 = np.maximum(-(ga * da + gb * db), 0.0)
-        dT = da[:, None] * Na + db[:, None] * B
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lim = np.where(dT < 0, -STEP_TO_ZERO * T / dT, np.inf).min(-1)
-        t = np.minimum(1.0, lim)
-        search = lam2 > DECREMENT2_MAX
-        if search.any():
-            js = np.flatnonzero(search)
-            f0 = _chi2_at_np(Na[js], dla[js], B, Da[js], aa[js], bb[js], ca[js], cb[js], isa2, isb2)
-            for _ in range(MAX_BACKTRACK):
-                f1 = _chi2_at_np(Na[js], dla[js], B, Da[js], aa[js] + t[js] * da[js],
-                                 bb[js] + t[js] * db[js], ca[js], cb[js], isa2, isb2)
-                bad = ~(f1 <= f0 - ARMIJO * t[js] * lam2[js])
-                if not bad.any():
-                    break
-                t[js[bad]] *= BACKTRACK
-                js, f0 = js[bad], f0[bad]
-        sa, sb = t * da, t * db
-        a[idx] = aa + sa
-        b[idx] = bb + sb
-        done = np.maximum(np.abs(sa), np.abs(sb)) < tol
-        iters[idx[done]] = it + 1
-        active[idx[done]] = False
-    out = _chi2_at_np(N, dl, B, D, a, b, a0, b0, isa2, isb2)
-    dead = ((D > 0) & (N <= 0) & (B <= 0)).any(-1)
-    out[dead] = np.inf
-    return out, a, b, iters
+    return profile(N, dl, B, D, a0, b0, signal_pull=signal_pull, background_pull=background_pull,
+                   tol=tol, max_iter=max_iter)
 
 
 def toy_chi2_numpy(N, S, B, D, a0, b0, *, signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL,
