@@ -294,7 +294,7 @@ def _lanes_to_pass(ACT, STEP, lanes, last):
     lanes take it (``ACT`` 1, or 3: converged in a pass without the series), and whether
     it sums the deviance series: on the ``last`` pass, or when some lane may converge in
     it (``ACT`` 3, or its last step ``STEP`` below :data:`PREDICT_STEP`)."""
-    nact = 0
+    nact = np.int64(0)     # not a literal 0: see _chi2_rows
     ser = last
     for l in range(lanes):
         if ACT[l] == 1 or ACT[l] == 3:
@@ -389,7 +389,7 @@ def _lanes_chi2(NN, DL, DD, B, A, Bp, NEED, lanes, umax, dev_coef, U, DF, XC):
         XC[l] = 0.0
     for i in range(NN.shape[0]):
         bi = B[i]
-        nlog = 0
+        nlog = np.int64(0)     # not a literal 0: see _chi2_rows
         for l in range(lanes):
             n = NN[i, l]
             a = A[l]
@@ -418,7 +418,7 @@ def _lanes_needing_chi2(ACT, EXACT, NEED, lanes):
     """``NEED[l]`` = 1 for the lanes whose chi2 is taken bin by bin (not on the scalar
     path, and unconverged or ``EXACT``); True when at least one in
     :data:`EXACT_LANES_DIV` of the lanes do, so that :func:`_lanes_chi2` sums it."""
-    nneed = 0
+    nneed = np.int64(0)    # not a literal 0: see _chi2_rows
     for l in range(lanes):
         NEED[l] = (ACT[l] != 2) & ((ACT[l] != 0) | (EXACT[l] != 0))
         nneed += NEED[l]
@@ -590,11 +590,14 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
     ROW = np.empty(lanes, np.int64)
     CNT = np.empty(lanes, np.int64)
     for blk in range(b0, b1):
-        st_it = 0
-        st_slow = 0
-        st_exact = 0
-        st_fail = 0
-        ncols = 0
+        # counters start as np.int64(0), not a literal 0: numba types a literal first and
+        # refines it to int64 a round later, and each round of its type inference re-types
+        # every statement of the kernel (4 rounds instead of 2)
+        st_it = np.int64(0)
+        st_slow = np.int64(0)
+        st_exact = np.int64(0)
+        st_fail = np.int64(0)
+        ncols = np.int64(0)
         for l in range(lanes):
             # lanes past the last row repeat it and store nothing
             ROW[l] = min(blk * lanes + l, nrows - 1)
@@ -809,10 +812,10 @@ def _chi2_row(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0,
     NN = np.empty(nb_)
     DL = np.empty(nb_)
     for r in range(b0, b1):
-        st_it = 0
-        st_slow = 0
-        st_exact = 0
-        st_fail = 0
+        st_it = np.int64(0)    # not a literal 0: see _chi2_rows
+        st_slow = np.int64(0)
+        st_exact = np.int64(0)
+        st_fail = np.int64(0)
         x = xs[r]
         e = e0r[r]
         j = e if cx1.shape[0] > 1 else 0

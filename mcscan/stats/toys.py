@@ -201,7 +201,7 @@ def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, d
         b0 = B0[t]
         HA = np.zeros(4)
         HB = np.zeros(4)
-        nh = 0
+        nh = np.int64(0)       # not a literal 0: one round less of numba's type inference
         for g in range(G):
             if nh >= 4:
                 a = 4.0 * HA[0] - 6.0 * HA[1] + 4.0 * HA[2] - HA[3]
