@@ -46,12 +46,14 @@ numba's rules.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 # numba colours the messages of the typing attempts it discards while compiling (each one
@@ -62,10 +64,12 @@ if "numba" not in sys.modules:
     os.environ.setdefault("NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING", "1")
 
 import numba as nb  # noqa: E402
+from numba.core import event as _event  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-__all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "SOURCE_DIGEST", "bits_float", "cache_dir", "float_bits",
-           "fma", "helper", "kernel", "run_blocks", "sources_digest", "threads", "wide_vectors"]
+__all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "SOURCE_DIGEST", "bits_float", "cache_dir", "compile_clock",
+           "float_bits", "fma", "helper", "kernel", "run_blocks", "sources_digest", "threads",
+           "wide_vectors"]
 
 
 def _version() -> str:
@@ -236,6 +240,49 @@ def run_blocks(f, args, nblk, *, parallel=True, grain=1):
     finally:
         for fut in futures:
             fut.result()
+
+
+class _LockClock(_event.Listener):
+    """Adds up the wall time during which some thread of the process held numba's
+    compiler lock or waited for it (numba's event ``"numba:compiler_lock"``): the
+    lock is re-entrant and taken on several threads, so the clock runs from the first
+    start to the matching last end."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        self._depth = 0
+        self._since = 0.0
+        self._mutex = threading.Lock()
+
+    def on_start(self, event):
+        with self._mutex:
+            if self._depth == 0:
+                self._since = time.perf_counter()
+            self._depth += 1
+
+    def on_end(self, event):
+        with self._mutex:
+            if self._depth == 0:
+                return          # a compile that started before the clock did
+            self._depth -= 1
+            if self._depth == 0:
+                self.seconds += time.perf_counter() - self._since
+
+
+@contextlib.contextmanager
+def compile_clock():
+    """Time spent compiling or loading numba code while the block runs.
+
+    Yields an object whose ``seconds`` is the wall time, in this process, during
+    which numba compiled a function or loaded it from the cache (its compiler lock
+    held or awaited, on any thread).  A kernel already in memory takes no such time,
+    so a block that compiles nothing reads exactly 0.0.  A scan reports it apart, so
+    that its rate in points per second is the kernels' and not numba's
+    (:attr:`mcscan.scans.engine.ScanResult.points_per_second`).  Work sent to other
+    processes (Dask workers) compiles there and is not seen."""
+    clock = _LockClock()
+    with _event.install_listener("numba:compiler_lock", clock):
+        yield clock
 
 
 def helper(func=None, *, inline=False):
