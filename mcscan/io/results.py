@@ -591,6 +591,7 @@ def _write_scan_meta(g, res) -> None:
     set_attr(g, "chunks", int(res.chunks))
     set_attr(g, "resumed_chunks", int(res.resumed_chunks))
     set_attr(g, "compute_time_s", float(res.compute_time_s))
+    set_attr(g, "compile_time_s", float(res.compile_time_s))
     set_attr(g, "wall_time_s", float(res.wall_time_s))
     set_attr(g, "pulls", bool(res.pulls))
     write_tree(g.require_group("backend"), dict(res.backend))
@@ -688,7 +689,9 @@ def _r_scan(f, path):
         argmin=_read_named(g, "argmin"), unconverged=get_attr(g, "unconverged"),
         projections=projections, path=str(path), chunk_points=get_attr(g, "chunk_points"),
         chunks=get_attr(g, "chunks"), resumed_chunks=get_attr(g, "resumed_chunks"),
-        compute_time_s=get_attr(g, "compute_time_s"), wall_time_s=get_attr(g, "wall_time_s"),
+        compute_time_s=get_attr(g, "compute_time_s"),
+        compile_time_s=get_attr(g, "compile_time_s", 0.0),    # 0: a file from before it was kept
+        wall_time_s=get_attr(g, "wall_time_s"),
         backend=read_tree(g["backend"]), notes=_strs(g, "notes"))
 
 

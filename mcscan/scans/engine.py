@@ -507,6 +507,7 @@ class ScanResult(Result):
     chunks: int = 0
     resumed_chunks: int = 0
     compute_time_s: float = 0.0
+    compile_time_s: float = 0.0        # of compute_time_s: numba compiling or loading kernels
     wall_time_s: float = 0.0
     backend: dict = field(default_factory=dict)
     notes: tuple = ()                  # one line per recomputed chunk of a resumed scan
@@ -532,9 +533,12 @@ class ScanResult(Result):
 
     @property
     def points_per_second(self) -> float | None:
-        """Grid points computed (resumed chunks excluded) per second of the compute phase."""
+        """Grid points computed (resumed chunks excluded) per second of the compute phase,
+        the time numba spent compiling or loading the kernels in this process
+        (``compile_time_s``) left out."""
         done = self.points * (self.chunks - self.resumed_chunks) / max(self.chunks, 1)
-        return done / self.compute_time_s if self.compute_time_s > 0 else None
+        busy = self.compute_time_s - self.compile_time_s
+        return done / busy if busy > 0 else None
 
     def to_json(self, cl: float = 0.90) -> dict:
         """JSON summary.  1-D projections come with their allowed intervals at ``cl``;
@@ -564,7 +568,8 @@ class ScanResult(Result):
                 "fixed": self.fixed, "chi2_min": float(self.chi2_min), "argmin": dict(self.argmin),
                 "unconverged": int(self.unconverged), "pulls": sorted(self.pulls),
                 "chunks": int(self.chunks), "resumed_chunks": int(self.resumed_chunks),
-                "compute_time_s": float(self.compute_time_s), "wall_time_s": float(self.wall_time_s),
+                "compute_time_s": float(self.compute_time_s),
+                "compile_time_s": float(self.compile_time_s), "wall_time_s": float(self.wall_time_s),
                 "points_per_second": self.points_per_second, "backend": dict(self.backend),
                 "projections": proj}
 
@@ -948,6 +953,7 @@ def scan(coefs, params, axes, path=None, *, fixed=None, at=None, projections=Non
     from ..io.chunks import ChunkStore, MemoryStore, WriteBehind
 
     t0 = time.perf_counter()
+    from ..stats._jit import compile_clock      # imports numba: in the wall time, as before
     settings = settings or ScanSettings()
     coefs = tuple(coefs)
     families = family_coefficients_given(coefs)
@@ -1007,7 +1013,7 @@ def scan(coefs, params, axes, path=None, *, fixed=None, at=None, projections=Non
         fn = functools.partial(_chunk_in_place, {n: sink.arrays[_sink_name(n)].reshape(-1)
                                                  for n in names})
     try:
-        with WriteBehind(store) as writer:
+        with WriteBehind(store) as writer, compile_clock() as numba_time:
             for k, arrays in backend.map(fn, todo, args=(task,), progress=progress,
                                          desc="scan " + " x ".join(grid.params), weights=weights,
                                          unit="pt"):
@@ -1023,7 +1029,8 @@ def scan(coefs, params, axes, path=None, *, fixed=None, at=None, projections=Non
     meta = dict(params=grid.params, axes=grid.axes, base=grid.base, detectors=tuple(dets),
                 channels=tuple(local[0].channels), table_hashes=tuple(c.table_hash for c in local),
                 settings=settings, chunk_points=cp, chunks=task.n_chunks, resumed_chunks=len(done),
-                compute_time_s=compute, backend=backend.describe(), notes=tuple(notes))
+                compute_time_s=compute, compile_time_s=min(numba_time.seconds, compute),
+                backend=backend.describe(), notes=tuple(notes))
     if path is None:
         if sink is None:
             sink = _MemorySink(grid.shape, dets, want_pulls)

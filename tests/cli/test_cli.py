@@ -349,6 +349,23 @@ def test_subprocess_success(tmp_path, tables):
     assert r.stderr == ""
 
 
+def test_subprocess_scan_reports_numba_time_apart(tmp_path, tables):
+    # a new process compiles the row kernel or loads it from the cache: that time is
+    # printed and stored on its own, and the rate is that of the rest of the compute phase
+    from mcscan.results import open_results
+
+    r = _mcscan(["scan", "--detector", "Xe", "--param", "q_ee", "--param", "q_mumu", "--points", "21",
+                 "--tables", tables, "--out", tmp_path / "s.h5"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.splitlines()[0]
+    assert " s of it compiling or loading the kernels, " in line and " points/s, local)" in line
+    res = open_results(tmp_path / "s.h5")
+    assert 0.0 < res.compile_time_s < res.compute_time_s <= res.wall_time_s
+    rate = 441 / (res.compute_time_s - res.compile_time_s)
+    assert abs(res.points_per_second - rate) <= 1e-12 * rate
+    assert f"({res.compile_time_s:.1f} s of it compiling or loading the kernels, {rate:.3g} points/s" in line
+
+
 def test_subprocess_bad_input(tmp_path, tables):
     r = _mcscan(["scan", "--detector", "Ge", "--param", "q_ee", "--fix", "q_mumu=inf",
                  "--tables", tables], tmp_path)

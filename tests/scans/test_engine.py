@@ -643,3 +643,17 @@ def test_charge_scan_with_default_ranges_loads_no_family_machinery(table_dir, tm
             "q_emu", "--points", "5", "--quiet", "--tables", table_dir, "--out", tmp_path / "nd.h5"]
     assert loaded_by_cli([argv], ["mcscan.scans.families", "scipy.optimize"]) == []
     assert (tmp_path / "nd.h5").is_file()
+
+
+def test_compile_time_is_reported_apart_from_the_rate(coefs):
+    # the second identical scan finds its kernel in memory: no time in numba's compiler
+    args = (coefs[:1], ("q_ee", "q_mumu"), (A, B))
+    scan(*args)
+    res = scan(*args)
+    assert res.compile_time_s == 0.0 and res.compute_time_s > 0.0
+    assert res.points_per_second == res.points / res.compute_time_s
+    # the rate leaves the compile time out; none when compiling took the whole compute phase
+    slow = dataclasses.replace(res, compute_time_s=3.0, compile_time_s=2.5)
+    assert slow.points_per_second == res.points / 0.5
+    assert dataclasses.replace(res, compile_time_s=res.compute_time_s).points_per_second is None
+    assert slow.to_json()["compile_time_s"] == 2.5
