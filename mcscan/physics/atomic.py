@@ -36,7 +36,8 @@ Conventions
 * Energies are in MeV everywhere (inputs and outputs).
 
 ``mendeleev`` is imported lazily (on the first uncached look-up) because its
-import pulls in pandas and SQLAlchemy.
+import pulls in pandas and SQLAlchemy; only the two values above are read from
+its database (:func:`_ground_state`).
 """
 
 from __future__ import annotations
@@ -91,6 +92,28 @@ def _edge_name(n: int, ell: int, two_j: int) -> str:
     return f"{_SHELL_LETTERS[n - 1]}{index}"
 
 
+def _ground_state(z: int) -> tuple[dict, float]:
+    """``({(n, letter): electrons}, first ionization energy in eV)`` of the neutral atom
+    of atomic number ``z``, from ``mendeleev``'s database: the two values that
+    ``mendeleev.element(z).ec.conf`` and ``.ionenergies[1]`` give, read with two
+    queries and parsed by ``mendeleev``'s own ``ElectronicConfiguration``.
+    ``element()`` loads every related table of the element (isotopes, radii,
+    screening constants: about 0.35 s per element) to use none of them."""
+    # heavy imports (pandas, SQLAlchemy), only when an electron channel is built
+    from mendeleev.db import get_session
+    from mendeleev.econf import ElectronicConfiguration
+    from mendeleev.models import Element, IonizationEnergy
+
+    with get_session() as session:
+        (econf,) = session.query(Element.econf).filter(Element.atomic_number == z).one()
+        ionization = (session.query(IonizationEnergy.energy)
+                      .filter(IonizationEnergy.atomic_number == z, IonizationEnergy.degree == 1)
+                      .scalar())
+    if ionization is None:
+        raise ValueError(f"mendeleev has no first ionization energy for Z = {z}")
+    return dict(ElectronicConfiguration(econf).conf), float(ionization)
+
+
 @functools.cache
 def _table(element: str) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     """Cached (labels, binding_MeV, occupancy) for one element (read-only arrays)."""
@@ -99,16 +122,13 @@ def _table(element: str) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     if not tabulated:
         raise ValueError(f"xraydb has no X-ray edge energies for element {element!r}")
 
-    from mendeleev import element as _mendeleev_element  # heavy import, lazily
-
-    atom = _mendeleev_element(element)
-    ionization_ev = float(atom.ionenergies[1])
+    configuration, ionization_ev = _ground_state(z)
 
     labels: list[str] = []
     binding: list[float] = []
     occupancy: list[int] = []
     # Order by (n, l): K, L1, L2, L3, M1, ..., independent of the aufbau order.
-    shells = sorted(atom.ec.conf.items(), key=lambda item: (item[0][0], _L_OF[item[0][1]]))
+    shells = sorted(configuration.items(), key=lambda item: (item[0][0], _L_OF[item[0][1]]))
     for (n, letter), count in shells:
         ell = _L_OF[letter]
         remaining = int(count)

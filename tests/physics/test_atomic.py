@@ -77,6 +77,18 @@ def test_untabulated_valence_uses_ionization_energy():
         assert binding[k] < min(_xraydb_edges_mev(symbol).values())
 
 
+@pytest.mark.parametrize("symbol", ["Cs", "Na", "Cu"])
+def test_ground_state_is_mendeleev_element(symbol):
+    # the two values read from mendeleev's database are those of its element() API
+    # (Cu: the anomalous [Ar] 3d10 4s1); exact, the same numbers from the same rows
+    from mendeleev import element
+
+    atom = element(symbol)
+    configuration, ionization_ev = atomic._ground_state(_atomic_number(symbol))
+    assert configuration == dict(atom.ec.conf)
+    assert ionization_ev == atom.ionenergies[1]
+
+
 def test_partial_shell_fills_lower_j_first():
     # I is [Kr] 4d10 5s2 5p5: 5p1/2 full (2), 5p3/2 holds 3 (exact integers).
     labels = atomic.subshell_labels("I")
