@@ -1,22 +1,20 @@
 """User-level functions for every parameter family (docs/physics.md section 11).
 
-``sensitivities(config, family=...)`` is the main job for a family: the
-detector x parameter table of allowed sets at one C.L., with units.  Charges
-go through the millicharge pipeline (:func:`mcscan.api.sensitivities`, the
-default, unchanged); the other families through the quadratic forms of
-:mod:`mcscan.stats.families`.  Parameters that act only on nu_tau are reported
-as unconstrained: a pion-decay-at-rest source emits no nu_tau.
+Function forms of :class:`mcscan.Analysis` for parameters of any family, taking a
+configuration, detector names and a tables folder.  ``sensitivities(config,
+family=...)`` is the main job for a family: the detector x parameter table of
+allowed sets at one C.L., with units (:meth:`mcscan.Analysis.sensitivities`).
+Parameters that act only on nu_tau are reported as unconstrained: a
+pion-decay-at-rest source emits no nu_tau.
 
 :func:`limits` and :func:`scan` take parameters of any family, the others
 ``fixed`` or (limits) ``profile``-d.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-from .api import DEFAULT_TABLES, _detectors, build_tables
-from .errors import InputError, TableError
-from .params import FAMILY_NAMES, PARAMS, SPEC, check_any_param, family_params
+from .api import DEFAULT_TABLES, _detectors
+from .errors import InputError
+from .params import FAMILY_NAMES, PARAMS, check_any_param
 from .results import FamilySensitivities
 from .scans.grid import ScanSettings
 
@@ -28,26 +26,11 @@ FAMILY_CHOICES = FAMILY_NAMES + ("all",)
 
 
 def load_family_coefficients(config, detectors, tables_dir=DEFAULT_TABLES, channels=("nuclear",)) -> list:
-    """Load and check each detector's table; return per-detector quadratic forms."""
-    from .config.load import config_hash, table_config
-    from .io.tables import load_table, table_path
-    from .stats.families import family_coefficients
+    """Load and check each detector's table (no building); return per-detector quadratic
+    forms: :meth:`mcscan.Analysis.family_coefficients`."""
+    from .api import Analysis
 
-    out = []
-    for name in _detectors(config, detectors):
-        det = config.detector(name)
-        for ch in channels:
-            if ch not in det.channels:
-                raise InputError(f"detector {name} does not enable the {ch!r} channel: add it to "
-                                 f"detectors.{name}.channels in your configuration")
-        path = table_path(tables_dir, name)
-        if not path.is_file():
-            raise TableError(f"no table for {name} in {str(Path(tables_dir))!r}: build it first "
-                             f"(same configuration and tables folder)")
-        table = load_table(path, expected_hash=config_hash(table_config(config, name)),
-                           channels=channels)
-        out.append(family_coefficients(table, channels))
-    return out
+    return Analysis(config, detectors, channels, tables_dir, build=False).family_coefficients()
 
 
 def _charges_only(names) -> bool:
@@ -56,36 +39,19 @@ def _charges_only(names) -> bool:
 
 def limits(config, detectors, param, *, tables_dir=DEFAULT_TABLES, cl=None, channels=("nuclear",),
            xrange=None, points=None, fixed=None, profile=(), level=None, progress=False):
-    """Allowed set of ``param`` (any family) for the (combined) detectors.
+    """Allowed set of ``param`` (any family) for the (combined) detectors, tables read
+    (not built): :func:`mcscan.api.limits`, i.e. :meth:`mcscan.Analysis.limits`.
 
-    Charges with only charges fixed or profiled: :func:`mcscan.api.limits` itself.
-    Otherwise ``xrange`` defaults to the parameter's range in :mod:`mcscan.params`
-    (extended while the allowed set reaches an end), ``profile`` parameters are
-    searched over their default ranges.
+    ``xrange`` defaults to the parameter's range (the configuration's for a charge, else
+    :mod:`mcscan.params`), extended while the allowed set reaches an end; ``profile``
+    parameters are searched over their default ranges; a parameter that acts only on
+    flavours the source does not emit gets an unconstrained limit.
     """
-    from .api import limits as charge_limits
-    from .scans.families import family_limit
+    from .api import limits as api_limits
 
-    check_any_param(param)
-    fixed = dict(fixed or {})
-    for p in list(fixed) + list(profile):
-        check_any_param(p)
-    if _charges_only([param, *fixed, *profile]):
-        return charge_limits(config, detectors, param, tables_dir=tables_dir, cl=cl,
-                             channels=channels, xrange=xrange, points=points, fixed=fixed,
-                             profile=tuple(profile), level=level, progress=progress)
-    fcoefs = load_family_coefficients(config, detectors, tables_dir, channels)
-    if points is None:
-        points = config.numerics.scan_points if not profile else min(config.numerics.scan_points, 801)
-    auto = xrange is None
-    if auto and SPEC[param].scan_range is None:
-        xrange = config.analysis.ranges[param]
-    ranges = {p: tuple(config.analysis.ranges[p]) for p in profile if p in PARAMS}
-    return family_limit(fcoefs, param, cl=config.analysis.cl if cl is None else cl,
-                        xrange=xrange, points=points, fixed=fixed,
-                        settings=ScanSettings.from_config(config), extend=6 if auto else 0,
-                        progress=progress, profile=tuple(profile), profile_ranges=ranges,
-                        level=level)
+    return api_limits(config, detectors, param, tables_dir=tables_dir, cl=cl, channels=channels,
+                      xrange=xrange, points=points, fixed=fixed, profile=profile, level=level,
+                      progress=progress)
 
 
 def scan(config, detectors, params, axes, *, tables_dir=DEFAULT_TABLES, channels=("nuclear",),
@@ -109,12 +75,14 @@ def scan(config, detectors, params, axes, *, tables_dir=DEFAULT_TABLES, channels
 def sensitivities(config, family: str = "charges", *, tables_dir=DEFAULT_TABLES, cl=None,
                   channels=("nuclear",), detectors=None, combined=True, progress=False,
                   log=None) -> FamilySensitivities:
-    """The main job for a family: build missing tables, then every detector's 1D limits.
+    """The main job for a family: build missing tables, then every detector's 1D limits
+    (:meth:`mcscan.Analysis.sensitivities` with ``family``), over the detectors (of
+    ``detectors``, default all) that enable every one of ``channels``.
 
     Parameters
     ----------
-    family : "charges" (default: the millicharge table, unchanged), "radii", "moments",
-        "nsi", "sin2w" or "all"
+    family : "charges" (default: the millicharge limits, as a family table that lists
+        q_tautau as unconstrained), "radii", "moments", "nsi", "sin2w" or "all"
     channels : detection channels (CsI may add "electron": EvES sees charges, radii,
         moments and sin2w, not quark NSI)
 
@@ -122,51 +90,16 @@ def sensitivities(config, family: str = "charges", *, tables_dir=DEFAULT_TABLES,
     a parameter acting only on flavours the source does not emit is listed in
     ``unconstrained`` instead of getting a (meaningless) huge interval.
     """
-    from tqdm.auto import tqdm
-
-    from .api import sensitivities as charge_sensitivities
-    from .params import acts_on, visible_params
+    from .api import Analysis, _config
 
     if family not in FAMILY_CHOICES:
         raise InputError(f"unknown family {family!r}: expected one of {', '.join(FAMILY_CHOICES)}")
-    names = _detectors(config, detectors)
-    chan_ok = [n for n in names if all(c in config.detector(n).channels for c in channels)]
-    if not chan_ok:
+    config = _config(config)
+    names = [n for n in _detectors(config, detectors)
+             if all(c in config.detector(n).channels for c in channels)]
+    if not names:
         raise InputError(f"no detector enables the channels {','.join(channels)}")
-    build_tables(config, chan_ok, tables_dir, progress=progress, log=log)
-    cl = float(config.analysis.cl if cl is None else cl)
-    rows = [[n] for n in chan_ok]
-    if combined and len(chan_ok) > 1:
-        rows.append(chan_ok)
-    labels = tuple(r[0] if len(r) == 1 else "combined" for r in rows)
-    fams = FAMILY_NAMES if family == "all" else (family,)
-    out, params, unconstrained, reasons = {}, [], [], {}
-    from .physics.flux import COMPONENTS
-
-    emitted = sorted({c.flavour for c in COMPONENTS})
-    for fam in fams:
-        visible = visible_params(emitted, fam)
-        for p in family_params(fam):
-            if p not in visible:
-                unconstrained.append(p)
-                reasons[p] = (f"acts on nu_{'/nu_'.join(sorted(acts_on(p)))} only; the source "
-                              f"emits {', '.join('nu_' + f for f in emitted)}")
-        if fam == "charges":
-            sens = charge_sensitivities(config, tables_dir=tables_dir, cl=cl, channels=channels,
-                                        detectors=chan_ok, combined=combined, progress=progress)
-            out.update(sens.limits)
-            params.extend(sens.params)
-            continue
-        fcoefs = {n: load_family_coefficients(config, [n], tables_dir, channels)[0] for n in chan_ok}
-        settings = ScanSettings.from_config(config)
-        from .scans.families import family_limit
-
-        todo = [(r, p) for r in rows for p in visible]
-        for r, p in tqdm(todo, desc=f"sensitivities {fam}", disable=not progress):
-            label = r[0] if len(r) == 1 else "combined"
-            out[(label, p)] = family_limit([fcoefs[n] for n in r], p, cl=cl,
-                                           points=config.numerics.scan_points, settings=settings)
-        params.extend(visible)
-    params.extend(unconstrained)
-    return FamilySensitivities(cl, family, tuple(channels), labels, tuple(params), out,
-                               tuple(unconstrained), reasons)
+    a = Analysis(config, names, channels, tables_dir, progress=progress, log=log)
+    # the family table for "charges" too (q_tautau listed as unconstrained), where
+    # Analysis.sensitivities() gives the millicharge table itself
+    return a._family_sensitivities(family, cl, combined, progress=progress)

@@ -94,6 +94,15 @@ def test_tau_only_parameters_are_refused_as_unconstrained(fcoefs):
             family_limit([fcoefs["CsI"]], p)
 
 
+def test_tau_only_limits_are_reported_unconstrained(config, table_dir):
+    # the function form answers as Analysis.limits and the CLI do: a limit marked
+    # unconstrained, with the reason, and no interval
+    lim = limits(config, ["Xe"], "mu_tau", tables_dir=table_dir)
+    js = lim.to_json()
+    assert js["unconstrained"] is True and "nu_tau" in js["reason"]
+    assert lim.regions == []
+
+
 def test_sensitivities_family_table(config, table_dir):
     sens = sensitivities(config, "moments", tables_dir=table_dir)
     assert sens.rows == ("CsI", "Xe", "Ge", "combined")
