@@ -28,7 +28,7 @@ from ..stats.families import chi2_all, excess_all, reduced_excess, reduced_form,
 from ..stats.kernels_families import chi2_excess, chi2_rows_poly
 from .grid import MAX_POINTS, Scan, ScanSettings, _check_axis, row_segments
 from .limits import Limit, _merge, allowed_intervals, delta_chi2_level
-from .regions import Region, _extent_of, polygon_area, polygons, zoom_ranges
+from .regions import Region, polygons, region_summary, zoom_ranges
 
 __all__ = ["FamilyRegion", "base_vector", "constrained", "default_range", "emitted_flavours",
            "family_region", "unconstrained_limit", "unconstrained_reason", "family_chi2_function",
@@ -439,15 +439,7 @@ def family_region(fcoefs, params, *, cl=0.90, ranges, points=201, fixed=None, zo
                    options={"xatol": 1e-6, "fatol": 1e-12, "initial_simplex": [[0, 0], [1, 0], [0, 1]]})
     cmin = min(float(sc.chi2_min), float(res.fun))
     polys = polygons(sc.axes[0], sc.axes[1], sc.chi2 - cmin, level)
-    touches = False
-    if polys:
-        lo, hi = _extent_of(polys)
-        touches = bool(lo[0] <= sc.axes[0][0] or hi[0] >= sc.axes[0][-1]
-                       or lo[1] <= sc.axes[1][0] or hi[1] >= sc.axes[1][-1])
-        extent = {params[d]: [float(lo[d]), float(hi[d])] for d in range(2)}
-        area = sum(polygon_area(o) - sum(polygon_area(h) for h in holes) for o, holes in polys)
-    else:
-        extent, area = {p: [] for p in params}, 0.0
+    extent, area, touches = region_summary(polys, sc.axes, params)
     return FamilyRegion(tuple(c.detector for c in fcoefs), params, float(cl), level, polys, extent,
                         float(area), touches, sc, cmin)
 

@@ -21,7 +21,7 @@ from ..results import Result
 from .limits import MAX_CHARGE, check_finite_chi2, check_fixed, check_range, delta_chi2_level
 from .grid import Scan, ScanSettings, grid_scan
 
-__all__ = ["Region", "region_2d", "polygons", "polygon_area"]
+__all__ = ["Region", "region_2d", "region_summary", "polygons", "polygon_area"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,20 @@ def _scan(coefs, params, ranges, points, fixed, settings, progress):
 def _extent_of(polys):
     allpts = np.vstack([outer for outer, _ in polys])
     return allpts.min(axis=0), allpts.max(axis=0)
+
+
+def region_summary(polys, axes, params) -> tuple:
+    """``(extent, area, touches)`` of the allowed region ``polys`` (from :func:`polygons`)
+    on a grid with ``axes``: {param: [lo, hi]} over every piece ([] when empty), the
+    area with the holes taken out, and whether the region reaches an end of an axis."""
+    if not polys:
+        return {p: [] for p in params}, 0.0, False
+    lo, hi = _extent_of(polys)
+    touches = bool(lo[0] <= axes[0][0] or hi[0] >= axes[0][-1]
+                   or lo[1] <= axes[1][0] or hi[1] >= axes[1][-1])
+    extent = {params[d]: [float(lo[d]), float(hi[d])] for d in range(2)}
+    area = sum(polygon_area(o) - sum(polygon_area(h) for h in holes) for o, holes in polys)
+    return extent, area, touches
 
 
 def zoom_ranges(sc, ranges, polys, bounds):
@@ -215,17 +229,9 @@ def region_2d(coefs, params, *, cl=0.90, ranges, points=201, fixed=None, zoom=Tr
                           f"the charges or the tables give counts beyond double precision")
     if cmin < sc.chi2_min:
         polys = polygons(sc.axes[0], sc.axes[1], sc.chi2 - cmin, level)
-    touches = False
-    if polys:
-        lo, hi = _extent_of(polys)
-        touches = bool(lo[0] <= sc.axes[0][0] or hi[0] >= sc.axes[0][-1]
-                       or lo[1] <= sc.axes[1][0] or hi[1] >= sc.axes[1][-1])
-        extent = {params[d]: [float(lo[d]), float(hi[d])] for d in range(2)}
-        area = sum(polygon_area(o) - sum(polygon_area(h) for h in holes) for o, holes in polys)
-        if not (np.isfinite(area) and np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-            raise McscanError(f"the region of {params[0]} and {params[1]} is not finite: the charges "
-                              f"or the tables give counts beyond double precision")
-    else:
-        extent, area = {p: [] for p in params}, 0.0
+    extent, area, touches = region_summary(polys, sc.axes, params)
+    if not (np.isfinite(area) and all(np.isfinite(v) for ends in extent.values() for v in ends)):
+        raise McscanError(f"the region of {params[0]} and {params[1]} is not finite: the charges "
+                          f"or the tables give counts beyond double precision")
     return Region(tuple(c.detector for c in coefs), params, float(cl), level, polys, extent,
                   float(area), touches, sc, cmin)
