@@ -35,7 +35,7 @@ from ..results import Result
 from ..stats.kernels import chi2_points
 from ..stats.toys import expected_counts, generate_toys, generate_toys_at, grid_counts, toy_chi2
 from .grid import ScanSettings, base_point, grid_scan
-from .limits import delta_chi2_level, limit_1d
+from .limits import delta_chi2_level, limit_1d, true_runs
 
 __all__ = [
     "Fit",
@@ -789,23 +789,13 @@ def _fc_spec(coefs, param, xs, toys, seed, base, settings) -> dict:
 def _regions_below(xs, h):
     """Union of intervals where h < 0 on the grid, ends linearly interpolated."""
     inside = h < 0
-    regions = []
-    i, n = 0, xs.size
-    while i < n:
-        if not inside[i]:
-            i += 1
-            continue
-        j = i
-        while j + 1 < n and inside[j + 1]:
-            j += 1
+    n = xs.size
 
-        def cross(a, b):
-            return xs[a] + (0.0 - h[a]) / (h[b] - h[a]) * (xs[b] - xs[a])
+    def cross(a, b):
+        return xs[a] + (0.0 - h[a]) / (h[b] - h[a]) * (xs[b] - xs[a])
 
-        lo = xs[i] if i == 0 else cross(i - 1, i)
-        hi = xs[j] if j == n - 1 else cross(j, j + 1)
-        regions.append([float(lo), float(hi)])
-        i = j + 1
+    regions = [[float(xs[i] if i == 0 else cross(i - 1, i)), float(xs[j] if j == n - 1 else cross(j, j + 1))]
+               for i, j in true_runs(inside)]
     return regions, bool(inside[0]), bool(inside[-1])
 
 

@@ -20,7 +20,7 @@ from .grid import Scan, ScanSettings, base_point, chi2_function, grid_scan
 
 __all__ = ["Limit", "cl_levels", "delta_chi2_level", "allowed_intervals", "limit_1d", "VISIBLE_PARAMS",
            "CL_RANGE", "MAX_CHARGE", "MIN_SPAN", "check_range", "check_fixed", "unconstrained_reason",
-           "check_finite_chi2", "limits_1d"]
+           "check_finite_chi2", "limits_1d", "true_runs"]
 
 #: Charges an ESS beam (nu_e, nu_mu, anti-nu_mu) can see.
 VISIBLE_PARAMS = visible_params(("e", "mu"))
@@ -248,23 +248,33 @@ def allowed_intervals(x, dchi2, level, f=None, rtol=1e-4):
     return _drive(_intervals_steps(x, dchi2, level, None if f is None else _ask, rtol), f)
 
 
+def true_runs(mask) -> list:
+    """``[(i, j), ...]``: the first and last index of every run of True in the 1D
+    boolean ``mask``, in order (the grid points of each allowed piece)."""
+    runs = []
+    i, n = 0, len(mask)
+    while i < n:
+        if not mask[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and mask[j + 1]:
+            j += 1
+        runs.append((i, j))
+        i = j + 1
+    return runs
+
+
 def _intervals_steps(x, dchi2, level, f, rtol):
     """:func:`allowed_intervals` as steps: ``f`` is a step function (see :func:`_drive`)."""
     x = np.asarray(x, dtype=float)
     inside = np.asarray(dchi2) <= level
     regions = []
-    i, n = 0, x.size
-    while i < n:
-        if not inside[i]:
-            i += 1
-            continue
-        j = i
-        while j + 1 < n and inside[j + 1]:
-            j += 1
+    n = x.size
+    for i, j in true_runs(inside):
         lo = x[i] if i == 0 else (yield from _cross(f, x[i - 1], x[i], level, rtol))
         hi = x[j] if j == n - 1 else (yield from _cross(f, x[j], x[j + 1], level, rtol))
         regions.append([float(lo), float(hi)])
-        i = j + 1
     open_low = bool(inside[0])
     open_high = bool(inside[-1])
     return regions, open_low, open_high

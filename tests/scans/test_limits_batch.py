@@ -104,3 +104,16 @@ def test_limits_and_sensitivities_load_no_numba(table_dir, tmp_path, loaded_by_c
     argvs = (["limits", "--detector", "Ge", "--param", "q_ee", "--tables", table_dir],
              ["sensitivities", "--tables", table_dir, "--out", tmp_path / "s.h5"])
     assert loaded_by_cli(argvs, ["numba"]) == []
+
+
+def test_true_runs_are_the_pieces_of_a_mask():
+    # against runs read off the edges of the padded mask (np.diff), for every mask of
+    # up to 9 points: empty, all False, all True, pieces at either end
+    from mcscan.scans.limits import true_runs
+
+    for n in range(10):
+        for code in range(2 ** n):
+            mask = np.array([(code >> k) & 1 for k in range(n)], dtype=bool)
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(int), [0]])))
+            want = [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+            assert true_runs(mask) == want, mask
