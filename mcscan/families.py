@@ -50,7 +50,7 @@ def limits(config, detectors, param, *, tables_dir=DEFAULT_TABLES, cl=None, chan
     from .api import limits as api_limits
 
     return api_limits(config, detectors, param, tables_dir=tables_dir, cl=cl, channels=channels,
-                      xrange=xrange, points=points, fixed=fixed, profile=profile, level=level,
+                      xrange=xrange, points=points, fixed=fixed, profile=tuple(profile), level=level,
                       progress=progress)
 
 
