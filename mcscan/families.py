@@ -12,7 +12,7 @@ pion-decay-at-rest source emits no nu_tau.
 """
 from __future__ import annotations
 
-from .api import DEFAULT_TABLES, _detectors
+from .api import DEFAULT_TABLES
 from .errors import InputError
 from .params import FAMILY_NAMES, PARAMS, check_any_param
 from .results import FamilySensitivities
@@ -76,8 +76,9 @@ def sensitivities(config, family: str = "charges", *, tables_dir=DEFAULT_TABLES,
                   channels=("nuclear",), detectors=None, combined=True, progress=False,
                   log=None) -> FamilySensitivities:
     """The main job for a family: build missing tables, then every detector's 1D limits
-    (:meth:`mcscan.Analysis.sensitivities` with ``family``), over the detectors (of
-    ``detectors``, default all) that enable every one of ``channels``.
+    (:meth:`mcscan.Analysis.sensitivities` with ``family``).  ``detectors`` default to
+    every detector that enables all of ``channels``; a detector named in ``detectors``
+    must enable them.
 
     Parameters
     ----------
@@ -90,16 +91,11 @@ def sensitivities(config, family: str = "charges", *, tables_dir=DEFAULT_TABLES,
     a parameter acting only on flavours the source does not emit is listed in
     ``unconstrained`` instead of getting a (meaningless) huge interval.
     """
-    from .api import Analysis, _config
+    from .api import Analysis
 
-    if family not in FAMILY_CHOICES:
+    if family not in FAMILY_CHOICES:       # before any table is built
         raise InputError(f"unknown family {family!r}: expected one of {', '.join(FAMILY_CHOICES)}")
-    config = _config(config)
-    names = [n for n in _detectors(config, detectors)
-             if all(c in config.detector(n).channels for c in channels)]
-    if not names:
-        raise InputError(f"no detector enables the channels {','.join(channels)}")
-    a = Analysis(config, names, channels, tables_dir, progress=progress, log=log)
+    a = Analysis(config, detectors, channels, tables_dir, progress=progress, log=log)
     # the family table for "charges" too (q_tautau listed as unconstrained), where
     # Analysis.sensitivities() gives the millicharge table itself
     return a._family_sensitivities(family, cl, combined, progress=progress)

@@ -193,11 +193,11 @@ def _print_scan(res, summary, out, cl) -> None:
         where += f", {be['workers']} worker(s)"
     pps = summary.get("points_per_second")
     rate = f"{pps:.3g} points/s, " if pps else ""
-    numba = summary.get("compile_time_s", 0.0)
-    numba = f"{numba:.1f} s of it compiling or loading the kernels, " if numba >= 0.05 else ""
+    kernels = summary.get("compile_time_s", 0.0)
+    kernels = f"{kernels:.1f} s of it compiling or loading the kernels, " if kernels >= 0.05 else ""
     print(f"scanned {' x '.join(res.params)} on {' x '.join(map(str, res.shape))} = "
           f"{summary['points']} points for {', '.join(res.detectors)} in {res.wall_time_s:.1f} s "
-          f"({numba}{rate}{where}); saved to {out}"
+          f"({kernels}{rate}{where}); saved to {out}"
           + (f" ({res.resumed_chunks} of {res.chunks} chunks resumed)" if res.resumed_chunks else ""))
     print(f"min chi2 = {res.chi2_min:.4g} at "
           + ", ".join(f"{p} = {v:.4g}{_unit(p)}" for p, v in res.argmin.items()))
