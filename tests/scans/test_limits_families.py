@@ -103,6 +103,12 @@ def test_tau_only_limits_are_reported_unconstrained(config, table_dir):
     assert lim.regions == []
 
 
+def test_sensitivities_refuse_a_named_detector_without_the_channels(config, table_dir):
+    with pytest.raises(InputError, match="detector Xe does not enable the 'electron' channel"):
+        sensitivities(config, "moments", tables_dir=table_dir, detectors=["Xe"],
+                      channels=("nuclear", "electron"))
+
+
 def test_sensitivities_family_table(config, table_dir):
     sens = sensitivities(config, "moments", tables_dir=table_dir)
     assert sens.rows == ("CsI", "Xe", "Ge", "combined")
