@@ -269,14 +269,18 @@ def _check_channels(config: Config, name: str, channels) -> None:
             )
 
 
-def _load_coef(config: Config, name: str, tables, channels):
+def _load_table(config: Config, name: str, tables, channels):
+    """The verified table of ``name`` in ``tables`` (not built)."""
     path = _tio.table_path(tables, name)
     if not path.is_file():
         raise TableError(f"no table for {name} in {str(Path(tables))!r}: build it with "
                          f"'mcscan build --detector {name}' (same --config and --tables)")
-    table = _tio.load_table(path, expected_hash=config_hash(table_config(config, name)),
-                            channels=channels)
-    return coefficients(table, channels)
+    return _tio.load_table(path, expected_hash=config_hash(table_config(config, name)),
+                           channels=channels)
+
+
+def _load_coef(config: Config, name: str, tables, channels):
+    return coefficients(_load_table(config, name, tables, channels), channels)
 
 
 def load_coefficients(config, detectors, tables_dir=DEFAULT_TABLES, channels=("nuclear",)) -> list:
@@ -334,14 +338,16 @@ class Analysis:
         self.status = {}
         self._coefs = {}
         self._fcoefs = {}
+        self._tables = {}       # the verified tables: family_coefficients reads no file again
         for name in self.detectors:
             if build:
                 table, tpath, status = _ensure_table(self.config, name, self.tables,
                                                      progress=progress)
-                self._coefs[name] = coefficients(table, self.channels)
             else:
                 tpath, status = _tio.table_path(self.tables, name), "loaded"
-                self._coefs[name] = _load_coef(self.config, name, self.tables, self.channels)
+                table = _load_table(self.config, name, self.tables, self.channels)
+            self._tables[name] = table
+            self._coefs[name] = coefficients(table, self.channels)
             self.status[name] = (tpath, status)
             if log:
                 log(f"{name}: {status} -> {tpath}")
@@ -377,16 +383,14 @@ class Analysis:
 
     def family_coefficients(self, detectors=None) -> list:
         """Quadratic forms of every parameter family (docs/physics.md section 11) for
-        ``detectors``; read from the tables on first use, then kept."""
+        ``detectors``; formed on first use from the tables verified when the analysis was
+        made, then kept."""
         from .stats.families import family_coefficients
 
         names = [c.detector for c in self.coefficients(detectors)]
         for n in names:
             if n not in self._fcoefs:
-                path = _tio.table_path(self.tables, n)
-                table = _tio.load_table(path, expected_hash=config_hash(table_config(self.config, n)),
-                                        channels=self.channels)
-                fc = family_coefficients(table, self.channels)
+                fc = family_coefficients(self._tables[n], self.channels)
                 if self.data is not None:       # the observed counts of the data file
                     import dataclasses
 
