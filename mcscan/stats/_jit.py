@@ -67,9 +67,9 @@ import numba as nb  # noqa: E402
 from numba.core import event as _event  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-__all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "SOURCE_DIGEST", "bits_float", "cache_dir", "compile_clock",
-           "float_bits", "fma", "helper", "kernel", "run_blocks", "sources_digest", "threads",
-           "wide_vectors"]
+__all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "SOURCE_DIGEST", "bits_float", "built", "cache_dir",
+           "compile_clock", "float_bits", "fma", "helper", "kernel", "run_blocks", "sources_digest",
+           "threads", "wide_vectors"]
 
 
 def _version() -> str:
@@ -179,6 +179,27 @@ def kernel(func):
     """Compile ``func``, a kernel whose last two arguments ``b0, b1`` name the range of
     blocks it runs (see :func:`run_blocks`); one serial, GIL-free build."""
     return _njit(func, no_cfunc_wrapper=True)
+
+
+def built(dispatcher) -> bool:
+    """Whether a call of ``dispatcher`` (a kernel compiled by this module) compiles
+    nothing: it has a build in this process, or the cache folder holds one for this
+    CPU (a new process loads it in about 0.25 s).  It reads numba's index of the
+    cache (a private part of numba, laid out as in numba 0.68), no machine code.
+    ``True`` where that index cannot be read so: a caller then does what it would do
+    without asking."""
+    if dispatcher.signatures:
+        return True
+    if CACHE_DIR is None:
+        return False
+    try:
+        magic = dispatcher.targetctx.codegen().magic_tuple()
+        # keys (signature, (target triple, CPU, CPU features), code hashes); {} if the
+        # index is missing, stale or of another numba
+        index = dispatcher._cache._cache_file._load_index()
+        return any(key[1] == magic for key in index)
+    except Exception:  # noqa: BLE001 - numba's private cache layout changed
+        return True
 
 
 def threads() -> int:

@@ -10,8 +10,10 @@ run it on one thread or several (:func:`mcscan.stats._jit.run_blocks`).
 Two kernels, the second written twice: :func:`_chi2_rows` runs rows in lockstep,
 :func:`_chi2_row` one row at a time (1D scans, calls with few rows), with the
 same operations in the same order, so the same bits, from a function that
-compiles in about 2 s instead of 3.5 s, which is what a first ``mcscan
-sensitivities`` or ``mcscan limits`` waits for:
+compiles in about 2 s instead of 3.5 s.  Until the lockstep kernel is built
+(compiled in the process or found in the cache), the one-row kernel also runs the
+first :data:`STAND_IN_POINTS` points of lockstep calls (:func:`_run_rows`), so a
+first small 2D scan waits for the smaller compile:
 
 * :func:`chi2_points` -- any batch of (npts, 6) charge points, each profiled
   from (a, b) = (0, 0): the twin's algorithm point by point.
@@ -63,11 +65,13 @@ import decimal
 import functools
 import math
 import struct
+import threading
 from fractions import Fraction
 
 import numpy as np
 
-from ._jit import bits_float, float_bits, fma, helper, kernel, run_blocks, threads as _threads, wide_vectors
+from ._jit import (bits_float, built, float_bits, fma, helper, kernel, run_blocks, threads as _threads,
+                   wide_vectors)
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, DEVIANCE_SERIES_EPS,
                      MAX_BACKTRACK, MAX_ITER, SIGNAL_PULL, STEP_TO_ZERO, TOL)
 
@@ -78,6 +82,7 @@ __all__ = [
     "PREDICT_STEP",
     "SERIES_DEGREE",
     "SERIES_UMAX",
+    "STAND_IN_POINTS",
     "VECTOR_START_PASSES",
     "chi2_points",
     "chi2_rows",
@@ -960,14 +965,50 @@ def chi2_points(coef, theta, *, signal_pull=SIGNAL_PULL, background_pull=BACKGRO
     return out
 
 
-def _run_rows(args, lanes, nblk, parallel):
-    """Run the row kernel on ``args`` (those of :func:`_chi2_rows`): one lane and no
-    ``vector_start``: :func:`_chi2_row`, the same bits from a smaller function."""
-    if lanes == 1 and not args[25]:
-        run_blocks(_row, args[:15] + args[16:25] + args[26:], nblk, parallel=parallel,
-                   grain=_grain(nblk))
-    else:
+#: Points of lockstep row kernel calls that a process runs on the one-row kernel instead
+#: while the lockstep kernel is not built (neither in the process nor in the cache; see
+#: :func:`_run_rows`).  Compiling the lockstep kernel takes about 3.5 s (AMD EPYC, 2
+#: cores), and the one-row kernel is slower by about 0.2 us a point (2.7 to 4 M points/s
+#: against 6.6 to 14 M on two threads): a first 2D scan of up to about 1400^2 points waits
+#: for the one-row kernel alone (about 2 s to compile, less when it is built already for a
+#: 1D scan), and a first large scan loses at most about 0.4 s before the lockstep kernel
+#: is compiled.  Results do not depend on it.
+STAND_IN_POINTS = 2_000_000
+
+_STAND_IN_LOCK = threading.Lock()
+_STAND_IN = {"points": 0}
+
+
+def _one_row_stands_in(npoints) -> bool:
+    """Whether a lockstep row kernel call of ``npoints`` points runs on the one-row kernel:
+    the lockstep kernel is not built and, with this call, this process has run at most
+    :data:`STAND_IN_POINTS` points that way.  A call beyond that compiles (or loads) the
+    lockstep kernel, and every later call uses it."""
+    if built(_rows):
+        return False
+    with _STAND_IN_LOCK:
+        if _STAND_IN["points"] + npoints > STAND_IN_POINTS:
+            return False
+        _STAND_IN["points"] += npoints
+        return True
+
+
+def _run_rows(args, lanes, nblk, parallel, stand_in=True):
+    """Run the row kernel on ``args`` (those of :func:`_chi2_rows`, ``nblk`` blocks of
+    ``lanes`` rows).  Without ``vector_start``, :func:`_chi2_row` runs the rows one at a
+    time (the same bits from a smaller function) where ``lanes`` is 1, and, with
+    ``stand_in``, also where the lockstep kernel would first have to be compiled
+    (:func:`_one_row_stands_in`)."""
+    one_row = not args[25] and (lanes == 1 or (stand_in and _one_row_stands_in(int(args[13].sum()))))
+    if not one_row:
         run_blocks(_rows, args, nblk, parallel=parallel, grain=_grain(nblk))
+        return
+    nrows = args[10].shape[0]
+    stats = args[-1] if lanes == 1 else np.zeros((nrows, 4), dtype=np.int64)
+    run_blocks(_row, args[:15] + args[16:25] + args[26:-1] + (stats,), nrows, parallel=parallel,
+               grain=_grain(nrows))
+    if lanes != 1:
+        args[-1][0] += stats.sum(0)
 
 
 def _grain(nblk):
@@ -1125,4 +1166,4 @@ def warm_up_rows(parallel=True, lanes=(1, 16)):
                 np.zeros(1), i1, i1 + 1, i1, int(ln), 100.0, 1e4, TOL, MAX_ITER, ARMIJO, SERIES_UMAX,
                 deviance_polynomial()[0], MODEL_STEP, False, False, *o,
                 np.zeros((1, 4), dtype=np.int64))
-        _run_rows(args, int(ln), 1, parallel)
+        _run_rows(args, int(ln), 1, parallel, stand_in=False)

@@ -22,7 +22,7 @@ import numpy as np
 
 from ._jit import kernel, run_blocks
 from .kernels import (_NO_SERIES, MODEL_STEP, SERIES_UMAX, _grain, _profile, _run_rows, check_base_rows,
-                      check_rows, deviance_polynomial, row_lanes)
+                      check_rows, deviance_polynomial, row_lanes, warm_up_rows)
 from .newton import ARMIJO, BACKGROUND_PULL, MAX_ITER, SIGNAL_PULL, TOL
 
 __all__ = ["chi2_rows_poly", "chi2_excess", "warm_up"]
@@ -125,11 +125,14 @@ def chi2_rows_poly(S, B, D, poly, xs, ys, y0, cnt, o0, *, out, accumulate=False,
 
 
 def warm_up(parallel=True):
-    """Compile (or load from cache) these kernels on a tiny problem."""
+    """Compile (or load from cache) these kernels on a tiny problem: the excess kernel
+    and the lockstep row kernel of :mod:`mcscan.stats.kernels` (:func:`chi2_rows_poly`
+    alone would run the one-row kernel in its place while the lockstep one is not built)."""
     S = np.ones(2)
     z = S * 0
     i1 = np.zeros(1, dtype=np.int64)
     chi2_excess(S, S, 2 * S, np.zeros((1, 2)), parallel=parallel)
+    warm_up_rows(parallel, lanes=16)
     o = np.empty(1), np.empty(1), np.empty(1), np.empty(1, dtype=np.bool_)
     chi2_rows_poly(S, S, 2 * S, (z, z, z, z, z, S), np.zeros(1), np.zeros(1), i1, i1 + 1, i1,
                    out=o, parallel=parallel, lanes=16)

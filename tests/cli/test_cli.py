@@ -366,6 +366,28 @@ def test_subprocess_scan_reports_numba_time_apart(tmp_path, tables):
     assert f"({res.compile_time_s:.1f} s of it compiling or loading the kernels, {rate:.3g} points/s" in line
 
 
+def test_first_2d_scan_compiles_only_the_one_row_kernel(tmp_path, tables, capsys):
+    # an empty kernel cache: a small 2D scan runs on the one-row kernel instead of first
+    # compiling the lockstep one (mcscan.stats.kernels.STAND_IN_POINTS), with its bits
+    env = {**os.environ, "MCSCAN_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("NUMBA_CACHE_DIR", None)
+    args = ["scan", "--detector", "Xe", "--param", "q_ee", "--param", "q_mumu", "--points", "61",
+            "--range", "-3e-8", "3e-8", "--range", "-2e-8", "2e-8", "--tables", tables]
+    r = subprocess.run([sys.executable, "-m", "mcscan", *args, "--out", str(tmp_path / "first.h5")],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr
+    probe = ("from mcscan.stats import _jit, kernels as k; "
+             "print(_jit.built(k._rows), _jit.built(k._row))")
+    r = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                       timeout=120, check=True)
+    assert r.stdout.split() == ["False", "True"]
+    assert kernels._rows.signatures          # this process: the lockstep kernel (session fixture)
+    _run([*args, "--out", tmp_path / "here.h5"], capsys)
+    first, here = open_results(tmp_path / "first.h5"), open_results(tmp_path / "here.h5")
+    assert np.array_equal(first.chi2, here.chi2) and np.array_equal(first.converged, here.converged)
+    assert np.array_equal(first.pulls["Xe"], here.pulls["Xe"])
+
+
 def test_subprocess_bad_input(tmp_path, tables):
     r = _mcscan(["scan", "--detector", "Ge", "--param", "q_ee", "--fix", "q_mumu=inf",
                  "--tables", tables], tmp_path)

@@ -1,0 +1,129 @@
+"""The one-row kernel standing in for the lockstep row kernel before the latter is built.
+
+A process whose lockstep row kernel is neither compiled nor in the cache runs its
+first lockstep calls, up to :data:`mcscan.stats.kernels.STAND_IN_POINTS` points, on
+the one-row kernel (about 2 s to compile instead of 3.5 s).  The two give the same
+bits (tests/stats/test_fast_kernels.py compares them directly), so these tests
+check that the stand-in run gives the bits and statistics of the lockstep run, that
+the budget and ``vector_start`` send calls to the lockstep kernel, and that
+:func:`mcscan.stats._jit.built` tells a built kernel from one still to compile.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mcscan.scans.grid import row_segments
+from mcscan.stats import _jit, kernels
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm():
+    kernels.warm_up(True)
+    kernels.warm_up(False)
+
+
+@pytest.fixture
+def ran(monkeypatch):
+    """The kernels run_blocks ran, in order ("rows": lockstep, "row": one-row)."""
+    names = {kernels._rows: "rows", kernels._row: "row"}
+    seen = []
+    real = kernels.run_blocks
+
+    def spy(f, *args, **kwargs):
+        seen.append(names.get(f, "other"))
+        return real(f, *args, **kwargs)
+
+    monkeypatch.setattr(kernels, "run_blocks", spy)
+    return seen
+
+
+def _not_built(monkeypatch, budget):
+    """This process as if the lockstep kernel were not built, with ``budget`` points."""
+    monkeypatch.setattr(kernels, "built", lambda dispatcher: False)
+    monkeypatch.setattr(kernels, "STAND_IN_POINTS", budget)
+    monkeypatch.setitem(kernels._STAND_IN, "points", 0)
+
+
+def _scan(coefs, *, lanes=16, vector_start=False, parallel=True):
+    """A 37 x 45 (q_ee, q_mumu) grid on Xe then Ge (accumulated), as rows of 15 points."""
+    x = np.linspace(-3e-8, 3e-8, 37)
+    y = np.linspace(-2e-8, 2e-8, 45)
+    row, y0, cnt, o0 = row_segments(x.size, y.size, segment=15)
+    n = x.size * y.size
+    out = np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=bool)
+    base = np.array([0.0, 0.0, 1e-9, 0.0, -2e-9, 0.0])
+    stats = [kernels.chi2_rows(coefs[d], base, 0, 1, x[row], y, y0, cnt, o0, out=out,
+                               accumulate=k > 0, lanes=lanes, parallel=parallel,
+                               vector_start=vector_start)
+             for k, d in enumerate(("Xe", "Ge"))]
+    return out, stats
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_stand_in_gives_the_bits_of_the_lockstep_kernel(coefs, monkeypatch, ran, parallel):
+    ref, ref_stats = _scan(coefs, parallel=parallel)
+    assert ran == ["rows", "rows"]
+    _not_built(monkeypatch, budget=10**9)
+    got, got_stats = _scan(coefs, parallel=parallel)
+    assert ran[2:] == ["row", "row"]
+    for u, v in zip(ref, got):
+        assert np.array_equal(u, v)
+    assert got_stats == ref_stats
+    assert kernels._STAND_IN["points"] == 2 * 37 * 45
+
+
+def test_stand_in_budget_then_lockstep(coefs, monkeypatch, ran):
+    # 1665 points a call: the first call fits a budget of 2000, the second does not
+    _not_built(monkeypatch, budget=2000)
+    _scan(coefs)
+    assert ran == ["row", "rows"]
+    assert kernels._STAND_IN["points"] == 37 * 45
+
+
+def test_no_stand_in_with_vector_start_or_when_built(coefs, monkeypatch, ran):
+    _not_built(monkeypatch, budget=10**9)
+    _scan(coefs, vector_start=True)      # the one-row kernel has no vector start
+    monkeypatch.setattr(kernels, "built", lambda dispatcher: True)
+    _scan(coefs)
+    assert ran == ["rows"] * 4
+    assert kernels._STAND_IN["points"] == 0
+
+
+def test_warm_up_compiles_the_lockstep_kernel(monkeypatch, ran):
+    _not_built(monkeypatch, budget=10**9)
+    kernels.warm_up_rows(False)
+    assert ran == ["row", "rows"]
+
+
+def _tiny(x, out, b0, b1):
+    for i in range(b0, b1):
+        out[i] = 2.0 * x[i]
+
+
+def test_built_reads_the_process_and_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(_jit, "CACHE_DIR", tmp_path)
+    k = _jit.kernel(_tiny)
+    assert not _jit.built(k)
+    x, out = np.arange(3.0), np.empty(3)
+    k(x, out, 0, 3)
+    assert np.array_equal(out, [0.0, 2.0, 4.0]) and _jit.built(k)
+    # a new process: a dispatcher of the same function, nothing compiled, the cache filled
+    again = _jit.kernel(_tiny)
+    assert not again.signatures and _jit.built(again)
+    elsewhere = tmp_path / "empty"
+    elsewhere.mkdir()
+    monkeypatch.setattr(_jit, "CACHE_DIR", elsewhere)
+    assert not _jit.built(_jit.kernel(_tiny))
+
+
+def test_built_without_a_cache_or_a_readable_index(monkeypatch):
+    monkeypatch.setattr(_jit, "CACHE_DIR", None)
+    assert not _jit.built(_jit.kernel(_tiny))
+
+    class Unreadable:     # numba's cache as a later numba might lay it out
+        signatures = []
+        targetctx = None
+
+    monkeypatch.setattr(_jit, "CACHE_DIR", "somewhere")
+    assert _jit.built(Unreadable())
