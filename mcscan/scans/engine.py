@@ -1004,6 +1004,10 @@ def scan(coefs, params, axes, path=None, *, fixed=None, at=None, projections=Non
     todo = [k for k in range(task.n_chunks) if k not in done]
     t1 = time.perf_counter()
     weights = [chunk_bounds(k, task)[1] - chunk_bounds(k, task)[0] for k in todo]
+    if isinstance(backend, LocalBackend) and len(grid.shape) >= 2:
+        from ..stats.kernels import plan_lockstep
+
+        plan_lockstep(sum(weights) * len(dets))
     sink, fn = None, compute_chunk
     if in_place:
         # chunks computed in this process go straight into the result grids: no copy

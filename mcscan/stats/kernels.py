@@ -87,6 +87,7 @@ __all__ = [
     "chi2_points",
     "chi2_rows",
     "deviance_polynomial",
+    "plan_lockstep",
     "row_lanes",
     "warm_up",
     "warm_up_rows",
@@ -969,10 +970,11 @@ def chi2_points(coef, theta, *, signal_pull=SIGNAL_PULL, background_pull=BACKGRO
 #: while the lockstep kernel is not built (neither in the process nor in the cache; see
 #: :func:`_run_rows`).  Compiling the lockstep kernel takes about 3.5 s (AMD EPYC, 2
 #: cores), and the one-row kernel is slower by about 0.2 us a point (2.7 to 4 M points/s
-#: against 6.6 to 14 M on two threads): a first 2D scan of up to about 1400^2 points waits
-#: for the one-row kernel alone (about 2 s to compile, less when it is built already for a
-#: 1D scan), and a first large scan loses at most about 0.4 s before the lockstep kernel
-#: is compiled.  Results do not depend on it.
+#: against 6.6 to 14 M on two threads): a first 2D scan of up to about 1400^2 points (one
+#: detector) waits for the one-row kernel alone (about 2 s to compile, less when it is
+#: built already for a 1D scan).  Scans announce their size (:func:`plan_lockstep`), so a
+#: larger first scan compiles the lockstep kernel at once; calls that announce nothing lose
+#: at most about 0.4 s on the slower kernel.  Results do not depend on it.
 STAND_IN_POINTS = 2_000_000
 
 _STAND_IN_LOCK = threading.Lock()
@@ -991,6 +993,17 @@ def _one_row_stands_in(npoints) -> bool:
             return False
         _STAND_IN["points"] += npoints
         return True
+
+
+def plan_lockstep(npoints) -> None:
+    """Announce a job of ``npoints`` points of lockstep row kernel calls (grid points times
+    detectors).  If they do not fit in what is left of :data:`STAND_IN_POINTS`, the one-row
+    kernel stands in for none of them: the lockstep kernel is compiled (or loaded) at the
+    first call, so a large first scan pays neither for a second compile nor for a slower
+    start.  A job that fits changes nothing."""
+    with _STAND_IN_LOCK:
+        if _STAND_IN["points"] + int(npoints) > STAND_IN_POINTS:
+            _STAND_IN["points"] = STAND_IN_POINTS
 
 
 def _run_rows(args, lanes, nblk, parallel, stand_in=True):

@@ -90,6 +90,30 @@ def test_no_stand_in_with_vector_start_or_when_built(coefs, monkeypatch, ran):
     assert kernels._STAND_IN["points"] == 0
 
 
+def test_plan_lockstep_sends_a_large_job_to_the_lockstep_kernel(coefs, monkeypatch, ran):
+    _not_built(monkeypatch, budget=4000)
+    kernels.plan_lockstep(3330)              # fits: nothing changes
+    _scan(coefs)
+    kernels.plan_lockstep(3330)              # 1665 points left: the whole job compiles
+    _scan(coefs)
+    assert ran == ["row", "row", "rows", "rows"]
+
+
+@pytest.mark.parametrize("budget, expect", [(10**6, "row"), (3000, "rows")])
+def test_scans_plan_their_points(coefs, monkeypatch, ran, budget, expect):
+    # 37 x 45 points on two detectors: 3330 points of lockstep calls in each scan
+    from mcscan.scans.engine import scan
+    from mcscan.scans.grid import grid_scan
+
+    x, y = np.linspace(-3e-8, 3e-8, 37), np.linspace(-2e-8, 2e-8, 45)
+    c = [coefs["Xe"], coefs["Ge"]]
+    _not_built(monkeypatch, budget=budget)
+    grid_scan(c, ("q_ee", "q_mumu"), (x, y))
+    monkeypatch.setitem(kernels._STAND_IN, "points", 0)
+    scan(c, ("q_ee", "q_mumu"), (x, y))
+    assert ran and set(ran) == {expect}
+
+
 def test_warm_up_compiles_the_lockstep_kernel(monkeypatch, ran):
     _not_built(monkeypatch, budget=10**9)
     kernels.warm_up_rows(False)
