@@ -256,6 +256,7 @@ def compute_chunk(k: int, task: ChunkTask, out: dict | None = None) -> dict:
     ``out``: those arrays to fill (flat, of the chunk's size; an in-memory scan passes
     views of its result grids), else new ones; returned.
     """
+    from ..stats.kernels import plan_lockstep
     from .backends import resolve_coefficients
 
     coefs = resolve_coefficients(task.coefs)
@@ -264,6 +265,9 @@ def compute_chunk(k: int, task: ChunkTask, out: dict | None = None) -> dict:
     lo, hi = chunk_bounds(k, task)
     if not 0 <= lo < hi:
         raise InputError(f"chunk {k} outside the grid ({task.n_chunks} chunks)")
+    # the whole scan, in every process that runs a chunk of it: a large one runs on the
+    # lockstep kernel from its first chunk on, never on the one-row kernel standing in
+    plan_lockstep(g.size * len(coefs))
     inner = g.params[-2:]
     others = {p: float(g.base[j]) for j, p in enumerate(g.names) if p not in inner}
     names = _chunk_names([c.detector for c in coefs], task.pulls)
@@ -1004,10 +1008,6 @@ def scan(coefs, params, axes, path=None, *, fixed=None, at=None, projections=Non
     todo = [k for k in range(task.n_chunks) if k not in done]
     t1 = time.perf_counter()
     weights = [chunk_bounds(k, task)[1] - chunk_bounds(k, task)[0] for k in todo]
-    if isinstance(backend, LocalBackend) and len(grid.shape) >= 2:
-        from ..stats.kernels import plan_lockstep
-
-        plan_lockstep(sum(weights) * len(dets))
     sink, fn = None, compute_chunk
     if in_place:
         # chunks computed in this process go straight into the result grids: no copy

@@ -76,7 +76,7 @@ def family_grid_scan(fcoefs, params, axes, *, fixed=None, settings: ScanSettings
     absolute values in each parameter's unit, ``fixed`` {name: value} for any
     other parameters (default: the SM point).  ``Scan.base`` is the full vector.
     """
-    from ..stats.kernels import row_lanes
+    from ..stats.kernels import plan_lockstep, row_lanes
     from .grid import _bar, _threads
 
     settings = settings or ScanSettings()
@@ -103,6 +103,7 @@ def family_grid_scan(fcoefs, params, axes, *, fixed=None, settings: ScanSettings
         xs_axis = axes[0] - origin[ix]
     ys = axes[-1] - origin[iy]
     polys = [row_polynomial(c, base, ix, iy) for c in fcoefs]
+    plan_lockstep(n * len(fcoefs))
     total = np.empty(n)
     ok = np.empty(n, dtype=bool)
     pulls = {c.detector: (np.empty(n), np.empty(n)) for c in fcoefs}

@@ -257,7 +257,7 @@ def _scan_rows(coefs, idx, axes, base, settings, chunk, parallel, total, ok, pul
         nx, ny, ix, iy, xs_axis = 1, axes[0].size, None, idx[0], np.zeros(1)
     else:
         nx, ny, ix, iy, xs_axis = axes[0].size, axes[1].size, idx[0], idx[1], axes[0]
-        plan_lockstep(nx * ny * len(coefs))
+    plan_lockstep(nx * ny * len(coefs))
     ys = axes[-1]
     row, y0, cnt, o0 = row_segments(nx, ny)
     nseg = row.size

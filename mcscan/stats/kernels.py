@@ -996,13 +996,14 @@ def _one_row_stands_in(npoints) -> bool:
 
 
 def plan_lockstep(npoints) -> None:
-    """Announce a job of ``npoints`` points of lockstep row kernel calls (grid points times
-    detectors).  If they do not fit in what is left of :data:`STAND_IN_POINTS`, the one-row
-    kernel stands in for none of them: the lockstep kernel is compiled (or loaded) at the
-    first call, so a large first scan pays neither for a second compile nor for a slower
-    start.  A job that fits changes nothing."""
-    with _STAND_IN_LOCK:
-        if _STAND_IN["points"] + int(npoints) > STAND_IN_POINTS:
+    """Announce a job of ``npoints`` points of row kernel calls (grid points times
+    detectors), in every process that runs a part of it.  From a job larger than
+    :data:`STAND_IN_POINTS` on, the one-row kernel stands in no more in this process: the
+    lockstep kernel is compiled (or loaded) at the job's first lockstep call, so a large
+    first scan pays neither for the one-row kernel's compile nor for its slower start.  A
+    smaller job changes nothing; calling it again for the same job changes nothing."""
+    if int(npoints) > STAND_IN_POINTS:
+        with _STAND_IN_LOCK:
             _STAND_IN["points"] = STAND_IN_POINTS
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mcscan.scans.grid import row_segments
+from mcscan.scans.grid import SEGMENT, row_segments
 from mcscan.stats import _jit, kernels
 
 
@@ -91,26 +91,48 @@ def test_no_stand_in_with_vector_start_or_when_built(coefs, monkeypatch, ran):
 
 
 def test_plan_lockstep_sends_a_large_job_to_the_lockstep_kernel(coefs, monkeypatch, ran):
+    # 1665 points a call, two calls a job
     _not_built(monkeypatch, budget=4000)
     kernels.plan_lockstep(3330)              # fits: nothing changes
     _scan(coefs)
-    kernels.plan_lockstep(3330)              # 1665 points left: the whole job compiles
+    assert ran == ["row", "row"] and kernels._STAND_IN["points"] == 3330
+    _not_built(monkeypatch, budget=3000)
+    kernels.plan_lockstep(3330)              # larger than the budget: the lockstep kernel
     _scan(coefs)
-    assert ran == ["row", "row", "rows", "rows"]
+    assert ran[2:] == ["rows", "rows"]
+
+
+def _families(fcoefs, x, y):
+    from mcscan.scans.families import family_grid_scan
+
+    return family_grid_scan(fcoefs, ("q_ee", "r2_ee"), (x, 1e-23 * y))
 
 
 @pytest.mark.parametrize("budget, expect", [(10**6, "row"), (3000, "rows")])
-def test_scans_plan_their_points(coefs, monkeypatch, ran, budget, expect):
-    # 37 x 45 points on two detectors: 3330 points of lockstep calls in each scan
+@pytest.mark.parametrize("how", ["grid_scan", "engine", "engine_1d", "families"])
+def test_scans_plan_their_points(table_dir, coefs, monkeypatch, ran, budget, expect, how):
+    # 37 x 45 points on two detectors: jobs of 3330 points (1D: 327680)
+    from mcscan.config.load import load_config
+    from mcscan.scans.backends import TableRef, resolve_coefficients
     from mcscan.scans.engine import scan
     from mcscan.scans.grid import grid_scan
 
     x, y = np.linspace(-3e-8, 3e-8, 37), np.linspace(-2e-8, 2e-8, 45)
     c = [coefs["Xe"], coefs["Ge"]]
+    if how == "families":
+        refs = [TableRef.from_config(load_config(), d, table_dir, family=True) for d in ("Xe", "Ge")]
+        fc = resolve_coefficients(refs)
     _not_built(monkeypatch, budget=budget)
-    grid_scan(c, ("q_ee", "q_mumu"), (x, y))
-    monkeypatch.setitem(kernels._STAND_IN, "points", 0)
-    scan(c, ("q_ee", "q_mumu"), (x, y))
+    if how == "grid_scan":
+        grid_scan(c, ("q_ee", "q_mumu"), (x, y))
+    elif how == "engine":
+        scan(c, ("q_ee", "q_mumu"), (x, y))
+    elif how == "engine_1d":
+        # a 1D row is cut in segments of SEGMENT points: 40 segments run in lockstep
+        n = 40 * SEGMENT
+        scan(c, ("q_ee",), (np.linspace(-3e-8, 3e-8, n),), chunk_points=n)
+    else:
+        _families(fc, x, y)
     assert ran and set(ran) == {expect}
 
 
