@@ -20,14 +20,13 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from ..errors import InputError
 from ..params import ALL_PARAMS, SPEC, check_any_param, default_range
 from ..stats.families import chi2_all, excess_all, reduced_excess, reduced_form, row_polynomial
 from ..stats.kernels_families import chi2_excess, chi2_rows_poly
 from .grid import MAX_POINTS, Scan, ScanSettings, _check_axis, row_segments
-from .limits import Limit, _merge, allowed_intervals, delta_chi2_level
+from .limits import Limit, _ask, _drive, _limit_steps, delta_chi2_level
 from .regions import Region, polygons, region_summary, zoom_ranges
 
 __all__ = ["FamilyRegion", "base_vector", "constrained", "default_range", "emitted_flavours",
@@ -285,49 +284,9 @@ def family_limit(fcoefs, param, *, cl=0.90, xrange=None, points=2001, fixed=None
         f_chi2 = family_chi2_function(fcoefs, param, fixed=fixed, settings=settings)
         curve = lambda x: (family_grid_scan(fcoefs, (param,), (x,), fixed=fixed,  # noqa: E731
                                             settings=settings, progress=progress), (None, {}))
-    for attempt in range(extend + 1):
-        x = np.linspace(lo, hi, points)
-        if lo < ref < hi and ref not in x:
-            x = np.unique(np.append(x, ref))
-        sc, (at_edge, best) = curve(x)
-        k = int(np.argmin(sc.chi2))
-        cmin = float(sc.chi2[k])
-        if 0 < k < x.size - 1:
-            res = minimize_scalar(f_chi2, bounds=(x[k - 1], x[k + 1]), method="bounded",
-                                  options={"xatol": 1e-6 * (x[k + 1] - x[k - 1])})
-            cmin = min(cmin, float(res.fun))
-        dchi2 = sc.chi2 - cmin
-        regions, open_low, open_high = allowed_intervals(x, dchi2, level,
-                                                         f=lambda t: f_chi2(t) - cmin)
-        open_low = open_low and lo > blo
-        open_high = open_high and hi < bhi
-        if attempt == extend or not (open_low or open_high):
-            break
-        width = hi - lo
-        if open_low:
-            lo = max(lo - width, blo)
-        if open_high:
-            hi = min(hi + width, bhi)
-    step = (x[-1] - x[0]) / (x.size - 1)
-    extra = [np.linspace(max(a - max(b - a, step), x[0]), min(b + max(b - a, step), x[-1]), 401)
-             for a, b in regions if b - a < 100 * step]
-    if extra:
-        sce, (ate, beste) = curve(np.unique(np.concatenate(extra)))
-        x, order = np.unique(np.concatenate([x, sce.axes[0]]), return_index=True)
-        sc = _merge(sc, sce, order)
-        if at_edge is not None:
-            at_edge = np.concatenate([at_edge, ate])[order]
-            best = {p: np.concatenate([best[p], beste[p]])[order] for p in best}
-        cmin = min(cmin, float(np.min(sc.chi2)))
-        dchi2 = sc.chi2 - cmin
-        regions, open_low, open_high = allowed_intervals(x, dchi2, level,
-                                                         f=lambda t: f_chi2(t) - cmin)
-        open_low = open_low and x[0] > blo
-        open_high = open_high and x[-1] < bhi
-    profile_at_edge = bool(at_edge is not None and np.any(at_edge[dchi2 <= level]))
-    return Limit(tuple(c.detector for c in fcoefs), param, float(cl), level, regions,
-                 open_low, open_high, sc, cmin, unit=spec.unit, profile=profile,
-                 profile_at_edge=profile_at_edge, profile_best=best)
+    steps = _limit_steps(fcoefs, param, cl, level, lo, hi, points, extend, profile, curve, _ask,
+                         ref=ref, bounds=(blo, bhi), closed_at_bounds=True, unit=spec.unit)
+    return _drive(steps, f_chi2)
 
 
 def _profiled_curve(fcoefs, param, fixed, settings, profile, ranges):

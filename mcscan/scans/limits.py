@@ -576,17 +576,24 @@ def _limit_job(coefs, param, *, cl=0.90, xrange=(-6e-8, 6e-8), points=2001, fixe
     return _LimitJob(run, f_chi2, coefs, settings, batch)
 
 
-def _limit_steps(coefs, param, cl, level, lo, hi, points, extend, profile, curve, f_chi2):
+def _limit_steps(coefs, param, cl, level, lo, hi, points, extend, profile, curve, f_chi2, *,
+                 ref=0.0, bounds=(-MAX_CHARGE, MAX_CHARGE), closed_at_bounds=False, unit="e"):
     """The limit of :func:`limit_1d` as steps: ``f_chi2`` is the step function
-    of the combined chi2 at one value of ``param``."""
+    of the combined chi2 at one value of ``param``, ``curve(x)`` its scan on a grid,
+    ``(Scan, (at_edge, best))``.  The grid holds ``ref`` (the SM value) when it lies
+    inside the range; a range is widened up to ``bounds`` at most; with
+    ``closed_at_bounds`` (physical bounds, e.g. 0 <= sin2w <= 1) an allowed set that
+    reaches a bound is not open there.  :func:`mcscan.scans.families.family_limit`
+    runs it for every family."""
+    blo, bhi = bounds
 
     def dchi2_at(t):
         return (yield from f_chi2(t)) - cmin
 
     for attempt in range(extend + 1):
         x = np.linspace(lo, hi, points)
-        if lo < 0.0 < hi and 0.0 not in x:
-            x = np.unique(np.append(x, 0.0))
+        if lo < ref < hi and ref not in x:
+            x = np.unique(np.append(x, ref))
         sc, (at_edge, best) = curve(x)
         check_finite_chi2(param, ((param, x),), sc.chi2)
         k = int(np.argmin(sc.chi2))
@@ -602,9 +609,9 @@ def _limit_steps(coefs, param, cl, level, lo, hi, points, extend, profile, curve
         final = attempt == extend or not (open_low or open_high)
         if not final:
             width = hi - lo
-            nlo = max(lo - width, -MAX_CHARGE) if open_low else lo
-            nhi = min(hi + width, MAX_CHARGE) if open_high else hi
-            final = (nlo, nhi) == (lo, hi)          # widened to the largest charges accepted
+            nlo = max(lo - width, blo) if open_low else lo
+            nhi = min(hi + width, bhi) if open_high else hi
+            final = (nlo, nhi) == (lo, hi)          # widened to the bounds
         if final:
             regions, open_low, open_high = yield from _intervals_steps(
                 x, dchi2, level, dchi2_at, 1e-4
@@ -617,7 +624,7 @@ def _limit_steps(coefs, param, cl, level, lo, hi, points, extend, profile, curve
     extra = [np.linspace(max(a - max(b - a, step), x[0]), min(b + max(b - a, step), x[-1]), 401)
              for a, b in regions if b - a < 100 * step]
     if extra:
-        sce, (ate, beste) = curve(np.concatenate(extra))
+        sce, (ate, beste) = curve(np.unique(np.concatenate(extra)))
         x, order = np.unique(np.concatenate([x, sce.axes[0]]), return_index=True)
         sc = _merge(sc, sce, order)
         if at_edge is not None:
@@ -632,10 +639,12 @@ def _limit_steps(coefs, param, cl, level, lo, hi, points, extend, profile, curve
     if not (math.isfinite(cmin) and all(math.isfinite(v) for r in regions for v in r)):
         raise McscanError(f"the limit of {param} is not finite (chi2 minimum {cmin!r}): the charges "
                           f"or the tables give counts beyond double precision")
+    if closed_at_bounds:
+        open_low, open_high = bool(open_low and x[0] > blo), bool(open_high and x[-1] < bhi)
     profile_at_edge = bool(at_edge is not None and np.any(at_edge[dchi2 <= level]))
     return Limit(tuple(c.detector for c in coefs), param, float(cl), level, regions,
-                 open_low, open_high, sc, cmin, profile=profile, profile_at_edge=profile_at_edge,
-                 profile_best=best)
+                 open_low, open_high, sc, cmin, unit=unit, profile=profile,
+                 profile_at_edge=profile_at_edge, profile_best=best)
 
 
 @dataclass

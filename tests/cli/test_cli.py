@@ -120,6 +120,18 @@ def test_limits_json(cwd, tables, capsys):
     assert not os.listdir(cwd)                         # limits writes nothing
 
 
+def test_limits_json_of_a_narrow_family_piece_open_at_the_range_end(cwd, tables, capsys):
+    # sin2w on CsI over [0, 0.1]: the allowed piece at the range's end is narrow, so it gets
+    # a fine local scan; its open flag was once a NumPy bool, which JSON refused
+    code, out, err = _run(["limits", "--detector", "CsI", "--param", "sin2w", "--range", "0", "0.1",
+                           "--json", "--tables", tables], capsys)
+    assert code == 0, err
+    obj = _one_json(out)
+    (lo, hi), = obj["regions"]
+    assert 0.09 < lo < hi == 0.1
+    assert obj["open_high"] is True and obj["open_low"] is False
+
+
 def test_limits_text_and_negative_range(cwd, tables, capsys):
     code, out, err = _run(["limits", "--detector", "Ge", "--detector", "Xe", "--param", "q_emu",
                            "--range", "-1e-7", "1e-7", "--points", "101", "--cl", "0.95",

@@ -216,3 +216,36 @@ def test_electron_channel_enters_the_family_limits(csi_electron_table):
     b = family_limit([both], "eps_u_emu").regions
     # EvES adds (NSI-independent) events to the data and the prediction alike: nearly the same
     assert b[0][1] == pytest.approx(a[0][1], rel=1e-2)
+
+
+#: Family limits as family_limit gave them before it ran the steps of the charges' limits
+#: (mcscan.scans.limits._limit_steps): frozen regression values, full precision.  A narrow
+#: piece refined by a local scan (r2_mumu, eps_u_ee, sin2w over [0, 0.1]), a range widened
+#: six times (r2_ee), one widened up to the bounds of sin2w, where the set is not open.
+FROZEN_FAMILY_LIMITS = {
+    'r2_mumu_pieces': ([[-6.226889480491835e-31, -5.509420847556673e-31],
+                        [-3.225945924602204e-32, 3.950769452878313e-32]], False, False,
+                       6.179474644860198e-40),
+    'r2_ee_widened': ([[-7.440673548789539e-32, 7.530622598193564e-32]], False, False, 0.0),
+    'sin2w_bounds': ([[0.0, 1.0]], False, False, 2.1723135603195873e-35),
+    'sin2w_range_end': ([[0.0996222304309719, 0.1]], False, True, 269.079716798615),
+    'eps_u_ee_pieces': ([[-0.055315645013503376, 0.05248842984066578],
+                         [0.35176253657754364, 0.45956131711470327]], False, False,
+                        3.741870594129074e-50),
+}
+FROZEN_FAMILY_CASES = {
+    "r2_mumu_pieces": ("Xe", "r2_mumu", dict(points=801)),
+    "r2_ee_widened": ("Ge", "r2_ee", dict(xrange=(-1e-32, 1e-32), extend=6)),
+    "sin2w_bounds": ("Ge", "sin2w", dict(xrange=(0.2, 0.3), level=1e4, extend=6)),
+    "sin2w_range_end": ("CsI", "sin2w", dict(xrange=(0.0, 0.1), extend=0)),
+    "eps_u_ee_pieces": ("Xe", "eps_u_ee", {}),
+}
+
+
+@pytest.mark.parametrize("case", tuple(FROZEN_FAMILY_CASES))
+def test_family_limits_are_bit_identical(fcoefs, case):
+    det, param, kw = FROZEN_FAMILY_CASES[case]
+    lim = family_limit([fcoefs[det]], param, **kw)
+    got = (lim.regions, lim.open_low, lim.open_high, lim.chi2_min)
+    assert got == FROZEN_FAMILY_LIMITS[case]
+    assert type(lim.open_low) is bool and type(lim.open_high) is bool
