@@ -505,8 +505,12 @@ def test_cli_bad_configuration(toml, word, tmp_path, capsys, monkeypatch):
       "--profile", "q_emu", "--profile", "q_etau", "--profile", "q_mutau"], "evaluations"),
     (["xsec", "--target", "Ge", "--enu", "30", "--flavour", "e", "--radius", "1e308"], "1e+308"),
     (["xsec", "--target", "Tc", "--enu", "30", "--flavour", "e", "--radius", "4"], "Tc"),
+    (["limits", "--detector", "Ge", "--param", "q_tautau", "--method", "fc", "--toys", "20",
+      "--points", "11", "--json", "--out", "fc.h5"], "q_tautau is not constrained by Ge"),
+    (["bands", "--detector", "CsI", "--detector", "Ge", "--param", "q_tautau", "--toys", "20",
+      "--points", "11", "--out", "bands.h5"], "q_tautau is not constrained by CsI, Ge"),
 ], ids=["cl 1e-320", "range 1e308", "fix 1e300", "region 14142 points", "profile 1e7 points",
-        "xsec radius 1e308", "xsec Tc"])
+        "xsec radius 1e308", "xsec Tc", "fc of a tau-only charge", "bands of a tau-only charge"])
 def test_cli_bad_values(argv, word, table_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     if argv[0] != "xsec":

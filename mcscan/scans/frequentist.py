@@ -35,7 +35,7 @@ from ..results import Result
 from ..stats.kernels import chi2_points
 from ..stats.toys import expected_counts, generate_toys, generate_toys_at, grid_counts, toy_chi2
 from .grid import ScanSettings, base_point, grid_scan
-from .limits import delta_chi2_level, limit_1d, true_runs
+from .limits import delta_chi2_level, limit_1d, true_runs, unconstrained_reason
 
 __all__ = [
     "Fit",
@@ -431,6 +431,16 @@ def _check_toys(toys, seed, chunk, points):
     return toys, seed, chunk, points
 
 
+def _check_visible(coefs, param, what) -> None:
+    """One-line InputError if the detectors cannot see ``param`` (its limit is
+    unconstrained): toys at its values would all be the same, and ``what`` needs an
+    allowed set to place its grid around."""
+    reason = unconstrained_reason(coefs, param)
+    if reason:
+        raise InputError(f"{param} is not constrained by {', '.join(c.detector for c in coefs)} "
+                         f"({reason}): {what} needs a parameter the detectors see")
+
+
 def _window(regions, pad, points):
     lo = min(r[0] for r in regions)
     hi = max(r[1] for r in regions)
@@ -658,6 +668,7 @@ def expected_bands(coefs, param, *, toys=1000, seed=0, cl=0.90, fixed=None, sett
     toys, seed, _, points = _check_toys(toys, seed, 1 if chunk is None else chunk, points)
     chunk = _chunk_for(None if chunk is None else int(chunk), toys, be)
     k = check_param(param)
+    _check_visible(coefs, param, "an expected-limit band")
     level = delta_chi2_level(cl, 1)
     fixed = dict(fixed or {})
     if param in fixed:
@@ -831,6 +842,7 @@ def feldman_cousins(coefs, param, *, toys=1000, seed=0, cl=0.90, fixed=None, set
     toys, seed, _, points = _check_toys(toys, seed, 1 if chunk is None else chunk, points)
     chunk = CHUNK_TOYS if chunk is None else int(chunk)
     k = check_param(param)
+    _check_visible(coefs, param, "a Feldman-Cousins interval")
     level = delta_chi2_level(cl, 1)
     fixed = dict(fixed or {})
     if param in fixed:
