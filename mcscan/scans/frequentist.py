@@ -225,8 +225,13 @@ def _minimise(chi2_rows, u, free, lo, hi):
     else:
         step = np.array([g[1] - g[0] for g in axes])
         w0 = u0[free]
-        simplex = np.vstack([w0] + [w0 + np.eye(m)[i] * step[i] for i in range(m)])
-        res = minimize(f, w0, method="Nelder-Mead",
+        box_lo, box_hi = np.asarray(lo, dtype=float)[free], np.asarray(hi, dtype=float)[free]
+        # Nelder-Mead kept inside [lo, hi], as Brent's bracket is for one coordinate (the
+        # Delta chi2 = 1 ends profile within the box), its first vertices a grid step
+        # from the best grid point, inwards at the upper end
+        inward = np.where(w0 + step <= box_hi, 1.0, -1.0)
+        simplex = np.vstack([w0] + [w0 + np.eye(m)[i] * step[i] * inward[i] for i in range(m)])
+        res = minimize(f, w0, method="Nelder-Mead", bounds=list(zip(box_lo, box_hi)),
                        options={"initial_simplex": simplex, "xatol": 1e-11, "fatol": 1e-12,
                                 "maxiter": 4000 * m, "maxfev": 8000 * m})
         w, fw = np.asarray(res.x), float(res.fun)
@@ -248,7 +253,8 @@ def fit(coefs, params, *, fixed=None, ranges=None, settings=None) -> Fit:
 
     The minimum is searched on a grid (:data:`FIT_START_POINTS` per charge),
     then refined from the best grid point: Brent's method for one charge,
-    Nelder-Mead (charges in units of their range) for two or three.  The
+    Nelder-Mead (charges in units of their range) for two or three, both within
+    the ranges.  The
     Delta chi2 = 1 interval of each charge profiles the other fitted charges
     the same way at every trial value; its ends are found by Brent's method.
     The degrees of freedom are the number of bins minus the fitted charges

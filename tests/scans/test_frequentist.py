@@ -168,6 +168,24 @@ def test_fit_of_poisson_data_and_two_charges(coefs, warm):
         F.fit(data, "q_ee", fixed={"q_ee": 1e-9})
 
 
+@pytest.mark.parametrize("x0", [1e-7, -1e-7])
+def test_two_charge_fit_stays_in_its_ranges(coefs, tmp_path, warm, x0):
+    # data made at q_ee = x0, beyond the search range of +-6e-8 e: (q_ee, q_mumu) can mimic
+    # them with q_mumu beyond its range too.  The fit keeps to the ranges, so the profile
+    # of its Delta chi2 = 1 ends finds its minimum again (it stopped with a traceback when
+    # Nelder-Mead left the box).
+    path = F.write_asimov(tmp_path / "d.csv", coefs["Ge"], {"q_ee": x0})
+    data = F.load_data(path, coefs["Ge"])
+    r = F.fit(data, ("q_ee", "q_mumu"))
+    assert all(-6e-8 <= r.best[p] <= 6e-8 for p in ("q_ee", "q_mumu"))
+    assert abs(r.best["q_mumu"]) == 6e-8                          # at the end of its range
+    lo, hi = r.errors["q_mumu"]
+    assert (hi is None) if x0 > 0 else (lo is None)               # open on that side
+    a, b = r.errors["q_ee"]
+    assert a < r.best["q_ee"] < b
+    json.dumps(r.to_json(), allow_nan=False)
+
+
 # ---------------------------------------------------------------------------
 # a linear Gaussian model: Feldman-Cousins = Wilks
 # ---------------------------------------------------------------------------
