@@ -522,6 +522,22 @@ def test_cli_bad_values(argv, word, table_dir, tmp_path, capsys, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("param", ["q_ee", "q_emu"])
+def test_cli_limits_of_data_beyond_double_precision(param, coefs, table_dir, tmp_path, capsys, monkeypatch):
+    # counts of 1e300: their squares overflow in the profile; one line, no NumPy warnings
+    from mcscan.io.data import write_counts
+
+    monkeypatch.chdir(tmp_path)
+    ge = coefs["Ge"]
+    data = write_counts(tmp_path / "huge.csv", {"Ge": (ge.edges_kev, np.full(ge.S.size, 1e300))})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        rc, out, err = _cli(["limits", "--detector", "Ge", "--param", param, "--data", str(data),
+                             "--tables", str(table_dir), "--json"], capsys)
+    assert rc == 2 and out == ""
+    assert len(err) == 1 and "chi2 is nan" in err[0] and "the data" in err[0], err
+
+
 def test_cli_unconstrained_json(table_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     rc, out, err = _cli(["limits", "--detector", "Ge", "--param", "q_tautau", "--tables", str(table_dir),

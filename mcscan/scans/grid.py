@@ -215,8 +215,8 @@ def grid_scan(coefs, params, axes, *, fixed=None, settings: ScanSettings | None 
         at = np.unravel_index(j, shape)
         where = ", ".join(f"{p} = {float(a[i]):.6g}" for p, a, i in zip(params, axes, at))
         raise InputError(f"chi2 is nan (not a number) at {where} e ({int(bad.sum())} point(s)): the "
-                         "tables or the charges give numbers beyond double precision; check the "
-                         "tables and narrow the scanned range")
+                         "tables, the charges or the data give numbers beyond double precision; "
+                         "check the tables and the data and narrow the scanned range")
     return Scan(
         params=params, axes=axes, base=base,
         detectors=tuple(c.detector for c in coefs),

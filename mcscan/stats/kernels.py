@@ -449,6 +449,13 @@ def _profile(N, dl, B, D, a, b, a0, b0, it0, isa2, isb2, tol, max_iter, armijo, 
         if D[i] > 0.0 and N[i] <= 0.0 and B[i] <= 0.0:
             # T_i = 0 < D_i whatever the pulls: chi2 is infinite, there is nothing to profile
             return math.inf, a, b, status
+    for i in range(nb_):
+        if D[i] > 0.0 and not (1.0 + a) * N[i] + (1.0 + b) * B[i] > 0.0:
+            # a start with T_i <= 0 under data (a warm start carried over from a neighbour
+            # whose pulls make 1 + a < 0): start from (0, 0), where every T_i = N_i + B_i > 0
+            a = 0.0
+            b = 0.0
+            break
     for it in range(it0, max_iter):
         ga = 0.0
         gb = 0.0

@@ -106,7 +106,14 @@ def profile(N, dlt, B, D, a0=0.0, b0=0.0, *, signal_pull: float = SIGNAL_PULL,
     B : (nbins,);  D : (nbins,) data, or (npts, nbins) data of each point (toys);
     a0, b0 : centres of the penalties, scalars or (npts,) (0: the measured normalisations).
     Returns chi2, a, b : (npts,);  iters : (npts,) int, negative if not converged.
+    Counts whose squares overflow give NaN without NumPy's warnings, as in the numba
+    kernels; the scans report it in one line (:func:`mcscan.scans.limits.check_finite_chi2`).
     """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _profile(N, dlt, B, D, a0, b0, signal_pull, background_pull, tol, max_iter)
+
+
+def _profile(N, dlt, B, D, a0, b0, signal_pull, background_pull, tol, max_iter):
     isa2, isb2 = 1.0 / signal_pull**2, 1.0 / background_pull**2
     n = N.shape[0]
     a0, b0 = (np.broadcast_to(np.asarray(c, dtype=float), (n,)) for c in (a0, b0))

@@ -682,3 +682,29 @@ def test_run_blocks_passes_errors_on():
             run_blocks(f, (), 20, parallel=True)
     finally:
         numba.set_num_threads(old)
+
+
+@pytest.mark.parametrize("lanes", [1, 16])
+@pytest.mark.parametrize("vector_start", [False, True])
+def test_data_far_below_the_model_match_twin(coefs, lanes, vector_start):
+    # 0.5 counts in every Ge bin, some 400 times fewer than expected: the best pulls have
+    # 1 + a < 0 (e.g. a = -1.0008 at q_ee = -2.4e-8, q_mumu = 3.6e-8), and a warm start
+    # carried along a row can put some T_i <= 0 under data.  The scalar path then starts
+    # from (0, 0), as the twin does: every point finite, converged and the twin's (30 of
+    # the 441 points were NaN before).
+    import dataclasses
+
+    c = dataclasses.replace(coefs["Ge"], D=np.full(coefs["Ge"].S.size, 0.5))
+    x = np.linspace(-6e-8, 6e-8, 21)
+    row, y0, cnt, o0 = row_segments(x.size, x.size)
+    n = x.size * x.size
+    out = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=bool)
+    kernels.chi2_rows(c, np.zeros(6), 0, 1, x[row], x, y0, cnt, o0, out=out, lanes=lanes,
+                      vector_start=vector_start, parallel=False)
+    th = np.zeros((n, 6))
+    th[:, 0], th[:, 1] = np.repeat(x, x.size), np.tile(x, x.size)
+    ref = model.chi2(c, th)
+    assert np.all(out[3]) and np.any(ref[1] < -1.0)
+    np.testing.assert_allclose(out[0], ref[0], rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(out[1], ref[1], rtol=0, atol=PULL_ATOL)
+    np.testing.assert_allclose(out[2], ref[2], rtol=0, atol=PULL_ATOL)
