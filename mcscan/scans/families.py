@@ -276,8 +276,9 @@ def family_limit(fcoefs, param, *, cl=0.90, xrange=None, points=2001, fixed=None
             raise InputError(f"{p} is both profiled and fixed")
     ref = spec.reference if param != "sin2w" else float(_origin(fcoefs)[check_any_param(param)])
     if profile:
-        ranges = {p: default_range(p) for p in profile}
-        ranges.update(profile_ranges or {})
+        given = dict(profile_ranges or {})
+        # a charge has no range of its own (the configuration's): only those not given
+        ranges = {**{p: default_range(p) for p in profile if p not in given}, **given}
         curve = _profiled_curve(fcoefs, param, fixed, settings, profile, ranges)
         f_chi2 = lambda t: float(curve(np.array([t]))[0].chi2[0])  # noqa: E731
     else:

@@ -249,3 +249,15 @@ def test_family_limits_are_bit_identical(fcoefs, case):
     got = (lim.regions, lim.open_low, lim.open_high, lim.chi2_min)
     assert got == FROZEN_FAMILY_LIMITS[case]
     assert type(lim.open_low) is bool and type(lim.open_high) is bool
+
+
+def test_family_limit_profiled_over_a_charge(config, table_dir):
+    # a charge has no range of its own: the configuration's is used (family_limit asked
+    # every profiled parameter for its own range first, and refused the charges)
+    lim = limits(config, ["Ge"], "sin2w", tables_dir=table_dir, profile=("q_mumu",), points=201)
+    ref = limits(config, ["Ge"], "sin2w", tables_dir=table_dir, points=201)
+    (lo, hi), = lim.regions
+    (lo0, hi0), = ref.regions
+    # profiling can only widen the interval (1e-9 absolute in sin2w: the crossings' precision)
+    assert lo <= lo0 + 1e-9 and hi >= hi0 - 1e-9
+    assert lim.profile == ("q_mumu",) and np.all(np.isfinite(lim.profile_best["q_mumu"]))
