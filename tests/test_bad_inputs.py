@@ -509,8 +509,13 @@ def test_cli_bad_configuration(toml, word, tmp_path, capsys, monkeypatch):
       "--points", "11", "--json", "--out", "fc.h5"], "q_tautau is not constrained by Ge"),
     (["bands", "--detector", "CsI", "--detector", "Ge", "--param", "q_tautau", "--toys", "20",
       "--points", "11", "--out", "bands.h5"], "q_tautau is not constrained by CsI, Ge"),
+    (["region", "--detector", "Ge", "--params", "q_ee", "q_tautau", "--out", "r.h5"],
+     "q_tautau is not constrained by Ge"),
+    (["region", "--detector", "Xe", "--params", "mu_tau", "r2_ee", "--out", "r.h5"],
+     "mu_tau is not constrained by Xe"),
 ], ids=["cl 1e-320", "range 1e308", "fix 1e300", "region 14142 points", "profile 1e7 points",
-        "xsec radius 1e308", "xsec Tc", "fc of a tau-only charge", "bands of a tau-only charge"])
+        "xsec radius 1e308", "xsec Tc", "fc of a tau-only charge", "bands of a tau-only charge",
+        "region of a tau-only charge", "region of a tau-only moment"])
 def test_cli_bad_values(argv, word, table_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     if argv[0] != "xsec":

@@ -27,7 +27,7 @@ from ..stats.families import chi2_all, excess_all, reduced_excess, reduced_form,
 from ..stats.kernels_families import chi2_excess, chi2_rows_poly
 from .grid import MAX_POINTS, Scan, ScanSettings, _check_axis, row_segments
 from .limits import Limit, _ask, _drive, _limit_steps, delta_chi2_level
-from .regions import Region, polygons, region_summary, zoom_ranges
+from .regions import Region, check_visible, polygons, region_summary, zoom_ranges
 
 __all__ = ["FamilyRegion", "base_vector", "constrained", "default_range", "emitted_flavours",
            "family_region", "unconstrained_limit", "unconstrained_reason", "family_chi2_function",
@@ -374,6 +374,7 @@ def family_region(fcoefs, params, *, cl=0.90, ranges, points=201, fixed=None, zo
     points = int(points)
     if not 11 <= points <= 20001:
         raise InputError(f"points = {points}: expected 11 to 20001 per axis")
+    check_visible(params, [unconstrained_reason(fcoefs, p) for p in params], fcoefs)
     level = delta_chi2_level(cl, 2)
     ranges = [_check_family_range(p, *r) for p, r in zip(params, ranges)]
     for _ in range(10 if zoom else 1):

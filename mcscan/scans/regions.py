@@ -18,7 +18,8 @@ from contourpy import FillType, contour_generator
 from .. import budget
 from ..errors import InputError, McscanError
 from ..results import Result
-from .limits import MAX_CHARGE, check_finite_chi2, check_fixed, check_range, delta_chi2_level
+from .limits import (MAX_CHARGE, check_finite_chi2, check_fixed, check_range, delta_chi2_level,
+                     unconstrained_reason)
 from .grid import Scan, ScanSettings, grid_scan
 
 __all__ = ["Region", "region_2d", "region_summary", "polygons", "polygon_area"]
@@ -168,6 +169,16 @@ def _refined_min(coefs, sc, fixed, settings):
     return min(sc.chi2_min, float(res.fun))
 
 
+def check_visible(params, reasons, coefs) -> None:
+    """One-line InputError if the detectors cannot see one of the two ``params``
+    (``reasons``: why not, "" where they can): its region would be a band across
+    whatever range was scanned, and the zoom would widen it without end."""
+    for p, why in zip(params, reasons):
+        if why:
+            raise InputError(f"{p} is not constrained by {', '.join(c.detector for c in coefs)} "
+                             f"({why}): a region needs two parameters the detectors see")
+
+
 def region_2d(coefs, params, *, cl=0.90, ranges, points=201, fixed=None, zoom=True,
               settings: ScanSettings | None = None, progress=False,
               max_points: float | None = None, max_memory_gib: float | None = None) -> Region:
@@ -210,6 +221,7 @@ def region_2d(coefs, params, *, cl=0.90, ranges, points=201, fixed=None, zoom=Tr
     for p in params:
         if p in fixed:
             raise InputError(f"{p} is both scanned and fixed")
+    check_visible(params, [unconstrained_reason(coefs, p) for p in params], coefs)
     ranges = list(ranges)
     if len(ranges) != 2:
         raise InputError(f"a region needs two ranges, got {len(ranges)}")
