@@ -35,7 +35,7 @@ from ..results import Result
 from ..stats.kernels import chi2_points
 from ..stats.toys import expected_counts, generate_toys, generate_toys_at, grid_counts, toy_chi2
 from .grid import ScanSettings, base_point, grid_scan
-from .limits import delta_chi2_level, limit_1d, true_runs, unconstrained_reason
+from .limits import delta_chi2_level, limit_1d, require_visible, true_runs, unconstrained_reason
 
 __all__ = [
     "Fit",
@@ -441,10 +441,8 @@ def _check_visible(coefs, param, what) -> None:
     """One-line InputError if the detectors cannot see ``param`` (its limit is
     unconstrained): toys at its values would all be the same, and ``what`` needs an
     allowed set to place its grid around."""
-    reason = unconstrained_reason(coefs, param)
-    if reason:
-        raise InputError(f"{param} is not constrained by {', '.join(c.detector for c in coefs)} "
-                         f"({reason}): {what} needs a parameter the detectors see")
+    require_visible(param, unconstrained_reason(coefs, param), coefs,
+                    f"{what} needs a parameter the detectors see")
 
 
 def _window(regions, pad, points):

@@ -20,7 +20,7 @@ from .grid import Scan, ScanSettings, base_point, chi2_function, grid_scan
 
 __all__ = ["Limit", "cl_levels", "delta_chi2_level", "allowed_intervals", "limit_1d", "VISIBLE_PARAMS",
            "CL_RANGE", "MAX_CHARGE", "MIN_SPAN", "check_range", "check_fixed", "unconstrained_reason",
-           "check_finite_chi2", "limits_1d", "true_runs"]
+           "check_finite_chi2", "limits_1d", "require_visible", "true_runs"]
 
 #: Charges an ESS beam (nu_e, nu_mu, anti-nu_mu) can see.
 VISIBLE_PARAMS = visible_params(("e", "mu"))
@@ -155,6 +155,15 @@ def unconstrained_reason(coefs, param: str) -> str:
     if missing:
         return " or ".join(f"no nu_{f}" for f in missing) + " flux at this source"
     return f"the detectors' counts do not depend on {param}"
+
+
+def require_visible(param: str, reason: str, coefs, needs: str) -> None:
+    """One-line InputError when ``reason`` (why ``coefs`` cannot see ``param``, as
+    :func:`unconstrained_reason` gives it; "" when they can) is not empty: ``needs`` says
+    what was asked for, which a parameter the detectors cannot see does not allow."""
+    if reason:
+        raise InputError(f"{param} is not constrained by {', '.join(c.detector for c in coefs)} "
+                         f"({reason}): {needs}")
 
 
 def check_finite_chi2(what: str, axes, chi2) -> None:

@@ -19,10 +19,10 @@ from .. import budget
 from ..errors import InputError, McscanError
 from ..results import Result
 from .limits import (MAX_CHARGE, check_finite_chi2, check_fixed, check_range, delta_chi2_level,
-                     unconstrained_reason)
+                     require_visible, unconstrained_reason)
 from .grid import Scan, ScanSettings, grid_scan
 
-__all__ = ["Region", "region_2d", "region_summary", "polygons", "polygon_area"]
+__all__ = ["Region", "check_visible", "region_2d", "region_summary", "polygons", "polygon_area"]
 
 
 @dataclass(frozen=True)
@@ -174,9 +174,7 @@ def check_visible(params, reasons, coefs) -> None:
     (``reasons``: why not, "" where they can): its region would be a band across
     whatever range was scanned, and the zoom would widen it without end."""
     for p, why in zip(params, reasons):
-        if why:
-            raise InputError(f"{p} is not constrained by {', '.join(c.detector for c in coefs)} "
-                             f"({why}): a region needs two parameters the detectors see")
+        require_visible(p, why, coefs, "a region needs two parameters the detectors see")
 
 
 def region_2d(coefs, params, *, cl=0.90, ranges, points=201, fixed=None, zoom=True,
