@@ -98,6 +98,7 @@ def chi2(coef: Coefficients, theta, *, signal_pull: float = SIGNAL_PULL,
                    background_pull=background_pull, tol=tol, max_iter=max_iter)
 
 
+@np.errstate(over="ignore", invalid="ignore")
 def profile(N, dlt, B, D, a0=0.0, b0=0.0, *, signal_pull: float = SIGNAL_PULL,
             background_pull: float = BACKGROUND_PULL, tol: float = TOL, max_iter: int = MAX_ITER):
     """The profile of :func:`chi2` for given counts, penalties centred on (a0, b0).
@@ -109,11 +110,6 @@ def profile(N, dlt, B, D, a0=0.0, b0=0.0, *, signal_pull: float = SIGNAL_PULL,
     Counts whose squares overflow give NaN without NumPy's warnings, as in the numba
     kernels; the scans report it in one line (:func:`mcscan.scans.limits.check_finite_chi2`).
     """
-    with np.errstate(over="ignore", invalid="ignore"):
-        return _profile(N, dlt, B, D, a0, b0, signal_pull, background_pull, tol, max_iter)
-
-
-def _profile(N, dlt, B, D, a0, b0, signal_pull, background_pull, tol, max_iter):
     isa2, isb2 = 1.0 / signal_pull**2, 1.0 / background_pull**2
     n = N.shape[0]
     a0, b0 = (np.broadcast_to(np.asarray(c, dtype=float), (n,)) for c in (a0, b0))
