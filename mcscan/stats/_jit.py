@@ -311,7 +311,13 @@ def helper(func=None, *, inline=False):
 
     Without ``inline`` it is compiled once, without the wrappers that would make it
     callable from Python or C (the kernels call it directly, and LLVM may inline it):
-    those wrappers were about a twentieth of the compile time of every kernel."""
+    those wrappers were about a twentieth of the compile time of every kernel.
+
+    ``inline=True`` is for helpers that LLVM leaves as calls (a loop over the lanes,
+    :func:`mcscan.stats.kernels._add_series`) where a call costs in a hot loop: numba
+    types and lowers the helper again at every call site.  A small straight-line
+    helper is cheaper to compile without it, and LLVM inlines it all the same (the
+    same machine code in the bin loops, ``scripts/mca.py``)."""
 
     def wrap(f):
         if inline:

@@ -186,7 +186,7 @@ def _log_constants(terms=10):
 _LN2_HI, _LN2_LO, _SQRT_HALF_BITS, _LOG_R = _log_constants()
 
 
-@helper(inline=True)
+@helper
 def _log1p(x):
     """log(1 + x) from IEEE operations alone: no C library, so the same bits on every
     machine, and it vectorises.  Within 0.8 units in the last place of the exact value
@@ -245,7 +245,7 @@ def _dev_series(u, c):
     return _horner(u, c)
 
 
-@helper(inline=True)
+@helper
 def _bin_terms(dl, n, bi, di, a, b, a1, b1):
     """One bin of a vector Newton pass at the pulls (a, b), a1 = 1 + a, b1 = 1 + b:
     ``(df, u, w)`` with df = T - D = dl + a n + b B, u = df / T and w = D / T^2,
@@ -257,7 +257,7 @@ def _bin_terms(dl, n, bi, di, a, b, a1, b1):
     return df, u, di * r * r
 
 
-@helper(inline=True)
+@helper
 def _add_gradient(ACC, l, n, bi, bb, u, w):
     """Add one bin's gradient and Hessian terms to rows 0-4 of lane ``l`` of ``ACC``
     (sum N u, sum B u, sum N^2 w, sum N B w, sum B^2 w; ``bb`` = B^2), fused."""
@@ -284,7 +284,7 @@ def _add_series(ACC, U, DFU, lanes, c):
         ACC[5, l] = fma(DFU[l], _dev_series(U[l], c), ACC[5, l])
 
 
-@helper(inline=True)
+@helper
 def _pass_state(lanes):
     """The per-lane arrays of a vector Newton pass, as the row and toy kernels use them:
     u and (T - D) u of the current bin (:func:`_add_series`), the Newton step and its
@@ -327,7 +327,7 @@ def _extrapolate(h, x0, x1, x2, x3):
     return 0.0
 
 
-@helper(inline=True)
+@helper
 def _newton_step(s0, s1, s2, s3, s4, pa, pb, isa2, isb2):
     """``(da, db, lam2)``: the Newton step of the pulls from the bin sums s0 = sum N u,
     s1 = sum B u, s2 = sum N^2 w, s3 = sum N B w, s4 = sum B^2 w and the offsets pa, pb
@@ -344,7 +344,7 @@ def _newton_step(s0, s1, s2, s3, s4, pa, pb, isa2, isb2):
     return da, db, max(-(ga * da + gb * db), 0.0)
 
 
-@helper(inline=True)
+@helper
 def _penalised(x, a, b, a0, b0, isa2, isb2):
     """chi2 = 2 x + (a - a0)^2 / sa^2 + (b - b0)^2 / sb^2 (``isa2`` = 1 / sa^2, ``isb2`` =
     1 / sb^2) from ``x``, half the sum over the bins, and the pulls' penalties centred on
