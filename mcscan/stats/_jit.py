@@ -67,7 +67,7 @@ import numba as nb  # noqa: E402
 from numba.core import event as _event  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-__all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "SOURCE_DIGEST", "bits_float", "built", "cache_dir",
+__all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "SOURCE_DIGEST", "StandIn", "bits_float", "built", "cache_dir",
            "compile_clock", "float_bits", "fma", "helper", "kernel", "run_blocks", "sources_digest",
            "threads", "wide_vectors"]
 
@@ -200,6 +200,39 @@ def built(dispatcher) -> bool:
         return any(key[1] == magic for key in index)
     except Exception:  # noqa: BLE001 - numba's private cache layout changed
         return True
+
+
+class StandIn:
+    """A budget of work that a process runs on a kernel quicker to compile while
+    ``kernel`` (a dispatcher) is not built (:func:`built`): calls of at most ``budget()``
+    points in all, counted over calls and threads.  The caller runs a kernel that gives
+    the same bits, so results do not depend on it; ``budget`` is read at every call
+    (a module's constant, which tests may change)."""
+
+    def __init__(self, kernel, budget):
+        self.kernel = kernel
+        self.budget = budget
+        self.points = 0
+        self._lock = threading.Lock()
+
+    def take(self, npoints) -> bool:
+        """Whether a call of ``npoints`` points runs on the stand-in: ``kernel`` is not
+        built and the budget holds them (then counted).  A call beyond the budget
+        compiles (or loads) ``kernel``, and every later call uses it."""
+        if built(self.kernel):
+            return False
+        with self._lock:
+            if self.points + npoints > self.budget():
+                return False
+            self.points += npoints
+            return True
+
+    def plan(self, npoints) -> None:
+        """Announce a job of ``npoints`` points: one larger than the budget spends it, so
+        that its first call compiles (or loads) ``kernel`` at once."""
+        if int(npoints) > self.budget():
+            with self._lock:
+                self.points = self.budget()
 
 
 def threads() -> int:

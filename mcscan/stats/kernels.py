@@ -65,12 +65,11 @@ import decimal
 import functools
 import math
 import struct
-import threading
 from fractions import Fraction
 
 import numpy as np
 
-from ._jit import (bits_float, built, float_bits, fma, helper, kernel, run_blocks, threads as _threads,
+from ._jit import (StandIn, bits_float, float_bits, fma, helper, kernel, run_blocks, threads as _threads,
                    wide_vectors)
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, DEVIANCE_SERIES_EPS,
                      MAX_BACKTRACK, MAX_ITER, SIGNAL_PULL, STEP_TO_ZERO, TOL)
@@ -984,22 +983,8 @@ def chi2_points(coef, theta, *, signal_pull=SIGNAL_PULL, background_pull=BACKGRO
 #: at most about 0.4 s on the slower kernel.  Results do not depend on it.
 STAND_IN_POINTS = 2_000_000
 
-_STAND_IN_LOCK = threading.Lock()
-_STAND_IN = {"points": 0}
-
-
-def _one_row_stands_in(npoints) -> bool:
-    """Whether a lockstep row kernel call of ``npoints`` points runs on the one-row kernel:
-    the lockstep kernel is not built and, with this call, this process has run at most
-    :data:`STAND_IN_POINTS` points that way.  A call beyond that compiles (or loads) the
-    lockstep kernel, and every later call uses it."""
-    if built(_rows):
-        return False
-    with _STAND_IN_LOCK:
-        if _STAND_IN["points"] + npoints > STAND_IN_POINTS:
-            return False
-        _STAND_IN["points"] += npoints
-        return True
+#: The lockstep row kernel's stand-in budget (:func:`_run_rows`).
+_STAND_IN = StandIn(_rows, lambda: STAND_IN_POINTS)
 
 
 def plan_lockstep(npoints) -> None:
@@ -1009,9 +994,7 @@ def plan_lockstep(npoints) -> None:
     lockstep kernel is compiled (or loaded) at the job's first lockstep call, so a large
     first scan pays neither for the one-row kernel's compile nor for its slower start.  A
     smaller job changes nothing; calling it again for the same job changes nothing."""
-    if int(npoints) > STAND_IN_POINTS:
-        with _STAND_IN_LOCK:
-            _STAND_IN["points"] = STAND_IN_POINTS
+    _STAND_IN.plan(npoints)
 
 
 def _run_rows(args, lanes, nblk, parallel, stand_in=True):
@@ -1019,8 +1002,8 @@ def _run_rows(args, lanes, nblk, parallel, stand_in=True):
     ``lanes`` rows).  Without ``vector_start``, :func:`_chi2_row` runs the rows one at a
     time (the same bits from a smaller function) where ``lanes`` is 1, and, with
     ``stand_in``, also where the lockstep kernel would first have to be compiled
-    (:func:`_one_row_stands_in`)."""
-    one_row = not args[25] and (lanes == 1 or (stand_in and _one_row_stands_in(int(args[13].sum()))))
+    (:data:`STAND_IN_POINTS` points per process, :class:`mcscan.stats._jit.StandIn`)."""
+    one_row = not args[25] and (lanes == 1 or (stand_in and _STAND_IN.take(int(args[13].sum()))))
     if not one_row:
         run_blocks(_rows, args, nblk, parallel=parallel, grain=_grain(nblk))
         return

@@ -40,9 +40,9 @@ def ran(monkeypatch):
 
 def _not_built(monkeypatch, budget):
     """This process as if the lockstep kernel were not built, with ``budget`` points."""
-    monkeypatch.setattr(kernels, "built", lambda dispatcher: False)
+    monkeypatch.setattr(_jit, "built", lambda dispatcher: False)
     monkeypatch.setattr(kernels, "STAND_IN_POINTS", budget)
-    monkeypatch.setitem(kernels._STAND_IN, "points", 0)
+    monkeypatch.setattr(kernels._STAND_IN, "points", 0)
 
 
 def _scan(coefs, *, lanes=16, vector_start=False, parallel=True):
@@ -70,7 +70,7 @@ def test_stand_in_gives_the_bits_of_the_lockstep_kernel(coefs, monkeypatch, ran,
     for u, v in zip(ref, got):
         assert np.array_equal(u, v)
     assert got_stats == ref_stats
-    assert kernels._STAND_IN["points"] == 2 * 37 * 45
+    assert kernels._STAND_IN.points == 2 * 37 * 45
 
 
 def test_stand_in_budget_then_lockstep(coefs, monkeypatch, ran):
@@ -78,16 +78,16 @@ def test_stand_in_budget_then_lockstep(coefs, monkeypatch, ran):
     _not_built(monkeypatch, budget=2000)
     _scan(coefs)
     assert ran == ["row", "rows"]
-    assert kernels._STAND_IN["points"] == 37 * 45
+    assert kernels._STAND_IN.points == 37 * 45
 
 
 def test_no_stand_in_with_vector_start_or_when_built(coefs, monkeypatch, ran):
     _not_built(monkeypatch, budget=10**9)
     _scan(coefs, vector_start=True)      # the one-row kernel has no vector start
-    monkeypatch.setattr(kernels, "built", lambda dispatcher: True)
+    monkeypatch.setattr(_jit, "built", lambda dispatcher: True)
     _scan(coefs)
     assert ran == ["rows"] * 4
-    assert kernels._STAND_IN["points"] == 0
+    assert kernels._STAND_IN.points == 0
 
 
 def test_plan_lockstep_sends_a_large_job_to_the_lockstep_kernel(coefs, monkeypatch, ran):
@@ -95,7 +95,7 @@ def test_plan_lockstep_sends_a_large_job_to_the_lockstep_kernel(coefs, monkeypat
     _not_built(monkeypatch, budget=4000)
     kernels.plan_lockstep(3330)              # fits: nothing changes
     _scan(coefs)
-    assert ran == ["row", "row"] and kernels._STAND_IN["points"] == 3330
+    assert ran == ["row", "row"] and kernels._STAND_IN.points == 3330
     _not_built(monkeypatch, budget=3000)
     kernels.plan_lockstep(3330)              # larger than the budget: the lockstep kernel
     _scan(coefs)
@@ -173,3 +173,4 @@ def test_built_without_a_cache_or_a_readable_index(monkeypatch):
 
     monkeypatch.setattr(_jit, "CACHE_DIR", "somewhere")
     assert _jit.built(Unreadable())
+
