@@ -33,7 +33,8 @@ from ..errors import InputError
 from ..params import PARAMS, SPEC, check_param
 from ..results import Result
 from ..stats.kernels import chi2_points
-from ..stats.toys import expected_counts, generate_toys, generate_toys_at, grid_counts, toy_chi2
+from ..stats.toys import (expected_counts, generate_toys, generate_toys_at, grid_counts, plan_toys,
+                          toy_chi2)
 from .grid import ScanSettings, base_point, grid_scan
 from .limits import delta_chi2_level, limit_1d, require_visible, true_runs, unconstrained_reason
 
@@ -593,6 +594,7 @@ def _limits_on(job: ToyJob, nl, nh, start, stop, indices=None):
 
 def _bands_chunk(start, job: ToyJob):
     """Task: limits of the toys [start, start + chunk) on the first window."""
+    plan_toys(job.toys * job.xs.size * len(job.coefs))           # every toy's first window
     return _limits_on(job, 0, 0, start, min(job.toys, start + job.chunk))
 
 
@@ -608,6 +610,7 @@ def _fc_value(j, job: ToyJob):
     xs = job.xs
     theta = job.base.copy()
     theta[job.index] = xs[j]
+    plan_toys(job.toys * xs.size * xs.size * len(job.coefs))     # every grid value's toys
     Ns = [grid_counts(c, job.base, job.index, xs) for c in job.coefs]
     mus = [expected_counts(c, theta) for c in job.coefs]
     d = np.empty(job.toys)

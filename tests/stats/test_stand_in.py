@@ -174,3 +174,77 @@ def test_built_without_a_cache_or_a_readable_index(monkeypatch):
     monkeypatch.setattr(_jit, "CACHE_DIR", "somewhere")
     assert _jit.built(Unreadable())
 
+
+# ------------------------------------------------------------ toys: the one-toy kernel
+
+@pytest.fixture
+def toy_ran(monkeypatch):
+    """The toy kernels run_blocks ran, in order ("lanes", "one-toy")."""
+    from mcscan.stats import toys
+
+    toys.warm_up(True)
+    names = {toys._lanes: "lanes", toys._rows: "one-toy"}
+    seen = []
+    real = toys.run_blocks
+
+    def spy(f, *args, **kwargs):
+        seen.append(names.get(f, "other"))
+        return real(f, *args, **kwargs)
+
+    monkeypatch.setattr(toys, "run_blocks", spy)
+    return seen
+
+
+def _toys_not_built(monkeypatch, budget):
+    from mcscan.stats import toys
+
+    monkeypatch.setattr(_jit, "built", lambda dispatcher: False)
+    monkeypatch.setattr(toys, "STAND_IN_TOY_POINTS", budget)
+    monkeypatch.setattr(toys._STAND_IN, "points", 0)
+
+
+def _toy_problem(c, ntoys=70):
+    """70 toys of Ge on a 41-point q_ee grid, one of them far from the prediction."""
+    from mcscan.stats import toys
+
+    N = toys.grid_counts(c, np.zeros(6), 0, np.linspace(-6e-8, 6e-8, 41))
+    D, a0, b0 = toys.generate_toys(c.S + c.B, 5, 0, ntoys)
+    D[3] = 3.0 * (c.S + c.B)
+    return N, c.S, c.B, D, a0, b0
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_one_toy_kernel_stands_in_with_the_lane_kernels_bits(coefs, monkeypatch, toy_ran, parallel):
+    from mcscan.stats import toys
+
+    args = _toy_problem(coefs["Ge"])
+    lane = toys.toy_chi2(*args, parallel=parallel, lanes=toys.TOY_LANES)     # asked for: no stand-in
+    _toys_not_built(monkeypatch, budget=10**9)
+    stand = toys.toy_chi2(*args, parallel=parallel)
+    assert toy_ran == ["lanes", "one-toy"]
+    assert toys._STAND_IN.points == 70 * 41
+    for x, y in zip(lane, stand):
+        assert np.array_equal(x, y)                                         # exact
+
+
+def test_toy_stand_in_budget_then_lane_kernel(coefs, monkeypatch, toy_ran):
+    from mcscan.stats import toys
+
+    args = _toy_problem(coefs["Ge"])
+    _toys_not_built(monkeypatch, budget=4000)
+    first = toys.toy_chi2(*args)               # 2870 toy points: within the budget
+    second = toys.toy_chi2(*args)              # 5740 in all: beyond it, the lane kernel
+    assert toy_ran == ["one-toy", "lanes"] and toys._STAND_IN.points == 70 * 41
+    monkeypatch.setattr(_jit, "built", lambda dispatcher: True)
+    toys.toy_chi2(*args)                       # built: never the stand-in
+    assert toy_ran[-1] == "lanes"
+    for x, y in zip(first, second):
+        assert np.array_equal(x, y)
+
+
+def test_toy_warm_up_compiles_both_toy_kernels(monkeypatch, toy_ran):
+    from mcscan.stats import toys
+
+    _toys_not_built(monkeypatch, budget=10**9)
+    toys.warm_up(False)
+    assert toy_ran == ["one-toy", "lanes"]
