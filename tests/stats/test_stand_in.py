@@ -7,6 +7,9 @@ bits (tests/stats/test_fast_kernels.py compares them directly), so these tests
 check that the stand-in run gives the bits and statistics of the lockstep run, that
 the budget and ``vector_start`` send calls to the lockstep kernel, and that
 :func:`mcscan.stats._jit.built` tells a built kernel from one still to compile.
+
+The toys have the same arrangement (:data:`mcscan.stats.toys.STAND_IN_TOY_POINTS`): the
+one-toy kernel stands in for the lane kernel, with the lane kernel's bits.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import numpy as np
 import pytest
 
 from mcscan.scans.grid import SEGMENT, row_segments
-from mcscan.stats import _jit, kernels
+from mcscan.stats import _jit, kernels, toys
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -23,26 +26,31 @@ def _warm():
     kernels.warm_up(False)
 
 
-@pytest.fixture
-def ran(monkeypatch):
-    """The kernels run_blocks ran, in order ("rows": lockstep, "row": one-row)."""
-    names = {kernels._rows: "rows", kernels._row: "row"}
+def _spy(monkeypatch, module, names):
+    """The kernels that ``module.run_blocks`` runs from now on, in order, by ``names``."""
     seen = []
-    real = kernels.run_blocks
+    real = module.run_blocks
 
     def spy(f, *args, **kwargs):
         seen.append(names.get(f, "other"))
         return real(f, *args, **kwargs)
 
-    monkeypatch.setattr(kernels, "run_blocks", spy)
+    monkeypatch.setattr(module, "run_blocks", spy)
     return seen
 
 
-def _not_built(monkeypatch, budget):
-    """This process as if the lockstep kernel were not built, with ``budget`` points."""
+@pytest.fixture
+def ran(monkeypatch):
+    """The kernels run_blocks ran, in order ("rows": lockstep, "row": one-row)."""
+    return _spy(monkeypatch, kernels, {kernels._rows: "rows", kernels._row: "row"})
+
+
+def _not_built(monkeypatch, budget, module=kernels, constant="STAND_IN_POINTS"):
+    """This process as if no kernel were built, with ``budget`` points for the stand-in
+    of ``module`` (its budget ``constant``)."""
     monkeypatch.setattr(_jit, "built", lambda dispatcher: False)
-    monkeypatch.setattr(kernels, "STAND_IN_POINTS", budget)
-    monkeypatch.setattr(kernels._STAND_IN, "points", 0)
+    monkeypatch.setattr(module, constant, budget)
+    monkeypatch.setattr(module._STAND_IN, "points", 0)
 
 
 def _scan(coefs, *, lanes=16, vector_start=False, parallel=True):
@@ -180,33 +188,16 @@ def test_built_without_a_cache_or_a_readable_index(monkeypatch):
 @pytest.fixture
 def toy_ran(monkeypatch):
     """The toy kernels run_blocks ran, in order ("lanes", "one-toy")."""
-    from mcscan.stats import toys
-
     toys.warm_up(True)
-    names = {toys._lanes: "lanes", toys._rows: "one-toy"}
-    seen = []
-    real = toys.run_blocks
-
-    def spy(f, *args, **kwargs):
-        seen.append(names.get(f, "other"))
-        return real(f, *args, **kwargs)
-
-    monkeypatch.setattr(toys, "run_blocks", spy)
-    return seen
+    return _spy(monkeypatch, toys, {toys._lanes: "lanes", toys._rows: "one-toy"})
 
 
 def _toys_not_built(monkeypatch, budget):
-    from mcscan.stats import toys
-
-    monkeypatch.setattr(_jit, "built", lambda dispatcher: False)
-    monkeypatch.setattr(toys, "STAND_IN_TOY_POINTS", budget)
-    monkeypatch.setattr(toys._STAND_IN, "points", 0)
+    _not_built(monkeypatch, budget, toys, "STAND_IN_TOY_POINTS")
 
 
 def _toy_problem(c, ntoys=70):
     """70 toys of Ge on a 41-point q_ee grid, one of them far from the prediction."""
-    from mcscan.stats import toys
-
     N = toys.grid_counts(c, np.zeros(6), 0, np.linspace(-6e-8, 6e-8, 41))
     D, a0, b0 = toys.generate_toys(c.S + c.B, 5, 0, ntoys)
     D[3] = 3.0 * (c.S + c.B)
@@ -215,8 +206,6 @@ def _toy_problem(c, ntoys=70):
 
 @pytest.mark.parametrize("parallel", [True, False])
 def test_one_toy_kernel_stands_in_with_the_lane_kernels_bits(coefs, monkeypatch, toy_ran, parallel):
-    from mcscan.stats import toys
-
     args = _toy_problem(coefs["Ge"])
     lane = toys.toy_chi2(*args, parallel=parallel, lanes=toys.TOY_LANES)     # asked for: no stand-in
     _toys_not_built(monkeypatch, budget=10**9)
@@ -228,8 +217,6 @@ def test_one_toy_kernel_stands_in_with_the_lane_kernels_bits(coefs, monkeypatch,
 
 
 def test_toy_stand_in_budget_then_lane_kernel(coefs, monkeypatch, toy_ran):
-    from mcscan.stats import toys
-
     args = _toy_problem(coefs["Ge"])
     _toys_not_built(monkeypatch, budget=4000)
     first = toys.toy_chi2(*args)               # 2870 toy points: within the budget
@@ -243,8 +230,6 @@ def test_toy_stand_in_budget_then_lane_kernel(coefs, monkeypatch, toy_ran):
 
 
 def test_toy_warm_up_compiles_both_toy_kernels(monkeypatch, toy_ran):
-    from mcscan.stats import toys
-
     _toys_not_built(monkeypatch, budget=10**9)
     toys.warm_up(False)
     assert toy_ran == ["one-toy", "lanes"]
