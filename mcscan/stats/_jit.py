@@ -67,9 +67,9 @@ import numba as nb  # noqa: E402
 from numba.core import event as _event  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-__all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "SOURCE_DIGEST", "StandIn", "bits_float", "built", "cache_dir",
-           "compile_clock", "float_bits", "fma", "helper", "kernel", "run_blocks", "sources_digest",
-           "threads", "wide_vectors"]
+__all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "SOURCE_DIGEST", "StandIn", "bits_float", "built",
+           "cache_dir", "compile_clock", "float_bits", "fma", "helper", "kernel", "run_blocks",
+           "sources_digest", "threads", "wide_vectors"]
 
 
 def _version() -> str:
