@@ -242,6 +242,17 @@ def _minimise(chi2_rows, u, free, lo, hi):
     return u0, f0
 
 
+def _not_a_number(coefs, params, theta, idx):
+    """One InputError line for a fit whose chi2 is NaN at ``theta``: the profile of the pulls
+    fails in double precision, in practice for observed counts of 1e20 and more in a bin
+    (docs/statistics.md section 2)."""
+    c, k = max(((c, int(np.argmax(c.D))) for c in coefs), key=lambda ck: ck[0].D[ck[1]])
+    at = ", ".join(f"{p} = {theta[i]:.6g} e" for p, i in zip(params, idx))
+    raise InputError(f"the chi2 of the fit is not a number at {at}: observed counts up to "
+                     f"{c.D[k]:.6g} ({c.detector} bin {k}) are beyond what the profile of the "
+                     f"pulls handles in double precision")
+
+
 def fit(coefs, params, *, fixed=None, ranges=None, settings=None) -> Fit:
     """Minimise the chi2 of ``coefs`` (with their data D) over ``params``.
 
@@ -283,7 +294,10 @@ def fit(coefs, params, *, fixed=None, ranges=None, settings=None) -> Fit:
     def rows(U):
         th = np.repeat(base[None], U.shape[0], axis=0)
         th[:, idx] = U * scale
-        return _chi2_sum(coefs, th, settings)[0]
+        chi = _chi2_sum(coefs, th, settings)[0]
+        if np.isnan(chi).any():
+            _not_a_number(coefs, params, th[int(np.argmax(np.isnan(chi)))], idx)
+        return chi
 
     u_best, cmin = _minimise(rows, np.zeros(k), list(range(k)), lo, hi)
     theta = base.copy()

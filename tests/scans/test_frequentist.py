@@ -168,6 +168,23 @@ def test_fit_of_poisson_data_and_two_charges(coefs, warm):
         F.fit(data, "q_ee", fixed={"q_ee": 1e-9})
 
 
+def test_fit_whose_chi2_is_not_a_number_stops_in_one_line(coefs, warm):
+    # one bin of 1e20 counts dominates the sums of the pulls' Hessian, whose determinant
+    # then cancels to 0: the profile gives NaN at some charges.  The fit said chi2_min = nan
+    # and exited 0; now one line names the point and the count
+    ge = coefs["Ge"]
+    D = ge.S + ge.B
+    D[0] = 1e20
+    data = F.with_data(ge, {"Ge": D})
+    for params in ("q_ee", ("q_ee", "q_mumu")):
+        with pytest.raises(InputError, match=r"^the chi2 of the fit is not a number at q_ee = "
+                                             r"\S+ e.*: observed counts up to 1e\+20 \(Ge bin 0\)"):
+            F.fit(data, params)
+    D[0] = 1e8                      # large but within reach: a fit, with finite numbers
+    r = F.fit(F.with_data(ge, {"Ge": D}), "q_ee")
+    assert np.isfinite(r.chi2_min) and all(np.isfinite(v) for v in r.pulls["Ge"])
+
+
 @pytest.mark.parametrize("x0", [1e-7, -1e-7])
 def test_two_charge_fit_stays_in_its_ranges(coefs, tmp_path, warm, x0):
     # data made at q_ee = x0, beyond the search range of +-6e-8 e: (q_ee, q_mumu) can mimic
