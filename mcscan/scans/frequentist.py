@@ -246,7 +246,8 @@ def _not_a_number(coefs, params, theta, idx):
     """One InputError line for a fit whose chi2 is NaN at ``theta``: the profile of the pulls
     fails in double precision, in practice for observed counts of 1e20 and more in a bin
     (docs/statistics.md section 2)."""
-    c, k = max(((c, int(np.argmax(c.D))) for c in coefs), key=lambda ck: ck[0].D[ck[1]])
+    c = max(coefs, key=lambda c: c.D.max())
+    k = int(np.argmax(c.D))
     at = ", ".join(f"{p} = {theta[i]:.6g} e" for p, i in zip(params, idx))
     raise InputError(f"the chi2 of the fit is not a number at {at}: observed counts up to "
                      f"{c.D[k]:.6g} ({c.detector} bin {k}) are beyond what the profile of the "
