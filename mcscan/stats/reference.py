@@ -98,7 +98,7 @@ def chi2(coef: Coefficients, theta, *, signal_pull: float = SIGNAL_PULL,
                    background_pull=background_pull, tol=tol, max_iter=max_iter)
 
 
-@np.errstate(over="ignore", invalid="ignore")
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
 def profile(N, dlt, B, D, a0=0.0, b0=0.0, *, signal_pull: float = SIGNAL_PULL,
             background_pull: float = BACKGROUND_PULL, tol: float = TOL, max_iter: int = MAX_ITER):
     """The profile of :func:`chi2` for given counts, penalties centred on (a0, b0).
@@ -108,7 +108,9 @@ def profile(N, dlt, B, D, a0=0.0, b0=0.0, *, signal_pull: float = SIGNAL_PULL,
     a0, b0 : centres of the penalties, scalars or (npts,) (0: the measured normalisations).
     Returns chi2, a, b : (npts,);  iters : (npts,) int, negative if not converged.
     Counts whose squares overflow give NaN without NumPy's warnings, as in the numba
-    kernels; the scans report it in one line (:func:`mcscan.scans.limits.check_finite_chi2`).
+    kernels, and so does a bin whose data dominate the Hessian's sums (1e20 counts) until
+    its determinant cancels to 0; the scans report it in one line
+    (:func:`mcscan.scans.limits.check_finite_chi2`).
     """
     isa2, isb2 = 1.0 / signal_pull**2, 1.0 / background_pull**2
     n = N.shape[0]

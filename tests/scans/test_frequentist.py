@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 
 import numpy as np
 import pytest
 from scipy.stats import chi2 as chi2_dist
 
-from mcscan.errors import InputError
+from mcscan.errors import InputError, McscanError
 from mcscan.io.data import read_counts, write_counts
 from mcscan.params import PARAMS
 from mcscan.scans import frequentist as F
@@ -180,6 +181,12 @@ def test_fit_whose_chi2_is_not_a_number_stops_in_one_line(coefs, warm):
         with pytest.raises(InputError, match=r"^the chi2 of the fit is not a number at q_ee = "
                                              r"\S+ e.*: observed counts up to 1e\+20 \(Ge bin 0\)"):
             F.fit(data, params)
+    # a limit says so in one line too, with no NumPy warning before it (the twin divided
+    # by the cancelled determinant with warnings on)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(McscanError, match=r"^chi2 is nan \(not a number\) at q_ee = "):
+            limit_1d(data, "q_ee")
     D[0] = 1e8                      # large but within reach: a fit, with finite numbers
     r = F.fit(F.with_data(ge, {"Ge": D}), "q_ee")
     assert np.isfinite(r.chi2_min) and all(np.isfinite(v) for v in r.pulls["Ge"])
