@@ -143,8 +143,7 @@ def profile(N, dlt, B, D, a0=0.0, b0=0.0, *, signal_pull: float = SIGNAL_PULL,
         lam2 = np.maximum(-(ga * da + gb * db), 0.0)
         # keep every T_i positive: at most 90% of the way to the nearest zero
         dT = da[:, None] * Na + db[:, None] * B
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lim = np.where(dT < 0, -STEP_TO_ZERO * T / dT, np.inf).min(-1)
+        lim = np.where(dT < 0, -STEP_TO_ZERO * T / dT, np.inf).min(-1)   # dT = 0: warnings off
         t = np.minimum(1.0, lim)
         # far from the minimum (Newton decrement > 1/4): backtrack until Armijo holds
         search = lam2 > DECREMENT2_MAX
