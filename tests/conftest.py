@@ -7,7 +7,9 @@
   once per session and read-only for every test (copy it to change it);
 * ``coefs``: {detector: Coefficients} loaded once from ``table_dir``;
 * ``warm``: the numba kernels compiled (serial and parallel) once per session;
-* ``golden_0_1_0``: frozen outputs of mcscan 0.1.0 (tests/data/golden_0_1_0.npz).
+* ``golden_0_1_0``: frozen outputs of mcscan 0.1.0 (tests/data/golden_0_1_0.npz);
+* ``frozen``, ``frozen_text``, ``numpy_avx512``: comparisons with frozen full-precision
+  values, exact where NumPy runs its AVX-512 code (see :data:`NUMPY_AVX512`).
 
 Tests never rebuild these; a test that needs something else says so locally.
 """
@@ -27,6 +29,70 @@ from mcscan.config.load import load_config
 DETECTORS = ("CsI", "Xe", "Ge")
 #: Overrides that enable the EvES channel of CsI (docs/physics.md section 5).
 CSI_ELECTRON = {"detectors": {"CsI": {"channels": ["nuclear", "electron"]}}}
+
+
+def _numpy_avx512() -> bool:
+    """Whether NumPy runs its AVX-512 code on this machine (Skylake-SP and later, Zen 4)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:                      # NumPy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__
+    return bool(__cpu_features__.get("AVX512_SKX"))
+
+
+#: Frozen full-precision values (limits, hashes of chi2 grids) were recorded on machines
+#: where NumPy runs its AVX-512 code.  Elsewhere NumPy's transcendental functions (and
+#: the BLAS kernels it calls) are other machine code and round differently in the last
+#: bits (the mechanism is inferred, not traced function by function), so the reference tables
+#: built there, and every number computed from them, differ from the frozen ones by a few
+#: units in the last place: up to 6.4e-15 relative in the q_ee limits on an AVX2 machine
+#: (AMD EPYC, Zen 3).  The kernels themselves give the same bits on every machine for the
+#: same tables (tests/scans/test_engine.py).
+NUMPY_AVX512 = _numpy_avx512()
+#: Agreement with a frozen value where NumPy does not run its AVX-512 code, relative.
+FROZEN_RTOL = 1e-13
+
+
+def assert_frozen(got, frozen, *, atol=0.0):
+    """``got == frozen`` where NumPy runs its AVX-512 code, as where the frozen values were
+    recorded; elsewhere the same structure (lists, tuples, dicts, flags, strings) with
+    every float within :data:`FROZEN_RTOL` relative or ``atol`` absolute (for values that
+    are 0 up to rounding)."""
+    if NUMPY_AVX512:
+        assert got == frozen
+        return
+
+    def close(g, f, where):
+        if isinstance(f, dict):
+            assert isinstance(g, dict) and g.keys() == f.keys(), where
+            for k in f:
+                close(g[k], f[k], f"{where}[{k!r}]")
+        elif isinstance(f, (list, tuple)):
+            assert isinstance(g, (list, tuple)) and len(g) == len(f), where
+            for k, (a, b) in enumerate(zip(g, f)):
+                close(a, b, f"{where}[{k}]")
+        elif isinstance(f, float) and not isinstance(f, bool):
+            assert g == pytest.approx(f, rel=FROZEN_RTOL, abs=atol), where
+        else:
+            assert type(g) is type(f) and g == f, where
+
+    close(got, frozen, "value")
+
+
+_FLOAT = r"[-+]?\d+\.\d+(?:[eE][-+]?\d+)?"
+
+
+def assert_frozen_text(got: str, frozen: str):
+    """Printed output against frozen output: the same text around the floats, and the
+    floats as :func:`assert_frozen` compares them."""
+    import re
+
+    if NUMPY_AVX512:
+        assert got == frozen
+        return
+    assert re.sub(_FLOAT, "#", got) == re.sub(_FLOAT, "#", frozen)
+    assert_frozen([float(x) for x in re.findall(_FLOAT, got)],
+                  [float(x) for x in re.findall(_FLOAT, frozen)])
 
 
 @pytest.fixture(scope="session")
@@ -185,3 +251,21 @@ def loaded_by_cli():
         return json.loads(r.stdout.strip().splitlines()[-1])
 
     return run
+
+
+@pytest.fixture(scope="session")
+def frozen():
+    """:func:`assert_frozen`: a result against a frozen full-precision value."""
+    return assert_frozen
+
+
+@pytest.fixture(scope="session")
+def frozen_text():
+    """:func:`assert_frozen_text`: printed output against frozen output."""
+    return assert_frozen_text
+
+
+@pytest.fixture(scope="session")
+def numpy_avx512():
+    """:data:`NUMPY_AVX512`: frozen hashes of chi2 grids hold exactly where it is True."""
+    return NUMPY_AVX512

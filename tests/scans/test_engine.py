@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -500,22 +501,54 @@ GOLDEN_ND3_SHA256 = "631325464ec91f2a816c7cb24b6eda73766055bae841af11be6381f0883
 ND3_VS_0_1_0 = dict(rtol=1e-14, atol=1e-11)
 
 
-def test_3d_scan_is_bit_identical_to_the_golden_output(coefs, golden_0_1_0):
+def test_3d_scan_is_bit_identical_to_the_golden_output(coefs, golden_0_1_0, numpy_avx512):
     import hashlib
 
     import numba
 
     axes = (np.linspace(-6e-8, 6e-8, 21), np.linspace(-6e-8, 6e-8, 21), np.linspace(-3e-7, 3e-7, 21))
     old = numba.get_num_threads()
+    hashes = set()
     try:
         for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
             numba.set_num_threads(threads)
             res = scan(coefs, ("q_ee", "q_mumu", "q_emu"), axes)
             chi2 = np.ascontiguousarray(np.asarray(res.chi2))
-            assert hashlib.sha256(chi2.tobytes()).hexdigest() == GOLDEN_ND3_SHA256
+            hashes.add(hashlib.sha256(chi2.tobytes()).hexdigest())
     finally:
         numba.set_num_threads(old)
+    assert len(hashes) == 1                             # threads change no bit
+    if numpy_avx512:        # the tables of the frozen hash (tests/conftest.py, NUMPY_AVX512)
+        assert hashes == {GOLDEN_ND3_SHA256}
     np.testing.assert_allclose(chi2, golden_0_1_0("nd3"), **ND3_VS_0_1_0)
+
+
+#: Inputs of a scan frozen with its output, so that the output does not depend on the
+#: machine that builds the tables (tests/conftest.py, NUMPY_AVX512): the Xe and Ge
+#: coefficients (S, L, Q, B, D, bin edges) of the reference tables as built on an AVX2
+#: machine (AMD EPYC, Zen 3), and the SHA-256 of their arrays in name order.
+ND3_INPUTS = Path(__file__).resolve().parents[1] / "data" / "nd3_coefficients.npz"
+ND3_INPUTS_SHA256 = "f291209dfbc1cab251c3e20282d5f34ddd730cf0b60455911649fb8c9bb8e6af"
+#: SHA-256 of the chi2 grid of the 3D scan of test_3d_scan_is_bit_identical_to_the_golden_output
+#: from these inputs (computed on that machine, frozen): the kernels give it on every machine.
+ND3_FROZEN_INPUTS_SHA256 = "98b8ea4e4ffdf454a4e085250d67aaf9e7389d8aafbe2cc228b03aa367171d90"
+
+
+def test_3d_scan_of_frozen_inputs_gives_the_same_bits_on_every_machine():
+    import hashlib
+
+    from mcscan.stats.coefficients import Coefficients
+
+    with np.load(ND3_INPUTS) as f:
+        arrays = {k: f[k] for k in f.files}
+    digest = hashlib.sha256(b"".join(np.ascontiguousarray(arrays[k]).tobytes()
+                                     for k in sorted(arrays))).hexdigest()
+    assert digest == ND3_INPUTS_SHA256, f"{ND3_INPUTS} is not the frozen input"
+    coefs = [Coefficients(det, ("nuclear",), *(arrays[f"{det}_{k}"] for k in ("S", "L", "Q", "B", "D")),
+                          arrays[f"{det}_edges_kev"], f"frozen {det}") for det in ("Xe", "Ge")]
+    axes = (np.linspace(-6e-8, 6e-8, 21), np.linspace(-6e-8, 6e-8, 21), np.linspace(-3e-7, 3e-7, 21))
+    chi2 = np.ascontiguousarray(np.asarray(scan(coefs, ("q_ee", "q_mumu", "q_emu"), axes).chi2))
+    assert hashlib.sha256(chi2.tobytes()).hexdigest() == ND3_FROZEN_INPUTS_SHA256
 
 
 def test_5d_scan_matches_twin(coefs):

@@ -175,18 +175,19 @@ GOLDEN_Q_EE = {
 }
 
 
-def test_millicharge_scan_is_bit_identical(coefs, golden_0_1_0):
+def test_millicharge_scan_is_bit_identical(coefs, golden_0_1_0, numpy_avx512):
     axis = np.linspace(-6e-8, 6e-8, 101)
     sc = grid_scan([coefs["Xe"]], ("q_ee", "q_mumu"), (axis, axis))
-    assert hashlib.sha256(np.ascontiguousarray(sc.chi2).tobytes()).hexdigest() == GOLDEN_SCAN2_SHA256
+    if numpy_avx512:        # the tables of the frozen hash (tests/conftest.py, NUMPY_AVX512)
+        assert hashlib.sha256(np.ascontiguousarray(sc.chi2).tobytes()).hexdigest() == GOLDEN_SCAN2_SHA256
     np.testing.assert_allclose(sc.chi2, golden_0_1_0("scan2"), **SCAN2_VS_0_1_0)
 
 
 @pytest.mark.parametrize("row", tuple(GOLDEN_Q_EE))
-def test_millicharge_q_ee_limits_are_bit_identical(config, table_dir, row):
+def test_millicharge_q_ee_limits_are_bit_identical(config, table_dir, row, frozen):
     dets = ["CsI", "Xe", "Ge"] if row == "combined" else [row]
     lim = limits(config, dets, "q_ee", tables_dir=table_dir)
-    assert lim.regions == GOLDEN_Q_EE[row]
+    frozen(lim.regions, GOLDEN_Q_EE[row])
 
 
 def test_api_scan_any_family(config, table_dir, coefs):
@@ -243,11 +244,12 @@ FROZEN_FAMILY_CASES = {
 
 
 @pytest.mark.parametrize("case", tuple(FROZEN_FAMILY_CASES))
-def test_family_limits_are_bit_identical(fcoefs, case):
+def test_family_limits_are_bit_identical(fcoefs, case, frozen):
     det, param, kw = FROZEN_FAMILY_CASES[case]
     lim = family_limit([fcoefs[det]], param, **kw)
     got = (lim.regions, lim.open_low, lim.open_high, lim.chi2_min)
-    assert got == FROZEN_FAMILY_LIMITS[case]
+    # chi2_min: 0 up to rounding (1e-50 to 1e-35) in four of the cases, 1e-30 absolute
+    frozen(got, FROZEN_FAMILY_LIMITS[case], atol=1e-30)
     assert type(lim.open_low) is bool and type(lim.open_high) is bool
 
 
