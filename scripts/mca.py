@@ -35,10 +35,17 @@ import subprocess
 import sys
 import tempfile
 
+# The kernel is compiled, never run: code for a model with instruction sets this machine
+# lacks (AVX-512 on an AVX2 machine) would stop the child with "Illegal instruction".
+# warm_up_rows gives the arguments of a call; numba compiles for their types.
 CHILD = """
 import sys
+import numba
 from mcscan.stats import kernels as K
+calls = []
+K.run_blocks = lambda f, args, nblk, **kw: calls.append((*args, 0, int(nblk)))
 K.warm_up_rows(False, lanes=16)
+K._rows.compile(tuple(numba.typeof(a) for a in calls[0]))
 sys.stdout.write(K._rows.inspect_asm(K._rows.signatures[0]))
 """
 
@@ -51,7 +58,8 @@ def kernel_asm(cpu: str) -> str:
         env = dict(os.environ, NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES="", MCSCAN_CACHE_DIR=tmp)
         r = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True)
     if r.returncode != 0:
-        raise SystemExit(f"compiling for {cpu} failed: {r.stderr.strip().splitlines()[-1:]}")
+        last = r.stderr.strip().splitlines()[-1:] or [f"exit status {r.returncode}"]
+        raise SystemExit(f"compiling for {cpu} failed: {last[0]}")
     return r.stdout
 
 

@@ -69,8 +69,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._jit import (StandIn, bits_float, float_bits, fma, helper, kernel, run_blocks, threads as _threads,
-                   wide_vectors)
+from ._jit import (StandIn, bits_float, float_bits, fma, fresh, helper, kernel, run_blocks,
+                   threads as _threads, wide_vectors)
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, DEVIANCE_SERIES_EPS,
                      MAX_BACKTRACK, MAX_ITER, SIGNAL_PULL, STEP_TO_ZERO, TOL)
 
@@ -696,7 +696,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                         n = NN[i, l]
                         df, u, w = _bin_terms(DL[i, l], n, bi, di, A[l], Bp[l], A1[l], B1[l])
                         _add_gradient(ACC, l, n, bi, bb, u, w)
-                        ACC[6, l] = max(ACC[6, l], abs(u))
+                        ACC[6, l] = max(fresh(ACC[6, l]), abs(u))    # no masked store: see fresh
                         U[l] = u
                         DFU[l] = df * u
                     _add_series(ACC, U, DFU, lanes, dev_coef)

@@ -64,7 +64,7 @@ import math
 import numpy as np
 
 from ..errors import InputError
-from ._jit import StandIn, fma, kernel, run_blocks, threads, wide_vectors
+from ._jit import StandIn, fma, fresh, kernel, run_blocks, threads, wide_vectors
 from .kernels import (MODEL_STEP, SERIES_UMAX, _add_gradient, _add_series, _bin_terms, _chi2_at,
                       _dev_series, _extrapolate, _lanes_chi2, _lanes_needing_chi2, _lanes_to_pass,
                       _newton_step, _pass_state, _penalised, _profile, deviance_polynomial)
@@ -421,7 +421,7 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                         df, u, w = _bin_terms(dl + RT[i, l], n, bi, DT[i, l], A[l], Bp[l], 1.0 + A[l],
                                                1.0 + Bp[l])
                         _add_gradient(ACC, l, n, bi, bb, u, w)
-                        ACC[6, l] = max(ACC[6, l], abs(u))
+                        ACC[6, l] = max(fresh(ACC[6, l]), abs(u))    # no masked store: see fresh
                         U[l] = u
                         DFU[l] = df * u
                     _add_series(ACC, U, DFU, lanes, dev_coef)

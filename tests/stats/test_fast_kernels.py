@@ -722,3 +722,54 @@ def test_data_far_below_the_model_match_twin(coefs, lanes, vector_start):
     np.testing.assert_allclose(out[0], ref[0], rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(out[1], ref[1], rtol=0, atol=PULL_ATOL)
     np.testing.assert_allclose(out[2], ref[2], rtol=0, atol=PULL_ATOL)
+
+
+def test_fresh_changes_no_bit_of_a_running_maximum():
+    # M[l] = max(fresh(M[l]), v) stands for max(M[l], v) in the row and toy kernels'
+    # series pass: the same bits for every double, NaN payloads, signed zeros,
+    # subnormals and infinities included, where either argument is one
+    from mcscan.stats._jit import fresh
+
+    @numba.njit
+    def running_max(m0, vs, with_fresh):
+        m = np.empty(1)
+        m[0] = m0
+        for v in vs:
+            m[0] = max(fresh(m[0]), v) if with_fresh else max(m[0], v)
+        return m[0]
+
+    nan_payload = np.frombuffer(np.uint64(0x7FF8_0000_DEAD_BEEF).tobytes(), np.float64)[0]
+    special = np.array([0.0, -0.0, 5e-324, -5e-324, 1e308, -1e308, np.inf, -np.inf, np.nan,
+                        nan_payload, 0.15, -0.15, 1.0])
+    rng = np.random.default_rng(5)
+    for m0 in special:
+        for vs in (special, rng.permutation(special), rng.normal(size=40), np.abs(rng.normal(size=40))):
+            a = running_max(m0, vs, True)
+            b = running_max(m0, vs, False)
+            assert np.float64(a).tobytes() == np.float64(b).tobytes(), (m0, vs)
+
+
+@pytest.mark.skipif(__import__("platform").machine().lower() not in ("x86_64", "amd64"),
+                    reason="x86 machine code")
+def test_series_pass_has_no_masked_store_on_avx2():
+    # The series pass keeps max |u| of the bins per lane.  Written as max(ACC[6, l], |u|),
+    # LLVM made the store conditional, and the vector loop ran it as vmaskmovpd, which
+    # AMD Zen 1 to 3 microcode (2D scans about a third slower there).  The lockstep
+    # kernel, compiled for Zen 3 (AVX2) and never run (scripts/mca.py), has no masked
+    # store in its bin loops.
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "mca", Path(__file__).resolve().parents[2] / "scripts" / "mca.py")
+    mca = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mca)
+    loops = mca.bin_loops(mca.kernel_asm("znver3"))
+    assert set(loops) == {"gradient-only pass", "series pass"}
+    for kind, parts in loops.items():
+        for _label, body, reg, _lanes in parts:
+            assert reg == "ymm", kind
+            assert not [s for s in body if "maskmov" in s], (kind, body)
+    # the first loop of the series pass takes |u| (vandpd) and keeps its maximum (vmaxpd)
+    first = "\n".join(loops["series pass"][0][1])
+    assert "vandpd" in first and "vmaxpd" in first
