@@ -141,6 +141,88 @@ def fp64_peak():
                           + basis}
 
 
+#: Dependent integer additions per loop iteration of the clock probe (:func:`delivered_clock`).
+CLOCK_CHAIN = 16
+
+
+def _clock_probe():
+    """``chain(n)``: 16 n dependent 64-bit integer additions, then their sum (16 n), compiled
+    by llvmlite (numba's LLVM) from inline assembly, one ``add`` per cycle on every x86-64
+    core since the first; called through ctypes, which releases the GIL.  None off x86-64."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return None
+    import ctypes
+
+    import llvmlite.binding as llvm
+
+    adds = "".join(f'  %x{k + 1} = call i64 asm sideeffect "add $$1, $0", "=r,0"(i64 %x{k})\n'
+                   for k in range(CLOCK_CHAIN))
+    text = ("define i64 @chain(i64 %n) {\nentry:\n  br label %loop\nloop:\n"
+            "  %i = phi i64 [0, %entry], [%i1, %loop]\n"
+            f"  %x0 = phi i64 [0, %entry], [%x{CLOCK_CHAIN}, %loop]\n{adds}"
+            "  %i1 = add i64 %i, 1\n  %c = icmp ult i64 %i1, %n\n"
+            f"  br i1 %c, label %loop, label %exit\nexit:\n  ret i64 %x{CLOCK_CHAIN}\n}}\n")
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    llvm.initialize_native_asmparser()
+    mod = llvm.parse_assembly(text)
+    mod.verify()
+    engine = llvm.create_mcjit_compiler(mod, llvm.Target.from_default_triple().create_target_machine())
+    engine.finalize_object()
+    chain = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(engine.get_function_address("chain"))
+    chain.engine = engine           # the machine code lives as long as the function
+    return chain
+
+
+def delivered_clock(threads, n=4_000_000, repeat=5):
+    """The clock the cores deliver while busy, in MHz, from a chain of dependent integer
+    additions (:func:`_clock_probe`): the best of ``repeat`` runs of 16 ``n`` additions on
+    one thread, then on ``threads`` threads at once (one per core the kernels use).  A VM's
+    /proc/cpuinfo gives the nominal clock; boost, power limits and a busy neighbour on
+    the same core move the real one.  None off x86-64."""
+    import threading
+
+    chain = _clock_probe()
+    if chain is None:
+        return None
+
+    def best():
+        rates = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            got = chain(n)
+            dt = time.perf_counter() - t0
+            if got != CLOCK_CHAIN * n:
+                raise RuntimeError(f"clock probe summed {got}, expected {CLOCK_CHAIN * n}")
+            rates.append(CLOCK_CHAIN * n / dt / 1e6)
+        return max(rates)
+
+    one = best()
+    each = [None] * max(1, int(threads))
+
+    def work(k):
+        each[k] = best()
+
+    pool = [threading.Thread(target=work, args=(k,)) for k in range(len(each))]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return {"one_thread_mhz": one, "every_thread_mhz": each, "mhz": float(np.median(each)),
+            "note": f"dependent 64-bit integer additions (one cycle each on x86-64), {CLOCK_CHAIN} "
+                    f"x {n} per run, best of {repeat}: one thread alone, then one per numba "
+                    "thread at once ('mhz': their median); on Intel, 512-bit vector code may "
+                    "run below this clock (AVX-512 frequency licence)"}
+
+
+def _with_delivered_clock(peak, clock):
+    """``peak`` (:func:`fp64_peak`) with the delivered clock and the FP64 peak at it."""
+    if clock is None:
+        return {**peak, "delivered_clock": None, "fp64_peak_gflops_at_delivered_clock": None}
+    g = peak["physical_cores"] * clock["mhz"] * 1e6 * peak["flop_per_cycle_per_core_fma"] / 1e9
+    return {**peak, "delivered_clock": clock, "fp64_peak_gflops_at_delivered_clock": g}
+
+
 def _runs(f, repeat):
     """Wall times (s) of ``repeat`` calls of ``f`` (at least one)."""
     times = []
@@ -158,7 +240,10 @@ def _efficiency(points_per_s, flop_per_point, peak):
             "fraction_of_peak": None if not peak["fp64_peak_gflops"] else
             g / (peak["fp64_peak_gflops"] * 1e9),
             "fraction_of_peak_without_fma": None if not peak["fp64_peak_gflops_without_fma"] else
-            g / (peak["fp64_peak_gflops_without_fma"] * 1e9)}
+            g / (peak["fp64_peak_gflops_without_fma"] * 1e9),
+            "fraction_of_peak_at_delivered_clock":
+            None if not peak.get("fp64_peak_gflops_at_delivered_clock") else
+            g / (peak["fp64_peak_gflops_at_delivered_clock"] * 1e9)}
 
 
 def row_flop(nbins, passes, series_passes=1.0):
@@ -536,7 +621,7 @@ def main():
     from mcscan.scans.grid import ScanSettings, grid_scan
 
     name, mhz, avx512, fma = _cpu()
-    peak = fp64_peak()
+    peak = _with_delivered_clock(fp64_peak(), delivered_clock(numba.get_num_threads()))
     out = {"machine": {"cpu": name, "cores": os.cpu_count(), "numba_threads": numba.get_num_threads(),
                        "clock_mhz_cpuinfo": mhz, "avx512": avx512, "fma": fma,
                        "loadavg_at_start": list(os.getloadavg()), **peak}}
@@ -772,10 +857,17 @@ def _summary(out):
     m = out["machine"]
     lines = [f"cpu {m['cpu']} ({m['cores']} cores, {m['clock_mhz_cpuinfo']} MHz), predicted FP64 "
              f"peak {m['fp64_peak_gflops']:.1f} GFLOP/s ({m['peak_basis']})"]
+    clock = m.get("delivered_clock")
+    if clock:
+        lines.append(f"delivered clock {clock['mhz']:.0f} MHz with every thread busy (one thread "
+                     f"alone {clock['one_thread_mhz']:.0f} MHz): FP64 peak at it "
+                     f"{m['fp64_peak_gflops_at_delivered_clock']:.1f} GFLOP/s")
 
     def frac(d):
         f = d.get("fraction_of_peak")
-        return "" if f is None else f", {100 * f:.1f}% of peak ({d['achieved_gflops']:.1f} GFLOP/s)"
+        fd = d.get("fraction_of_peak_at_delivered_clock")
+        at = "" if fd is None else f"; {100 * fd:.1f}% at the delivered clock"
+        return "" if f is None else f", {100 * f:.1f}% of peak ({d['achieved_gflops']:.1f} GFLOP/s{at})"
 
     s2, s5 = out["scan_2d"], out["ndscan_5d"]
     lines.append(f"2D scan: {s2['points_per_s_best'] / 1e6:.2f} M points/s best{frac(s2)}")

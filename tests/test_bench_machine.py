@@ -47,3 +47,29 @@ def test_physical_cores_without_topology(bench, tmp_path):
     path.write_text("processor\t: 0\n\nprocessor\t: 1\n\n")       # no core ids (some VMs)
     assert bench.physical_cores(path) == (os.cpu_count() or 1, 1)
     assert bench.physical_cores(tmp_path / "missing") == (os.cpu_count() or 1, 1)
+
+
+@pytest.mark.skipif(__import__("platform").machine().lower() not in ("x86_64", "amd64"),
+                    reason="the clock probe is x86-64 assembly")
+def test_delivered_clock_counts_one_addition_per_cycle(bench):
+    # the probe's chain of dependent additions ran to its sum (checked inside), and
+    # gives a clock between 0.2 and 10 GHz, alone and on each of two threads at once
+    clock = bench.delivered_clock(2, n=200_000, repeat=2)
+    assert len(clock["every_thread_mhz"]) == 2
+    for mhz in (clock["one_thread_mhz"], clock["mhz"], *clock["every_thread_mhz"]):
+        assert 200.0 < mhz < 10_000.0
+
+
+def test_fraction_of_peak_at_the_delivered_clock(bench):
+    # 2 cores x 3000 MHz x 16 flop per cycle = 96 GFLOP/s; 1e7 points/s x 2000 flop
+    # = 20 GFLOP/s is 0.2083 of it (to 1e-12 relative), next to the nominal figure
+    peak = {"physical_cores": 2, "flop_per_cycle_per_core_fma": 16,
+            "fp64_peak_gflops": 2 * 2.0 * 16, "fp64_peak_gflops_without_fma": 2 * 2.0 * 8}
+    clock = {"mhz": 3000.0, "one_thread_mhz": 3100.0, "every_thread_mhz": [3000.0, 3000.0]}
+    p = bench._with_delivered_clock(peak, clock)
+    assert p["fp64_peak_gflops_at_delivered_clock"] == pytest.approx(96.0, rel=1e-12)
+    eff = bench._efficiency(1e7, 2000.0, p)
+    assert eff["fraction_of_peak_at_delivered_clock"] == pytest.approx(20 / 96, rel=1e-12)
+    assert eff["fraction_of_peak"] == pytest.approx(20 / 64, rel=1e-12)
+    none = bench._with_delivered_clock(peak, None)
+    assert bench._efficiency(1e7, 2000.0, none)["fraction_of_peak_at_delivered_clock"] is None
