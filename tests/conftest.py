@@ -71,10 +71,10 @@ def assert_frozen(got, frozen, *, atol=0.0):
             assert isinstance(g, (list, tuple)) and len(g) == len(f), where
             for k, (a, b) in enumerate(zip(g, f)):
                 close(a, b, f"{where}[{k}]")
-        elif isinstance(f, float) and not isinstance(f, bool):
+        elif isinstance(f, float):
             assert g == pytest.approx(f, rel=FROZEN_RTOL, abs=atol), where
         else:
-            assert type(g) is type(f) and g == f, where
+            assert g == f, where
 
     close(got, frozen, "value")
 
