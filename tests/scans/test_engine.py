@@ -496,6 +496,8 @@ def test_nd_rows_across_planes_equal_one_kernel_call_per_plane(coefs, params, n,
 #: most 7.4e-16 relative (before: b48c325b...; earlier, when the chi2 of points beyond the
 #: deviance series took the series in the bins within its range, a835a5fd...).
 GOLDEN_ND3_SHA256 = "631325464ec91f2a816c7cb24b6eda73766055bae841af11be6381f08833650a"
+#: The grid of that scan (and of the scan of frozen inputs below): q_ee, q_mumu, q_emu in e.
+ND3_AXES = (np.linspace(-6e-8, 6e-8, 21), np.linspace(-6e-8, 6e-8, 21), np.linspace(-3e-7, 3e-7, 21))
 #: Largest deviation from the 0.1.0 output (before the fused multiply-adds): measured
 #: 8.4e-16 relative (chi2 > 1e-3) and 1.8e-12 absolute (chi2 up to 480).
 ND3_VS_0_1_0 = dict(rtol=1e-14, atol=1e-11)
@@ -506,7 +508,7 @@ def test_3d_scan_is_bit_identical_to_the_golden_output(coefs, golden_0_1_0, nump
 
     import numba
 
-    axes = (np.linspace(-6e-8, 6e-8, 21), np.linspace(-6e-8, 6e-8, 21), np.linspace(-3e-7, 3e-7, 21))
+    axes = ND3_AXES
     old = numba.get_num_threads()
     hashes = set()
     try:
@@ -546,7 +548,7 @@ def test_3d_scan_of_frozen_inputs_gives_the_same_bits_on_every_machine():
     assert digest == ND3_INPUTS_SHA256, f"{ND3_INPUTS} is not the frozen input"
     coefs = [Coefficients(det, ("nuclear",), *(arrays[f"{det}_{k}"] for k in ("S", "L", "Q", "B", "D")),
                           arrays[f"{det}_edges_kev"], f"frozen {det}") for det in ("Xe", "Ge")]
-    axes = (np.linspace(-6e-8, 6e-8, 21), np.linspace(-6e-8, 6e-8, 21), np.linspace(-3e-7, 3e-7, 21))
+    axes = ND3_AXES
     chi2 = np.ascontiguousarray(np.asarray(scan(coefs, ("q_ee", "q_mumu", "q_emu"), axes).chi2))
     assert hashlib.sha256(chi2.tobytes()).hexdigest() == ND3_FROZEN_INPUTS_SHA256
 
