@@ -9,7 +9,8 @@
 * ``warm``: the numba kernels compiled (serial and parallel) once per session;
 * ``golden_0_1_0``: frozen outputs of mcscan 0.1.0 (tests/data/golden_0_1_0.npz);
 * ``frozen``, ``frozen_text``, ``numpy_avx512``: comparisons with frozen full-precision
-  values, exact where NumPy runs its AVX-512 code (see :data:`NUMPY_AVX512`).
+  values, exact where NumPy runs its AVX-512 code (see :data:`NUMPY_AVX512`);
+* ``script``: ``script("bench")`` imports ``scripts/bench.py`` (the scripts are no package).
 
 Tests never rebuild these; a test that needs something else says so locally.
 """
@@ -29,6 +30,23 @@ from mcscan.config.load import load_config
 DETECTORS = ("CsI", "Xe", "Ge")
 #: Overrides that enable the EvES channel of CsI (docs/physics.md section 5).
 CSI_ELECTRON = {"detectors": {"CsI": {"channels": ["nuclear", "electron"]}}}
+
+
+@pytest.fixture(scope="session")
+def script():
+    """``script(name)``: the module ``scripts/<name>.py``, imported once per session."""
+    import importlib.util
+
+    loaded = {}
+
+    def load(name):
+        if name not in loaded:
+            path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+            spec = importlib.util.spec_from_file_location(name, path)
+            loaded[name] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(loaded[name])
+        return loaded[name]
+    return load
 
 
 def _numpy_avx512() -> bool:

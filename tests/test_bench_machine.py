@@ -5,20 +5,12 @@ FP pipes and divider); the peak and every fraction of it must then count one cor
 """
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def bench(script):
+    return script("bench")
 
 
 def _cpuinfo(tmp_path, cores):

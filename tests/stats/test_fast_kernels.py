@@ -751,19 +751,13 @@ def test_fresh_changes_no_bit_of_a_running_maximum():
 
 @pytest.mark.skipif(__import__("platform").machine().lower() not in ("x86_64", "amd64"),
                     reason="x86 machine code")
-def test_series_pass_has_no_masked_store_on_avx2():
+def test_series_pass_has_no_masked_store_on_avx2(script):
     # The series pass keeps max |u| of the bins per lane.  Written as max(ACC[6, l], |u|),
     # LLVM made the store conditional, and the vector loop ran it as vmaskmovpd, which
     # AMD Zen 1 to 3 microcode (2D scans about a third slower there).  The lockstep
     # kernel, compiled for Zen 3 (AVX2) and never run (scripts/mca.py), has no masked
     # store in its bin loops.
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "mca", Path(__file__).resolve().parents[2] / "scripts" / "mca.py")
-    mca = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mca)
+    mca = script("mca")
     loops = mca.bin_loops(mca.kernel_asm("znver3"))
     assert set(loops) == {"gradient-only pass", "series pass"}
     for kind, parts in loops.items():
