@@ -35,8 +35,8 @@ from .scans.limits import (CL_RANGE, VISIBLE_PARAMS, Limit, check_fixed, check_r
                            delta_chi2_level, limit_1d, limits_1d)
 from .stats.reference import coefficients
 
-__all__ = ["Analysis", "FamilySensitivities", "build_tables", "load_coefficients", "parse_channels", "limits", "region",
-           "sensitivities", "Sensitivities", "check_cl",
+__all__ = ["Analysis", "FamilySensitivities", "build_tables", "load_coefficients", "parse_channels", "limits",
+           "region", "sensitivities", "Sensitivities", "check_cl",
            "default_tables_dir", "sweep", "xsec", "DEFAULT_TABLES", "CL_MIN", "CL_MAX"]
 
 #: Default folder for tables built from the built-in configuration.

@@ -181,7 +181,8 @@ class FamilySensitivities(Result):
         units = {p: SPEC[p].unit for p in self.params}
         return {
             "cl": self.cl, "family": self.family,
-            "unit": (next(iter(units.values())) if len(set(units.values())) == 1 else units), "channels": list(self.channels),
+            "unit": (next(iter(units.values())) if len(set(units.values())) == 1 else units),
+            "channels": list(self.channels),
             "rows": list(self.rows), "params": list(self.params),
             "units": units,
             "display_scale": {p: display_scale(p) for p in self.params},

@@ -63,8 +63,10 @@ CONFIG_VALUES = {
     "beam hours above a year": ({"source": {"beam_hours_per_year": 9000.0}},
                                 ("source.beam_hours_per_year", "9000.0", "8784]")),
     "empty source name": ({"source": {"name": ""}}, ("source.name", "string")),
-    "signal pull 1e-300": ({"analysis": {"signal_pull": 1e-300}}, ("analysis.signal_pull", "1e-300", "[1e-06, 10]")),
-    "signal pull 1e300": ({"analysis": {"signal_pull": 1e300}}, ("analysis.signal_pull", "1e+300", "[1e-06, 10]")),
+    "signal pull 1e-300": ({"analysis": {"signal_pull": 1e-300}},
+                           ("analysis.signal_pull", "1e-300", "[1e-06, 10]")),
+    "signal pull 1e300": ({"analysis": {"signal_pull": 1e300}},
+                          ("analysis.signal_pull", "1e+300", "[1e-06, 10]")),
     "background pull 1e-9": ({"analysis": {"background_pull": 1e-9}},
                              ("analysis.background_pull", "1e-09", "[1e-06, 10]")),
     "background pull 100": ({"analysis": {"background_pull": 100.0}},
@@ -72,7 +74,8 @@ CONFIG_VALUES = {
     "cl 1e-320": ({"analysis": {"cl": 1e-320}}, ("analysis.cl", "[1e-06")),
     "cl 1 - 1e-12": ({"analysis": {"cl": 1.0 - 1e-12}}, ("analysis.cl", "0.999999999")),
     "sigma0 1e-6": ({"detectors": {"Ge": {"sigma0": 1e-6}}}, ("detectors.Ge.sigma0", "1e-06", "[0.001, 10]")),
-    "sigma0 1e6": ({"detectors": {"Ge": {"sigma0": 1e6}}}, ("detectors.Ge.sigma0", "1000000.0", "[0.001, 10]")),
+    "sigma0 1e6": ({"detectors": {"Ge": {"sigma0": 1e6}}},
+                   ("detectors.Ge.sigma0", "1000000.0", "[0.001, 10]")),
     "threshold 1e5 keV": ({"detectors": {"Ge": {"threshold_kev": 1e5}}},
                           ("detectors.Ge.threshold_kev", "100000.0", "10000]")),
     "grid step 1e-9": ({"numerics": {"grid_step_sigma": 1e-9}},
@@ -191,9 +194,9 @@ def test_element_without_stable_isotope():
 @pytest.mark.parametrize("start", [200.0, 86.0, 1e4])
 def test_bins_above_kinematic_end_point(start):
     # was: ValueError 'empty true-energy range' (also through a sweep)
+    bins = {"start_kev": start, "width_kev": 1.0, "count": 5}
     with pytest.raises(ConfigError) as info:
-        load_config(overrides={"detectors": {"Ge": {"threshold_kev": start,
-                                                    "bins": {"start_kev": start, "width_kev": 1.0, "count": 5}}}})
+        load_config(overrides={"detectors": {"Ge": {"threshold_kev": start, "bins": bins}}})
     msg = _one_line(info.value, "detectors.Ge", f"{start:g}", "largest recoil energy", "keV")
     assert "85.7" in msg          # Ge-70 recoil end point of a 52.8 MeV neutrino, keV
 
@@ -314,8 +317,8 @@ def test_profiled_limit_budget(coefs):
 def test_profiled_chi2_budget(coefs):
     rows = np.zeros((1000, 6))
     with pytest.raises(InputError) as info:
-        profiled_chi2([coefs["Ge"]], rows, ("q_mumu", "q_emu"), {"q_mumu": (-1e-8, 1e-8), "q_emu": (-1e-8, 1e-8)},
-                      points=10_000)
+        profiled_chi2([coefs["Ge"]], rows, ("q_mumu", "q_emu"),
+                      {"q_mumu": (-1e-8, 1e-8), "q_emu": (-1e-8, 1e-8)}, points=10_000)
     _one_line(info.value, "chi2 evaluations", "max_evaluations")
 
 

@@ -218,7 +218,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="highest recoil energy, keV (default: end point)")
     x.add_argument("--points", type=points_arg, default=None, metavar="N",
                    help="recoil energies, log-spaced (default 40; 400 with --out)")
-    x.add_argument("--radius", type=float_arg, metavar="FM", help="rms radius for an element not in a detector")
+    x.add_argument("--radius", type=float_arg, metavar="FM",
+                   help="rms radius for an element not in a detector")
     g = x.add_mutually_exclusive_group()
     g.add_argument("--json", action="store_true", help="print one JSON object")
     g.add_argument("--out", metavar="FILE.png", help="plot to a PNG, PDF or SVG file")

@@ -24,17 +24,17 @@ source.name                        1-100 characters        a label
 source.pot_per_year                [1e10, 1e26]            ESS 2.8e23; 1e26 is 300x any planned source, 1e10
                                                            a test beam (below, no count is representable)
 source.nu_per_flavour_per_pot      [1e-6, 10]              ~0.1-0.3 per flavour at spallation sources
-source.distance_m                  [1, 1e5]                point-source flux 1/(4 pi L^2) needs L >> target size
+source.distance_m                  [1, 1e5]                point-source flux 1/(4 pi L^2): L >> target size
 source.years                       [1e-6, 100]             30 s to a century of data
 source.beam_hours_per_year         [1e-3, 8784]            hours in a (leap) year
 source.duty_factor                 [1e-6, 1]               a fraction
 physics.sin2_theta_w               (0, 1)                  sin^2 of an angle
-physics.helm_skin_fm               (0, 3]                  Helm surface thickness ~0.9 fm; R^2 > 3 s^2 required
+physics.helm_skin_fm               (0, 3]                  Helm surface thickness ~0.9 fm; needs R^2 > 3 s^2
 analysis.signal_pull               [1e-6, 10]              fractional normalisation uncertainties: the pull
-analysis.background_pull           [1e-6, 10]              fit is well-posed (no 1/0, no overflow) in this range
+analysis.background_pull           [1e-6, 10]              fit is well-posed here (no 1/0, no overflow)
 analysis.cl                        [1e-6, 1 - 1e-9]        Delta chi2 level finite and representable
-analysis.ranges.*                  finite, |q| <= 1 e,     a millicharge is a fraction of e; a span below 1e-30 e
-                                   span >= 1e-30 e          cannot be gridded in double precision
+analysis.ranges.*                  finite, |q| <= 1 e,     a millicharge is a fraction of e; a span below
+                                   span >= 1e-30 e         1e-30 e cannot be gridded in double precision
 numerics.grid_step_sigma           [0.01, 2]               0.25 default; 0.01 already needs 25x the nodes
 numerics.gauss_order               2-20                    Gauss-Legendre nodes per panel
 numerics.n_sigma                   [4, 40]                 Gaussian tails beyond 40 sigma are exactly zero

@@ -128,7 +128,8 @@ def save_table(table: ResponseTable, path: str | Path) -> Path:
 
 
 def _rebuild_hint(detector: str) -> str:
-    return f"rebuild it with 'mcscan build --detector {detector}' (add --config FILE for a user configuration)"
+    return (f"rebuild it with 'mcscan build --detector {detector}' "
+            "(add --config FILE for a user configuration)")
 
 
 @contextmanager
@@ -143,7 +144,8 @@ def _open(path: Path, what: str):
         yield f
     except (OSError, KeyError, ValueError, TypeError, RuntimeError, UnicodeError,
             json.JSONDecodeError) as exc:
-        raise TableError(f"{what} {str(path)!r} is corrupt or incomplete ({type(exc).__name__}: {exc})") from None
+        raise TableError(f"{what} {str(path)!r} is corrupt or incomplete "
+                         f"({type(exc).__name__}: {exc})") from None
     finally:
         f.close()
 

@@ -19,7 +19,7 @@ __all__ = [
     "HBARC2_MEV2_CM2",
     "M_E",
     "M_MU",
-    "M_PI",
+    "M_PI",  # noqa: F822 - defined on first use by the module's __getattr__
 ]
 
 

@@ -14,8 +14,9 @@ import numpy as np
 from . import constants
 from .constants import M_MU
 
-__all__ = ["Component", "COMPONENTS", "max_energy", "prompt_energy", "fluence_per_flavour",
-           "live_days", "spectrum"]
+__all__ = ["Component",
+           "COMPONENTS",  # noqa: F822 - defined on first use by the module's __getattr__
+           "max_energy", "prompt_energy", "fluence_per_flavour", "live_days", "spectrum"]
 
 
 @dataclass(frozen=True)

@@ -341,7 +341,8 @@ def test_non_finite_chi2_refused(two, tmp_path, monkeypatch):
         return out
 
     monkeypatch.setattr(engine, "compute_chunk", nan_chunk)
-    with pytest.raises(InputError, match=r"chi2 is nan \(not a number\) at q_ee = .*, q_mumu = .*narrow the scanned range") as info:
+    with pytest.raises(InputError, match=r"chi2 is nan \(not a number\) at q_ee = .*, q_mumu = "
+                                         r".*narrow the scanned range") as info:
         scan(two, ("q_ee", "q_mumu"), (A, B), chunk_points=CHUNK)
     _one_line(info.value)
     with pytest.raises(InputError, match="chi2 is nan"):

@@ -70,7 +70,8 @@ def scan3(coefs):
 
 @pytest.fixture(scope="module")
 def sweep_result():
-    varies = (Vary("threshold", "detectors.Ge.threshold_kev", (0.4, 0.6)), Vary("years", "source.years", (3.0,)))
+    varies = (Vary("threshold", "detectors.Ge.threshold_kev", (0.4, 0.6)),
+              Vary("years", "source.years", (3.0,)))
     points = (SweepPoint((0.4, 3.0), {}, None, "/t/sweep/aaa", "a" * 64),
               SweepPoint((0.6, 3.0), {}, None, "/t/sweep/bbb", "b" * 64))
     sw = Sweep(varies, ("Ge",), ("q_ee",), 0.9, ("nuclear",), points, None)

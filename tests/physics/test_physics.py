@@ -254,7 +254,8 @@ def test_bin_probability_matches_erf_formula_in_the_bulk():
     edges = np.linspace(1.0, 41.0, 17)
     T = rng.uniform(1.0, 41.0, size=200)
     s = 0.30 * np.sqrt(T * 1.0)
-    ref = 0.5 * (erf((edges[1:, None] - T) / (np.sqrt(2) * s)) - erf((edges[:-1, None] - T) / (np.sqrt(2) * s)))
+    ref = 0.5 * (erf((edges[1:, None] - T) / (np.sqrt(2) * s))
+                 - erf((edges[:-1, None] - T) / (np.sqrt(2) * s)))
     P = bin_probability(T, edges, 0.30, 1.0)
     # Absolute precision of a difference of erfs: ~1e-16; 1e-14 leaves headroom.
     np.testing.assert_allclose(P, ref, rtol=0, atol=1e-14)

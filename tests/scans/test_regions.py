@@ -7,7 +7,7 @@ import pytest
 from mcscan.cli.commands import main
 from mcscan.config.load import load_config
 from mcscan.scans.limits import delta_chi2_level, limit_1d
-from mcscan.api import build_tables, load_coefficients
+from mcscan.api import load_coefficients
 from mcscan.scans.profile import profiled_chi2
 from mcscan.scans.regions import polygon_area, polygons, region_2d
 from mcscan.scans.grid import ScanSettings, grid_scan
