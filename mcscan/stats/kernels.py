@@ -315,15 +315,15 @@ def _extrapolate(h, x0, x1, x2, x3):
     first: the polynomial through the last min(h, 4) of them, at the next grid point
     (a row's points are equally spaced); 0 without history.  Compiled once for the
     row and toy kernels (LLVM inlines it): the same operations in each."""
-    if h >= 4:
-        return 4.0 * x0 - 6.0 * x1 + 4.0 * x2 - x3
-    if h == 3:
-        return 3.0 * x0 - 3.0 * x1 + x2
-    if h == 2:
-        return 2.0 * x0 - x1
-    if h == 1:
-        return x0
-    return 0.0
+    # every polynomial, then a select of one (no branch: the lane loops vectorise); the
+    # others may read history that was never written, and are dropped
+    p4 = 4.0 * x0 - 6.0 * x1 + 4.0 * x2 - x3
+    p3 = 3.0 * x0 - 3.0 * x1 + x2
+    p2 = 2.0 * x0 - x1
+    r = x0 if h == 1 else 0.0
+    r = p2 if h == 2 else r
+    r = p3 if h == 3 else r
+    return p4 if h >= 4 else r
 
 
 @helper
@@ -601,6 +601,9 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
             DD[i, l] = D[i]
     ROW = np.empty(lanes, np.int64)
     CNT = np.empty(lanes, np.int64)
+    P0 = np.empty(lanes, np.int64)    # flat index of the first point of each lane's row
+    YF = np.empty(lanes, np.int64)    # index in ys of the first point of each lane's row
+    YL = np.empty(lanes, np.int64)    # its last point's column (the padding lanes repeat it)
     for blk in range(b0, b1):
         # counters start as np.int64(0), not a literal 0: numba types a literal first and
         # refines it to int64 a round later, and each round of its type inference re-types
@@ -614,6 +617,9 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
             # lanes past the last row repeat it and store nothing
             ROW[l] = min(blk * lanes + l, nrows - 1)
             CNT[l] = cnt[ROW[l]] if blk * lanes + l < nrows else 0
+            P0[l] = o0[ROW[l]]
+            YF[l] = y0[ROW[l]]
+            YL[l] = cnt[ROW[l]] - 1
             ncols = max(ncols, CNT[l])
             NH[l] = 0
             LAST[l] = 0
@@ -626,7 +632,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                 CY[i, l] = cy1[j, i] + x * cxy[i]
         for c in range(ncols):
             for l in range(lanes):
-                y = ys[y0[ROW[l]] + min(c, cnt[ROW[l]] - 1)]
+                y = ys[np.uint64(YF[l] + min(c, YL[l]))]    # >= 0: no wraparound
                 Y[l] = y
                 Y2[l] = y * y
             # the counts of this column: fixed during the Newton passes
@@ -639,23 +645,23 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                     NN[i, l] = n
                     DL[i, l] = (n - s) + ri
             # warm start: extrapolate the pulls of the previous points of the row
+            # (branch-free, vectorised)
             for l in range(lanes):
                 h = NH[l]
-                a = _extrapolate(h, HA[0, l], HA[1, l], HA[2, l], HA[3, l])
-                b = _extrapolate(h, HB[0, l], HB[1, l], HB[2, l], HB[3, l])
+                ha0 = HA[0, l]
+                hb0 = HB[0, l]
+                a = _extrapolate(h, ha0, HA[1, l], HA[2, l], HA[3, l])
+                b = _extrapolate(h, hb0, HB[1, l], HB[2, l], HB[3, l])
                 IT[l] = 0
                 EXACT[l] = 0
-                ACT[l] = 1
                 # a point whose predecessor converged in one pass is expected to as well
                 STEP[l] = 0.0 if LAST[l] == 1 else math.inf
-                if not (1.0 + a > 0.0 and 1.0 + b > 0.0):
-                    # some T_i could be <= 0: restart from the previous point, scalar
-                    ACT[l] = 2
-                    if h > 0:
-                        a = HA[0, l]
-                        b = HB[0, l]
-                A[l] = a
-                Bp[l] = b
+                # some T_i could be <= 0: the scalar path, from the previous point if any
+                far = not ((1.0 + a > 0.0) & (1.0 + b > 0.0))
+                ACT[l] = 2 if far else 1
+                back = far & (h > 0)
+                A[l] = ha0 if back else a
+                Bp[l] = hb0 if back else b
             for it in range(max_iter):
                 # The deviance series is summed in a pass only if some lane may converge
                 # in it (its chi2 is taken there); it changes no step, so skipping it
@@ -790,9 +796,14 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                 ok = IT[l] > 0
                 NH[l] = min(NH[l] + 1, 4) if ok else 0
                 LAST[l] = IT[l] if ok else 0
+            # the counters of the lanes that store a point (vectorised), then the stores
+            for l in range(lanes):
+                keep = c < CNT[l]
+                st_it += abs(IT[l]) * keep
+                st_fail += keep & (IT[l] <= 0)
             for l in range(lanes):
                 if c < CNT[l]:
-                    p = o0[ROW[l]] + c
+                    p = np.uint64(P0[l] + c)    # >= 0: an unsigned index skips the wraparound
                     # the quadratic-model chi2 may round below zero near the minimum
                     chi = max(CHI[l], 0.0)
                     if accumulate:
@@ -803,8 +814,6 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                         out_ok[p] = IT[l] > 0
                     out_a[p] = A[l]
                     out_b[p] = Bp[l]
-                    st_it += abs(IT[l])
-                    st_fail += IT[l] <= 0
         out_stats[blk, 0] = st_it
         out_stats[blk, 1] = st_slow
         out_stats[blk, 2] = st_exact

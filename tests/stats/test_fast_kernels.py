@@ -749,6 +749,40 @@ def test_fresh_changes_no_bit_of_a_running_maximum():
             assert np.float64(a).tobytes() == np.float64(b).tobytes(), (m0, vs)
 
 
+def test_warm_start_is_the_polynomial_through_the_history_it_has():
+    # _extrapolate computes every polynomial and selects one (branch-free, so that the
+    # row and toy kernels' warm-start loops vectorise): the history it does not have may
+    # hold anything (never written), and must not reach the result.  Closed form: the
+    # polynomial of degree < h through the last h points of an equally spaced row,
+    # newest first, at the next point; exact for integer cubics.
+    from mcscan.stats.kernels import _extrapolate
+
+    @numba.njit
+    def warm(h, x):
+        return _extrapolate(h, x[0], x[1], x[2], x[3])
+
+    def cubic(k):
+        return 2.0 * k**3 - 7.0 * k**2 + 3.0 * k - 11.0
+
+    for junk in (np.nan, np.inf, -np.inf, 1e308):
+        for h in range(7):
+            x = np.array([cubic(-1), cubic(-2), cubic(-3), cubic(-4)])
+            x[min(h, 4):] = junk                     # history never written
+            got = warm(np.int64(h), x)
+            if h == 0:
+                assert got == 0.0
+            elif h >= 4:
+                assert got == cubic(0), (h, junk)   # exact: integers below 2**53
+            else:
+                # degree h - 1 through the last h points, in the kernels' order of operations
+                x0, x1, x2 = (float(v) for v in x[:3])
+                want = x0 if h == 1 else 2.0 * x0 - x1 if h == 2 else 3.0 * x0 - 3.0 * x1 + x2
+                assert np.float64(got).tobytes() == np.float64(want).tobytes(), (h, junk)
+    # a quadratic through three points is exact too
+    q = [5.0 * k * k - 2.0 * k + 1.0 for k in (-1, -2, -3)]
+    assert warm(np.int64(3), np.array(q + [np.nan])) == 1.0
+
+
 @pytest.mark.skipif(__import__("platform").machine().lower() not in ("x86_64", "amd64"),
                     reason="x86 machine code")
 def test_series_pass_has_no_masked_store_on_avx2(script):
