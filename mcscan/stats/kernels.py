@@ -645,23 +645,22 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                     NN[i, l] = n
                     DL[i, l] = (n - s) + ri
             # warm start: extrapolate the pulls of the previous points of the row
-            # (branch-free, vectorised)
+            # (branch-free, vectorised, as in the toy lane kernel)
             for l in range(lanes):
                 h = NH[l]
                 ha0 = HA[0, l]
                 hb0 = HB[0, l]
                 a = _extrapolate(h, ha0, HA[1, l], HA[2, l], HA[3, l])
                 b = _extrapolate(h, hb0, HB[1, l], HB[2, l], HB[3, l])
+                inside = (1.0 + a > 0.0) & (1.0 + b > 0.0)
                 IT[l] = 0
                 EXACT[l] = 0
+                ACT[l] = 1 if inside else 2
                 # a point whose predecessor converged in one pass is expected to as well
                 STEP[l] = 0.0 if LAST[l] == 1 else math.inf
                 # some T_i could be <= 0: the scalar path, from the previous point if any
-                far = not ((1.0 + a > 0.0) & (1.0 + b > 0.0))
-                ACT[l] = 2 if far else 1
-                back = far & (h > 0)
-                A[l] = ha0 if back else a
-                Bp[l] = hb0 if back else b
+                A[l] = a if inside else (ha0 if h > 0 else 0.0)
+                Bp[l] = b if inside else (hb0 if h > 0 else 0.0)
             for it in range(max_iter):
                 # The deviance series is summed in a pass only if some lane may converge
                 # in it (its chi2 is taken there); it changes no step, so skipping it
