@@ -801,3 +801,37 @@ def test_series_pass_has_no_masked_store_on_avx2(script):
     # the first loop of the series pass takes |u| (vandpd) and keeps its maximum (vmaxpd)
     first = "\n".join(loops["series pass"][0][1])
     assert "vandpd" in first and "vmaxpd" in first
+
+
+def test_compile_for_lists_the_calls_warm_up_compiles(script):
+    # scripts/compile_for.py compiles, for a CPU model this machine may lack, what the
+    # bench's compile figure measures: the argument types it records from warm_up's
+    # arguments are those of warm_up's own calls (after which the kernels hold builds
+    # for them), and recording compiles nothing.
+    from mcscan.stats import _jit
+
+    cf = script("compile_for")
+    before = {n: len(getattr(kernels, n).signatures) for n in ("_points", "_row", "_rows")}
+    calls = cf.kernel_calls(kernels)
+    assert {n: len(getattr(kernels, n).signatures) for n in before} == before
+    assert [c[0] for c in calls] == ["_chi2_points", "_chi2_row", "_chi2_rows"]
+    assert kernels.run_blocks is _jit.run_blocks           # put back
+    kernels.warm_up(False)
+    for name, f, types in calls:
+        assert len(types) == f.py_func.__code__.co_argcount, name
+        assert types in f.signatures, name
+
+
+def test_compile_for_list_runs_as_a_script():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "compile_for.py"
+    r = subprocess.run([sys.executable, str(path), "--list", "--cpu", "icelake-server"],
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["cpu"] == "icelake-server" and got["compile_s"] is None
+    assert got["kernels"] == ["_chi2_points", "_chi2_row", "_chi2_rows"]
