@@ -37,16 +37,15 @@ import tempfile
 
 # The kernel is compiled, never run: code for a model with instruction sets this machine
 # lacks (AVX-512 on an AVX2 machine) would stop the child with "Illegal instruction".
-# warm_up_rows gives the arguments of a call; numba compiles for their types.
+# compile_for.kernel_calls (beside this script) gives the types of warm_up's calls.
 CHILD = """
 import sys
-import numba
+sys.path.insert(0, sys.argv[1])
+from compile_for import kernel_calls
 from mcscan.stats import kernels as K
-calls = []
-K.run_blocks = lambda f, args, nblk, **kw: calls.append((*args, 0, int(nblk)))
-K.warm_up_rows(False, lanes=16)
-K._rows.compile(tuple(numba.typeof(a) for a in calls[0]))
-sys.stdout.write(K._rows.inspect_asm(K._rows.signatures[0]))
+(types,) = [t for _, f, t in kernel_calls(K) if f is K._rows]
+K._rows.compile(types)
+sys.stdout.write(K._rows.inspect_asm(types))
 """
 
 DEFAULT_CPUS = ("icelake-server", "skylake-avx512", "znver3")
@@ -56,7 +55,8 @@ def kernel_asm(cpu: str) -> str:
     """Assembly of the lockstep row kernel compiled for ``cpu`` (in a fresh cache folder)."""
     with tempfile.TemporaryDirectory(prefix="mcscan-mca-") as tmp:
         env = dict(os.environ, NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES="", MCSCAN_CACHE_DIR=tmp)
-        r = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True)
+        r = subprocess.run([sys.executable, "-c", CHILD, os.path.dirname(os.path.abspath(__file__))],
+                           env=env, capture_output=True, text=True)
     if r.returncode != 0:
         last = r.stderr.strip().splitlines()[-1:] or [f"exit status {r.returncode}"]
         raise SystemExit(f"compiling for {cpu} failed: {last[0]}")
