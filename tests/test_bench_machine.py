@@ -45,11 +45,13 @@ def test_physical_cores_without_topology(bench, tmp_path):
                     reason="the clock probe is x86-64 assembly")
 def test_delivered_clock_counts_one_addition_per_cycle(bench):
     # the probe's chain of dependent additions ran to its sum (checked inside), and
-    # gives a clock between 0.2 and 10 GHz, alone and on each of two threads at once
+    # gives a clock between 0.2 and 6.5 GHz (no x86-64 core boosts past 6.2 GHz), alone and
+    # on each of two threads at once; an immediate ``add $1`` chain, which Intel cores since
+    # Golden Cove fold at renaming, gave 8.5 GHz on a 2.4 GHz Xeon
     clock = bench.delivered_clock(2, n=200_000, repeat=2)
     assert len(clock["every_thread_mhz"]) == 2
     for mhz in (clock["one_thread_mhz"], clock["mhz"], *clock["every_thread_mhz"]):
-        assert 200.0 < mhz < 10_000.0
+        assert 200.0 < mhz < 6_500.0
 
 
 def test_fraction_of_peak_at_the_delivered_clock(bench):
