@@ -42,7 +42,7 @@ def kernel_calls(kernels):
 
     kernels.run_blocks = record
     try:
-        kernels.warm_up(False)
+        kernels.warm_up(False, processes=1)     # every kernel here: no child process
     finally:
         kernels.run_blocks = run_blocks
     return calls

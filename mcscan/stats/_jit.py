@@ -70,7 +70,8 @@ import numba as nb  # noqa: E402
 from numba.core import event as _event  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-__all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "SOURCE_DIGEST", "StandIn", "bits_float", "built",
+__all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "SOURCE_DIGEST", "Child", "StandIn", "bits_float",
+           "build_in_child", "built",
            "cache_dir", "compile_clock", "float_bits", "fma", "fresh", "helper", "kernel", "run_blocks",
            "sources_digest", "threads", "wide_vectors"]
 
@@ -254,6 +255,57 @@ class StandIn:
         if int(npoints) > self.budget():
             with self._lock:
                 self.points = self.budget()
+
+
+def build_in_child(statement: str, timeout: float = 600.0) -> "Child | None":
+    """Run ``statement`` (Python that compiles kernels of this package) in a new Python
+    process sharing this one's cache folder (:data:`CACHE_DIR`), while this process goes
+    on: numba compiles one function at a time in a process (a global lock), so two
+    processes build two kernels at once on two cores.  The child imports this copy of
+    the package and computes its cache folder from the same environment; it builds
+    nothing unless that folder is :data:`CACHE_DIR`.  ``None`` (build here) where the
+    kernels are not cached on disk or no process can be started."""
+    if CACHE_DIR is None or not sys.executable:
+        return None
+    import subprocess
+
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    check = (f"from mcscan.stats._jit import CACHE_DIR\n"
+             f"if str(CACHE_DIR) != {str(CACHE_DIR)!r}:\n    raise SystemExit(2)\n")
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", check + statement], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+    return Child(proc, timeout)
+
+
+class Child:
+    """A process started by :func:`build_in_child`."""
+
+    def __init__(self, proc, timeout):
+        self.proc = proc
+        self.timeout = timeout
+
+    def join(self) -> bool:
+        """Wait for it (at most ``timeout`` seconds, then end it); whether it built
+        everything (exit status 0).  Whatever it did not build, the caller builds."""
+        import subprocess
+
+        try:
+            return self.proc.wait(self.timeout) == 0
+        except subprocess.TimeoutExpired:
+            self.stop()
+            return False
+
+    def stop(self) -> None:
+        """End it now (this process stops, e.g. on Ctrl-C)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
 
 
 def threads() -> int:

@@ -69,8 +69,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._jit import (StandIn, bits_float, float_bits, fma, fresh, helper, kernel, run_blocks,
-                   threads as _threads, wide_vectors)
+from ._jit import (StandIn, bits_float, build_in_child, built, float_bits, fma, fresh, helper, kernel,
+                   run_blocks, threads as _threads, wide_vectors)
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, DEVIANCE_SERIES_EPS,
                      MAX_BACKTRACK, MAX_ITER, SIGNAL_PULL, STEP_TO_ZERO, TOL)
 
@@ -1153,19 +1153,52 @@ def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
                 unconverged=int(s[3]))
 
 
-def warm_up(parallel=True):
-    """Compile (or load from the cache) both kernels on a tiny problem; ``parallel``
-    also runs them on threads (the same build)."""
+def warm_up(parallel=True, processes=None) -> int:
+    """Compile (or load from the cache) every kernel of this module on a tiny problem:
+    the point kernel and both row kernels; ``parallel`` also runs them on threads (the
+    same build).  Returns the number of processes that compiled them.
+
+    ``processes`` 2: the lockstep row kernel, the longest compile, is built in a second
+    Python process (:func:`mcscan.stats._jit.build_in_child`) while this one builds
+    the others, then loaded from the cache folder they share (numba compiles one
+    function at a time in a process).  The same machine code, so the same bits; where
+    the child fails, this process builds it.  ``None`` (default): 2 when it saves time,
+    that is, the kernels are cached on disk, numba may use two threads or more
+    (:func:`mcscan.stats._jit.threads`), the lockstep kernel is neither built nor cached
+    and some other kernel is not either; else 1."""
+    if processes is not None and (isinstance(processes, bool) or not isinstance(processes, int)
+                                  or processes < 1):
+        raise ValueError(f"processes={processes!r}: expected None or an integer >= 1")
+    if processes is None:
+        processes = 2 if (_threads() >= 2 and not built(_rows)
+                          and not (built(_points) and built(_row))) else 1
+    child = None
+    if processes >= 2 and not built(_rows):
+        child = build_in_child("from mcscan.stats.kernels import warm_up_rows\n"
+                               f"warm_up_rows(False, lanes={LOCKSTEP_WARM_LANES})")
     nb_ = 2
     S = np.ones(nb_)
     z = np.zeros((6, nb_))
     out = np.empty(1), np.empty(1), np.empty(1), np.empty(1, dtype=np.int64)
-    run_blocks(_points, (S, z, z, S, 2 * S, np.zeros((1, 6)), 100.0, 1e4, TOL, MAX_ITER, ARMIJO, *out),
-               1, parallel=parallel)
-    warm_up_rows(parallel)
+    try:
+        run_blocks(_points, (S, z, z, S, 2 * S, np.zeros((1, 6)), 100.0, 1e4, TOL, MAX_ITER, ARMIJO,
+                             *out), 1, parallel=parallel)
+        warm_up_rows(parallel, lanes=1)
+    except BaseException:
+        if child is not None:
+            child.stop()
+        raise
+    if child is not None:
+        child.join()
+    warm_up_rows(parallel, lanes=LOCKSTEP_WARM_LANES)
+    return 1 if child is None else 2
 
 
-def warm_up_rows(parallel=True, lanes=(1, 16)):
+#: Lanes of the lockstep row kernel's warm-up call (any number above 1 gives its one build).
+LOCKSTEP_WARM_LANES = 16
+
+
+def warm_up_rows(parallel=True, lanes=(1, LOCKSTEP_WARM_LANES)):
     """Compile (or load from the cache) the row kernels: ``lanes`` 1 is the one-row
     kernel (1D scans, calls with few rows), 16 the lockstep one (2D and N-D scans)."""
     nb_ = 2
