@@ -277,17 +277,20 @@ def scipy_chi2(coef, theta, sa=0.10, sb=0.01):
 
 
 _COMPILE = r"""
-import json, sys, time
+import json, resource, sys, time
 t0 = time.perf_counter()
 from mcscan.stats import kernels
 t1 = time.perf_counter()
+procs = None
 if sys.argv[1] == "rows":
     kernels.warm_up_rows(False, lanes=1)
 else:
-    kernels.warm_up(True)
+    procs = kernels.warm_up(True, processes=1 if sys.argv[1] == "one" else None)
     kernels.warm_up(False)
 t2 = time.perf_counter()
-print(json.dumps({"import_s": t1 - t0, "compile_or_load_s": t2 - t1, "cpu_s": time.process_time()}))
+child = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"import_s": t1 - t0, "compile_or_load_s": t2 - t1, "processes": procs,
+                  "cpu_s": time.process_time() + child.ru_utime + child.ru_stime}))
 """
 
 _BUILD = r"""
@@ -325,17 +328,25 @@ def compile_times():
         hit = _subprocess(_COMPILE, env, ["all"])
     with tempfile.TemporaryDirectory() as d:
         rows = _subprocess(_COMPILE, {"MCSCAN_CACHE_DIR": d, "NUMBA_CACHE_DIR": None}, ["rows"])
+    with tempfile.TemporaryDirectory() as d:
+        one = _subprocess(_COMPILE, {"MCSCAN_CACHE_DIR": d, "NUMBA_CACHE_DIR": None}, ["one"])
     out.update({"empty_cache_s": cold["compile_or_load_s"], "cache_hit_s": hit["compile_or_load_s"],
                 "import_s": hit["import_s"],
                 "empty_cache_cpu_s": cold["cpu_s"],
+                "empty_cache_processes": cold["processes"],
+                "empty_cache_one_process_s": one["compile_or_load_s"],
+                "empty_cache_one_process_cpu_s": one["cpu_s"],
                 "rows_only_empty_cache_s": rows["compile_or_load_s"],
                 "note": "fresh subprocesses sharing one empty MCSCAN_CACHE_DIR: every "
                         "kernel of mcscan.stats.kernels (the lockstep and the one-row row "
-                        "kernels, the point kernel, their helpers), one build each: a "
+                        "kernels, the point kernel, their helpers), one build each, by "
+                        "kernels.warm_up: with two numba threads or more it builds the "
+                        "lockstep kernel in a second process meanwhile (processes); a "
                         "parallel run calls the same build on threads; cache_hit = the same "
-                        "in a second process; rows_only = the one-row kernel alone (all that "
-                        "1D scans, limits and sensitivities compile); cpu_s = whole process "
-                        "CPU time (import included)"})
+                        "in a second process; one_process = warm_up(processes=1), every "
+                        "kernel in one process; rows_only = the one-row kernel alone (all "
+                        "that 1D scans, limits and sensitivities compile); cpu_s = CPU time "
+                        "of the whole process and its children (import included)"})
     return out
 
 
@@ -895,7 +906,8 @@ def _summary(out):
     lines.append(f"toys: {t['toys_per_s']:.0f} profiled toys/s ({t['points_per_toy']} points "
                  f"each){frac(t)}")
     k = out["kernel_compile"]
-    lines.append(f"compile: empty cache {k['empty_cache_s']:.2f} s (one-row kernel alone "
+    lines.append(f"compile: empty cache {k['empty_cache_s']:.2f} s in {k['empty_cache_processes']} "
+                 f"process(es) ({k['empty_cache_one_process_s']:.2f} s in one; one-row kernel alone "
                  f"{k['rows_only_empty_cache_s']:.2f} s), cache hit {k['cache_hit_s']:.2f} s; "
                  f"first 'mcscan sensitivities' from an empty cache "
                  f"{k['sensitivities_first_run_empty_cache_s']:.2f} s, warm "
