@@ -72,7 +72,8 @@ from numba.extending import intrinsic  # noqa: E402
 
 __all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "SOURCE_DIGEST", "Child", "StandIn", "bits_float",
            "build_in_child", "built",
-           "cache_dir", "compile_clock", "float_bits", "fma", "fresh", "helper", "kernel", "run_blocks",
+           "cache_dir", "compile_clock", "float_bits", "fma", "fresh", "helper", "kernel",
+           "prefetch_write", "run_blocks",
            "sources_digest", "threads", "wide_vectors"]
 
 
@@ -500,6 +501,34 @@ def fma(typingctx, x, y, z):
         return builder.fma(*args)
 
     return f64(f64, f64, f64), codegen
+
+
+@intrinsic
+def prefetch_write(typingctx, arr, index):
+    """Ask the CPU to bring the cache line of ``arr[index]`` (a C-contiguous 1D array)
+    into its caches, owned for writing (LLVM's ``llvm.prefetch``, write, high locality):
+    a hint that changes no value and never faults, whatever the index.
+
+    The lockstep row kernel stores each column's points into as many rows, a row apart
+    in memory: each store misses the caches and first reads its line from memory.
+    Asked for a few columns ahead, those lines are there when the stores come."""
+    if not (isinstance(arr, nb.types.Array) and arr.ndim == 1 and isinstance(index, nb.types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        from llvmlite import ir
+        a = context.make_array(signature.args[0])(context, builder, value=args[0])
+        idx = context.cast(builder, args[1], signature.args[1], nb.types.intp)
+        ptr = builder.bitcast(builder.gep(a.data, [idx]), ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        # the name carries the pointer type: "p0" with LLVM's opaque pointers, else "p0i8"
+        name = "llvm.prefetch.p0" if str(ptr.type) == "ptr" else "llvm.prefetch.p0i8"
+        fn = builder.module.globals.get(name) or ir.Function(
+            builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]), name)
+        builder.call(fn, [ptr, i32(1), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return nb.types.none(arr, index), codegen
 
 
 @intrinsic

@@ -835,3 +835,22 @@ def test_compile_for_list_runs_as_a_script():
     got = json.loads(r.stdout)
     assert got["cpu"] == "icelake-server" and got["compile_s"] is None
     assert got["kernels"] == ["_chi2_points", "_chi2_row", "_chi2_rows"]
+
+
+def test_prefetch_write_changes_no_value():
+    # the lockstep row kernel's hint for its output lines (mcscan.stats._jit.prefetch_write):
+    # it reads and writes nothing, also one element past either end of the array
+    import numba
+
+    from mcscan.stats._jit import prefetch_write
+
+    @numba.njit
+    def hint(a, idx):
+        for i in idx:
+            prefetch_write(a, i)
+        return a.sum()
+
+    for a in (np.arange(10.0), np.ones(10, dtype=np.bool_)):
+        before = a.copy()
+        hint(a, np.array([0, 9, -1, 10, 5], dtype=np.int64))
+        assert np.array_equal(a, before) and a.dtype == before.dtype
