@@ -71,10 +71,9 @@ from numba.core import event as _event  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
 __all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "SOURCE_DIGEST", "Child", "StandIn", "bits_float",
-           "build_in_child", "built",
-           "cache_dir", "compile_clock", "float_bits", "fma", "fresh", "helper", "kernel",
-           "prefetch_write", "run_blocks",
-           "sources_digest", "threads", "wide_vectors"]
+           "build_in_child", "built", "cache_dir", "compile_clock", "float_bits", "fma", "fresh",
+           "helper", "kernel", "prefetch_write", "run_blocks", "sources_digest", "threads",
+           "wide_vectors"]
 
 
 def _version() -> str:

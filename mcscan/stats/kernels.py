@@ -1172,6 +1172,10 @@ def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
                 unconverged=int(s[3]))
 
 
+#: Lanes of the lockstep row kernel's warm-up call (any number above 1 gives its one build).
+LOCKSTEP_WARM_LANES = 16
+
+
 def warm_up(parallel=True, processes=None) -> int:
     """Compile (or load from the cache) every kernel of this module on a tiny problem:
     the point kernel and both row kernels; ``parallel`` also runs them on threads (the
@@ -1211,10 +1215,6 @@ def warm_up(parallel=True, processes=None) -> int:
         child.join()
     warm_up_rows(parallel, lanes=LOCKSTEP_WARM_LANES)
     return 1 if child is None else 2
-
-
-#: Lanes of the lockstep row kernel's warm-up call (any number above 1 gives its one build).
-LOCKSTEP_WARM_LANES = 16
 
 
 def warm_up_rows(parallel=True, lanes=(1, LOCKSTEP_WARM_LANES)):
