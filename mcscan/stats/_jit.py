@@ -506,7 +506,8 @@ def fma(typingctx, x, y, z):
 def prefetch_write(typingctx, arr, index):
     """Ask the CPU to bring the cache line of ``arr[index]`` (a C-contiguous 1D array)
     into its caches, owned for writing (LLVM's ``llvm.prefetch``, write, high locality):
-    a hint that changes no value and never faults, whatever the index.
+    a hint that changes no value; x86-64 prefetches do not fault on an unmapped address,
+    and the kernel asks only for elements of the array.
 
     The lockstep row kernel stores each column's points into as many rows, a row apart
     in memory: each store misses the caches and first reads its line from memory.
@@ -516,13 +517,14 @@ def prefetch_write(typingctx, arr, index):
 
     def codegen(context, builder, signature, args):
         from llvmlite import ir
+        from numba.core import cgutils
         a = context.make_array(signature.args[0])(context, builder, value=args[0])
         idx = context.cast(builder, args[1], signature.args[1], nb.types.intp)
         ptr = builder.bitcast(builder.gep(a.data, [idx]), ir.IntType(8).as_pointer())
         i32 = ir.IntType(32)
         # the name carries the pointer type: "p0" with LLVM's opaque pointers, else "p0i8"
         name = "llvm.prefetch.p0" if str(ptr.type) == "ptr" else "llvm.prefetch.p0i8"
-        fn = builder.module.globals.get(name) or ir.Function(
+        fn = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]), name)
         builder.call(fn, [ptr, i32(1), i32(3), i32(1)])
         return context.get_dummy_value()
