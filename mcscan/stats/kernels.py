@@ -1198,11 +1198,12 @@ def warm_up(parallel=True, processes=None) -> int:
     if processes is not None and (isinstance(processes, bool) or not isinstance(processes, int)
                                   or processes < 1):
         raise ValueError(f"processes={processes!r}: expected None or an integer >= 1")
+    lockstep_built = built(_rows)      # reads numba's cache index: once
     if processes is None:
-        processes = 2 if (_threads() >= 2 and not built(_rows)
+        processes = 2 if (_threads() >= 2 and not lockstep_built
                           and not (built(_points) and built(_row))) else 1
     child = None
-    if processes >= 2 and not built(_rows):
+    if processes >= 2 and not lockstep_built:
         child = build_in_child("from mcscan.stats.kernels import warm_up_rows\n"
                                f"warm_up_rows(False, lanes={LOCKSTEP_WARM_LANES})")
     nb_ = 2
