@@ -274,8 +274,13 @@ def build_in_child(statement: str, timeout: float = 600.0) -> "Child | None":
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     check = (f"from mcscan.stats._jit import CACHE_DIR\n"
              f"if str(CACHE_DIR) != {str(CACHE_DIR)!r}:\n    raise SystemExit(2)\n")
+    # the child does no linear algebra: no BLAS worker threads spinning beside two compiles
+    env["OPENBLAS_NUM_THREADS"] = "1"
+    # after the build, exit without tearing the interpreter down: its final garbage
+    # collection over numba's and LLVM's objects took 0.4 to 0.8 s, all waited for by join
+    done = "\nimport os as _os\n_os._exit(0)\n"
     try:
-        proc = subprocess.Popen([sys.executable, "-c", check + statement], env=env,
+        proc = subprocess.Popen([sys.executable, "-c", check + statement + done], env=env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
     except OSError:
