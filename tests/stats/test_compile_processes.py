@@ -121,6 +121,22 @@ def test_a_failed_child_leaves_the_build_to_this_process(monkeypatch):
     assert kernels._rows.signatures
 
 
+def test_a_child_exits_without_interpreter_teardown(tmp_path):
+    # once its statement has run, the child ends at once (os._exit): no atexit handler,
+    # no final garbage collection, which took 0.4-0.8 s after a kernel build; it runs
+    # without BLAS worker threads, and a statement that fails still reports failure
+    seen, atexit_ran = tmp_path / "env", tmp_path / "atexit"
+    child = _jit.build_in_child(
+        "import atexit, os, pathlib\n"
+        f"atexit.register(pathlib.Path({str(atexit_ran)!r}).touch)\n"
+        f"pathlib.Path({str(seen)!r}).write_text(os.environ.get('OPENBLAS_NUM_THREADS', ''))\n",
+        timeout=120.0)
+    assert child is not None and child.join() is True
+    assert seen.read_text() == "1" and not atexit_ran.exists()
+    failing = _jit.build_in_child("raise RuntimeError('no build')", timeout=120.0)
+    assert failing is not None and failing.join() is False
+
+
 def test_child_is_none_without_a_cache_folder(monkeypatch):
     monkeypatch.setattr(_jit, "CACHE_DIR", None)
     assert _jit.build_in_child("pass") is None
