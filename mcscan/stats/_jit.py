@@ -70,10 +70,10 @@ import numba as nb  # noqa: E402
 from numba.core import event as _event  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-__all__ = ["CACHE_DIR", "PREFER_VECTOR_WIDTH", "SOURCE_DIGEST", "Child", "StandIn", "bits_float",
-           "build_in_child", "built", "cache_dir", "compile_clock", "float_bits", "fma", "fresh",
-           "helper", "kernel", "prefetch_write", "run_blocks", "sources_digest", "threads",
-           "wide_vectors"]
+__all__ = ["BLAS_PROBE", "CACHE_DIR", "PREFER_VECTOR_WIDTH", "SOURCE_DIGEST", "Child", "StandIn",
+           "bits_float", "build_in_child", "built", "cache_dir", "compile_clock", "float_bits",
+           "fma", "fresh", "helper", "kernel", "prefetch_write", "run_blocks", "sources_digest",
+           "threads", "wide_vectors"]
 
 
 def _version() -> str:
@@ -257,14 +257,20 @@ class StandIn:
                 self.points = self.budget()
 
 
+#: The module numba's first compile imports to learn whether BLAS is there
+#: (``numba.np.linalg.ensure_blas``); a child of :func:`build_in_child` blocks it.
+BLAS_PROBE = "scipy.linalg.cython_blas"
+
+
 def build_in_child(statement: str, timeout: float = 600.0) -> "Child | None":
     """Run ``statement`` (Python that compiles kernels of this package) in a new Python
     process sharing this one's cache folder (:data:`CACHE_DIR`), while this process goes
     on: numba compiles one function at a time in a process (a global lock), so two
     processes build two kernels at once on two cores.  The child imports this copy of
     the package and computes its cache folder from the same environment; it builds
-    nothing unless that folder is :data:`CACHE_DIR`.  ``None`` (build here) where the
-    kernels are not cached on disk or no process can be started."""
+    nothing unless that folder is :data:`CACHE_DIR`, and it cannot import
+    :data:`BLAS_PROBE` (``statement`` must not need BLAS).  ``None`` (build here) where
+    the kernels are not cached on disk or no process can be started."""
     if CACHE_DIR is None or not sys.executable:
         return None
     import subprocess
@@ -272,7 +278,12 @@ def build_in_child(statement: str, timeout: float = 600.0) -> "Child | None":
     root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    check = (f"from mcscan.stats._jit import CACHE_DIR\n"
+    # numba's first compile in a process imports scipy.linalg (0.25 to 0.35 s) only to
+    # learn whether np.dot may call BLAS (numba.np.arraymath): the child builds kernels
+    # that call no BLAS, so it blocks that import (None in sys.modules), and numba takes
+    # BLAS for missing there; every kernel's machine code is the same
+    check = (f"import sys\nsys.modules[{BLAS_PROBE!r}] = None\n"
+             f"from mcscan.stats._jit import CACHE_DIR\n"
              f"if str(CACHE_DIR) != {str(CACHE_DIR)!r}:\n    raise SystemExit(2)\n")
     # the child does no linear algebra: no BLAS worker threads spinning beside two compiles
     env["OPENBLAS_NUM_THREADS"] = "1"
