@@ -22,6 +22,7 @@ from mcscan.cli import commands as cli
 from mcscan.stats import kernels
 from mcscan.errors import InputError
 from mcscan.scans.engine import (
+    IN_MEMORY_CHUNK_POINTS,
     MIN_CHUNK_ROWS,
     Grid,
     compute_chunk,
@@ -207,6 +208,31 @@ def test_projections_do_not_depend_on_chunking(coefs, tmp_path):
         if name != "scan":
             for k, v in ga[name]["data"].items():
                 assert np.array_equal(v, gb[name]["data"][k]), (name, k)
+
+
+def test_in_memory_scans_take_larger_default_chunks(coefs, tmp_path):
+    # a scan kept in memory takes chunks of at least IN_MEMORY_CHUNK_POINTS points by
+    # default (whole planes), a streamed one 1/32 of the grid; the same numbers either way
+    five = (21,) * 5
+    group = MIN_CHUNK_ROWS * 21
+    assert default_chunk_points(five, in_memory=True) == IN_MEMORY_CHUNK_POINTS // group * group // 441 * 441
+    assert default_chunk_points(five) == 21**5 // 32 // 441 * 441
+    # whole groups of MIN_CHUNK_ROWS rows (whole blocks of rows for the threads)
+    assert default_chunk_points((2001, 2001), in_memory=True) == MIN_CHUNK_ROWS * 2001
+    assert default_chunk_points((801, 801), in_memory=True) == 2 * MIN_CHUNK_ROWS * 801
+    assert default_chunk_points((10001, 10001), in_memory=True) == default_chunk_points((10001, 10001))
+    assert default_chunk_points((1_000_000,), in_memory=True) == IN_MEMORY_CHUNK_POINTS // SEGMENT * SEGMENT
+    assert default_chunk_points((5, 7), 20, in_memory=True) == 14         # asked: as asked
+    xs = np.linspace(-2e-8, 2e-8, 81)
+    ys = np.linspace(-1e-8, 1e-8, 101)
+    args = (coefs, ("q_emu", "q_ee", "q_mumu"), (xs, A, ys))
+    mem = scan(*args)
+    assert mem.chunks == -(-mem.chi2.size // mem.chunk_points)
+    assert mem.chunk_points == default_chunk_points(mem.chi2.shape, in_memory=True)
+    filed = scan(*args, tmp_path / "s.h5")
+    assert filed.chunk_points == default_chunk_points(mem.chi2.shape) and filed.chunks > mem.chunks
+    assert np.array_equal(np.asarray(filed.chi2), mem.chi2)
+    assert mem.chi2_min == filed.chi2_min and mem.argmin == filed.argmin
 
 
 def test_chunk_function_is_pure(coefs):
