@@ -68,6 +68,7 @@ from .grid import SEGMENT, ScanSettings, _check_axis, base_point, check_param, g
 from .limits import allowed_intervals, delta_chi2_level
 
 __all__ = [
+    "IN_MEMORY_CHUNK_POINTS",
     "MAX_POINTS",
     "ChunkTask",
     "Grid",
@@ -75,7 +76,6 @@ __all__ = [
     "ScanResult",
     "chunk_bounds",
     "compute_chunk",
-    "IN_MEMORY_CHUNK_POINTS",
     "default_chunk_points",
     "make_grid",
     "parse_projections",
@@ -195,9 +195,9 @@ MIN_CHUNK_ROWS = 256
 #: file, the local backend), where a chunk is only the unit of the progress bar: each
 #: chunk costs about 1.5 ms besides its points (the kernel call's setup, the threads
 #: waiting for the last block, the fold into the minimum and the projections).  The
-#: bench's 5D scan (21^5 points, Xe) ran in 33 chunks of 1/32 of the grid at 8.85 M
-#: points/s best, in 8 chunks at 9.62 M (six runs each, AMD EPYC pair).  Results do
-#: not depend on it (a point depends only on its row; ties go to the first point).
+#: bench's 5D scan (21^5 points, Xe) ran in 33 chunks of 1/32 of the grid, now in 8:
+#: 1.06 times as fast (median of 16 interleaved pairs, AMD EPYC pair).  Results do not
+#: depend on it (a point depends only on its row; ties go to the first point).
 IN_MEMORY_CHUNK_POINTS = 1 << 19
 
 
