@@ -394,10 +394,13 @@ def _chi2_at(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef):
 
 
 @helper
-def _lanes_chi2(NN, DL, DD, B, A, Bp, NEED, lanes, umax, dev_coef, U, DF, XC):
+def _lanes_chi2(NN, DL, SS, RR, DD, B, A, Bp, NEED, lanes, umax, dev_coef, U, DF, XC):
     """``XC[l]`` = the sum over the bins of :func:`_chi2_at` (before its factor 2 and the
-    penalties) at the pulls ``A[l]``, ``Bp[l]`` for the counts ``NN[:, l]``, ``DL[:, l]``
-    and the data ``DD[:, l]`` of every lane, the lanes side by side: each lane's bins in
+    penalties) at the pulls ``A[l]``, ``Bp[l]`` for the counts ``NN[:, l]``, the terms
+    dl_i = (DL[i, l] - SS[i]) + RR[i] and the data ``DD[:, l]`` of every lane (the row
+    kernel passes its counts as ``DL``, S and (S + B) - D: the dl it forms in its passes;
+    the toy kernel its dl and zeros, which change no bit of a nonzero dl and at most the
+    sign of a zero df, which no result keeps), the lanes side by side: each lane's bins in
     the order and with the operations of :func:`_chi2_at`, so the same bits.  The
     polynomial and the logarithms (:func:`_log1p`) run in vector loops over all lanes,
     each kept only where it applies (a logarithm in the lanes with ``NEED`` and a bin
@@ -408,12 +411,14 @@ def _lanes_chi2(NN, DL, DD, B, A, Bp, NEED, lanes, umax, dev_coef, U, DF, XC):
         XC[l] = 0.0
     for i in range(NN.shape[0]):
         bi = B[i]
+        si = SS[i]
+        ri = RR[i]
         nlog = np.int64(0)     # not a literal 0: see _chi2_rows
         for l in range(lanes):
             n = NN[i, l]
             a = A[l]
             b = Bp[l]
-            df = DL[i, l] + a * n + b * bi
+            df = ((DL[i, l] - si) + ri) + a * n + b * bi
             t = (1.0 + a) * n + (1.0 + b) * bi
             u = df / t
             U[l] = u
@@ -587,7 +592,11 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
     EX = np.empty((nb_, lanes))       # row part of the excess
     CY = np.empty((nb_, lanes))       # y-linear coefficient of each row: cy1 + x cxy
     NN = np.empty((nb_, lanes))       # counts N_i of the current point of every lane
-    DL = np.empty((nb_, lanes))       # (N_i - S_i) + (S_i + B_i - D_i), 0 data term for Asimov
+    # dl_i = (N_i - S_i) + R_i, R_i = (S_i + B_i) - D_i (0 for Asimov data), formed from NN
+    # wherever it is used: two additions per bin cost less than storing it and loading it
+    R = np.empty(nb_)
+    for i in range(nb_):
+        R[i] = (S[i] + B[i]) - D[i]
     ACC = np.empty((7, lanes))        # per-lane sums of one pass over the bins
     HA = np.empty((4, lanes))         # converged pulls of the previous points, newest first
     HB = np.empty((4, lanes))
@@ -664,11 +673,8 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
             for i in range(nb_):
                 s = S[i]
                 c4 = cy2[i]
-                ri = (s + B[i]) - D[i]                         # 0 for Asimov data
                 for l in range(lanes):
-                    n = max(s + (EX[i, l] + (Y[l] * CY[i, l] + Y2[l] * c4)), 0.0)
-                    NN[i, l] = n
-                    DL[i, l] = (n - s) + ri
+                    NN[i, l] = max(s + (EX[i, l] + (Y[l] * CY[i, l] + Y2[l] * c4)), 0.0)
             # warm start: extrapolate the pulls of the previous points of the row
             # (branch-free, vectorised, as in the toy lane kernel)
             for l in range(lanes):
@@ -705,6 +711,8 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                 for i in range(nb_):
                     bi = B[i]
                     di = D[i]
+                    si = S[i]
+                    ri = R[i]
                     bb = bi * bi
                     if not di > 0.0:
                         # empty bin (D = 0): u = 1, w = 0, chi2 term T
@@ -719,12 +727,12 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                         # and the Hessian (the same numbers as below)
                         for l in range(lanes):
                             n = NN[i, l]
-                            df, u, w = _bin_terms(DL[i, l], n, bi, di, A[l], Bp[l], A1[l], B1[l])
+                            df, u, w = _bin_terms((n - si) + ri, n, bi, di, A[l], Bp[l], A1[l], B1[l])
                             _add_gradient(ACC, l, n, bi, bb, u, w)
                         continue
                     for l in range(lanes):
                         n = NN[i, l]
-                        df, u, w = _bin_terms(DL[i, l], n, bi, di, A[l], Bp[l], A1[l], B1[l])
+                        df, u, w = _bin_terms((n - si) + ri, n, bi, di, A[l], Bp[l], A1[l], B1[l])
                         _add_gradient(ACC, l, n, bi, bb, u, w)
                         ACC[6, l] = max(fresh(ACC[6, l]), abs(u))    # no masked store: see fresh
                         U[l] = u
@@ -781,16 +789,17 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                         ACT[l] = 0
             # the chi2 of lanes unconverged in the vector loop or with some |u| beyond the
             # series, bin by bin: all lanes side by side when enough need it, the
-            # operations of _chi2_at in its order for each lane (NN and DL hold its N and dl)
+            # operations of _chi2_at in its order for each lane (NN holds its N)
             vec_exact = _lanes_needing_chi2(ACT, EXACT, NEED, lanes)
             if vec_exact:
-                _lanes_chi2(NN, DL, DD, B, A, Bp, NEED, lanes, umax, dev_coef, U, DF, XC)
+                _lanes_chi2(NN, NN, S, R, DD, B, A, Bp, NEED, lanes, umax, dev_coef, U, DF, XC)
             for l in range(lanes):
                 if ACT[l] != 0 or EXACT[l] != 0:
                     if ACT[l] == 2 or not vec_exact:
                         for i in range(nb_):
-                            tN[i] = NN[i, l]
-                            tD[i] = DL[i, l]
+                            n = NN[i, l]
+                            tN[i] = n
+                            tD[i] = (n - S[i]) + R[i]
                     if ACT[l] == 2:
                         CHI[l], A[l], Bp[l], IT[l] = _profile(tN, tD, B, D, A[l], Bp[l], 0.0, 0.0, IT[l],
                                                              isa2, isb2, tol, max_iter, armijo, -1.0,

@@ -352,6 +352,7 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
         DF = np.empty(lanes)
         TN = np.empty((nb_, lanes))          # N and dl of the grid point in every lane
         TDL = np.empty((nb_, lanes))
+        ZB = np.zeros(nb_)                   # _lanes_chi2 takes dl as TDL - 0 + 0
         for l in range(lanes):
             TOY[l] = min(blk * lanes + l, ntoys - 1)
             CA[l] = A0[TOY[l]]
@@ -469,7 +470,7 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                     for l in range(lanes):
                         TN[i, l] = n
                         TDL[i, l] = dl + RT[i, l]
-                _lanes_chi2(TN, TDL, DT, B, A, Bp, NEED, lanes, umax, dev_coef, U, DF, XC)
+                _lanes_chi2(TN, TDL, ZB, ZB, DT, B, A, Bp, NEED, lanes, umax, dev_coef, U, DF, XC)
             for l in range(lanes):
                 if ACT[l] != 0 or EXACT[l] != 0:
                     if ACT[l] == 2 or not vec_exact:

@@ -281,17 +281,28 @@ def test_segment_order_changes_no_bit(coefs):
             assert np.array_equal(u, v)
 
 
-@pytest.mark.parametrize("case", ["plain", "wide", "loose", "unconverged", "1d", "series_edge"])
+@pytest.mark.parametrize("case", ["plain", "wide", "loose", "unconverged", "1d", "series_edge",
+                                  "observed"])
 def test_one_row_kernel_gives_the_bits_of_the_lockstep_kernel(coefs, case):
     # lanes=1 runs _chi2_row (one row at a time), 16 the lockstep kernel: the same
     # operations in the same order, so the same bits, statistics and accumulation.
     # series_edge: most points need the chi2 bin by bin (some |u| beyond the series),
     # which the lockstep kernel sums over its lanes side by side (_chi2_at in the
-    # one-row kernel); the lanes of the other cases mostly take it one at a time
+    # one-row kernel); the lanes of the other cases mostly take it one at a time.
+    # observed: data other than the model at zero charge, so that every bin's
+    # (S + B) - D is nonzero (the one-row kernel stores dl = (N - S) + ((S + B) - D) for
+    # each point; the lockstep kernel forms it from the counts in every pass)
+    import dataclasses
+
     settings = {"plain": ScanSettings(), "wide": ScanSettings(), "loose": ScanSettings(tol=1e-5),
                 "unconverged": ScanSettings(max_iter=3), "1d": ScanSettings(),
-                "series_edge": ScanSettings()}[case]
-    span = {"wide": 1e-6, "series_edge": 6e-8}.get(case, 3e-8)
+                "series_edge": ScanSettings(), "observed": ScanSettings()}[case]
+    if case == "observed":
+        rng = np.random.default_rng(11)
+        coefs = {det: dataclasses.replace(c, D=rng.poisson(c.S + c.B).astype(float) + 0.25)
+                 for det, c in coefs.items()}
+        assert all(np.all((c.S + c.B) - c.D != 0.0) for c in coefs.values())
+    span = {"wide": 1e-6, "series_edge": 6e-8, "observed": 6e-8}.get(case, 3e-8)
     x = np.linspace(-span, span, 37)
     y = np.linspace(-span, span, 45 if case != "1d" else 3000)
     ix = None if case == "1d" else 0
@@ -321,6 +332,8 @@ def test_one_row_kernel_gives_the_bits_of_the_lockstep_kernel(coefs, case):
     if case == "series_edge":
         # summed over both detectors: Xe about 0.2 n, Ge about 0.9 n
         assert stats[0]["log_chi2"] > 0.8 * n
+    if case == "observed":
+        assert stats[0]["log_chi2"] > 0.5 * n and stats[0]["scalar_path"] > 0
 
 
 def test_any_subset_of_rows_gives_the_same_bits(coefs):
