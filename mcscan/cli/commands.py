@@ -722,8 +722,14 @@ _SIGNALLED = [False]
 
 
 def _in_c_callback(frame) -> bool:
-    """The signal arrived inside a Python callback called from C (numba's compiler
-    caching through llvmlite), where an exception is printed and dropped."""
+    """The signal arrived inside a Python callback called from C, where an exception is
+    printed ("Exception ignored in ...", with its traceback) and dropped: numba's
+    compiler caching through llvmlite, or the weakref callback by which the import
+    system forgets a module's lock once the import is done (``cb`` in importlib's
+    ``_get_module_lock``)."""
+    if (frame is not None and frame.f_code.co_name == "cb"
+            and frame.f_code.co_filename.startswith("<frozen importlib")):
+        return True
     while frame is not None:
         if "llvmlite" in frame.f_code.co_filename:
             return True
