@@ -748,6 +748,22 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _unraisable(previous):
+    """A ``sys.unraisablehook`` for the time :func:`main` runs: a ``KeyboardInterrupt``
+    from :func:`_interrupt` that was raised in a callback Python runs from C (a finalizer,
+    a weakref or garbage-collector callback not known to :func:`_in_c_callback`), and so
+    dropped, is taken again 20 ms later outside it, without the "Exception ignored"
+    report; everything else goes to ``previous``."""
+    def hook(unraisable):
+        if _SIGNALLED[0] and isinstance(unraisable.exc_value, KeyboardInterrupt):
+            import signal
+
+            signal.setitimer(signal.ITIMER_REAL, 0.02)
+            return
+        previous(unraisable)
+    return hook
+
+
 def _quiet_stdout() -> None:
     """After a broken pipe: send what is left of stdout nowhere (no error at exit)."""
     try:
@@ -764,12 +780,15 @@ def main(argv=None) -> int:
     INTERRUPT_HINT[0] = None
     _SIGNALLED[0] = False
     restore = {}
+    unraisable = None
     try:
         if threading.current_thread() is threading.main_thread():
             # SIGTERM stops as cleanly as Ctrl-C; SIGALRM re-delivers an interrupt deferred
             # out of a C callback (see _interrupt)
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
                 restore[sig] = signal.signal(sig, _interrupt)
+            unraisable = sys.unraisablehook
+            sys.unraisablehook = _unraisable(unraisable)
         parser, handlers = _parser()
         args = parser.parse_args(argv)
         cfg = _config(args) if args.command != "plot" else None
@@ -795,6 +814,8 @@ def main(argv=None) -> int:
     finally:
         if restore:
             signal.setitimer(signal.ITIMER_REAL, 0)
+        if unraisable is not None:
+            sys.unraisablehook = unraisable
         for sig, handler in restore.items():
             signal.signal(sig, handler)
     return 0
