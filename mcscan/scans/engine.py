@@ -867,16 +867,52 @@ def _chunk_in_place(flat: dict, k: int, task: ChunkTask) -> dict:
     return compute_chunk(k, task, out={n: a[lo:hi] for n, a in flat.items()})
 
 
+class _Fold:
+    """The minimum, the count of unconverged points and the projections of a scan, folded
+    chunk by chunk in the order of the chunks (a later chunk replaces the minimum only
+    with a strictly smaller value: the first minimum in flat order wins)."""
+
+    def __init__(self, task: ChunkTask, projectors):
+        self.task, self.projectors = task, projectors
+        self.best, self.where, self.bad = np.inf, -1, 0
+
+    def add(self, k: int, v: np.ndarray, ok: np.ndarray) -> None:
+        """Fold in chunk ``k`` (its chi2 ``v`` and convergence flags ``ok``)."""
+        rows = _ChunkRows(k, self.task, v, ok)
+        m, j = rows.minimum()
+        if m < self.best:
+            self.best, self.where = m, j
+        self.bad += ok.size - int(np.count_nonzero(ok))
+        for pj in self.projectors:
+            pj.add(rows)
+
+    def result(self) -> dict:
+        """chi2_min, argmin, unconverged and projections, once every chunk is in."""
+        grid = self.task.grid
+        if self.where < 0:
+            raise InputError(f"chi2 is +inf at every point of the grid ({_point(grid, 0)} to "
+                             f"{_point(grid, grid.size - 1)}{_tail(grid)}): no minimum; choose "
+                             "another range")
+        at = np.unravel_index(self.where, grid.shape)
+        argmin = {p: float(a[i]) for p, a, i in zip(grid.params, grid.axes, at)}
+        proj = {}
+        for pj in self.projectors:
+            for pr in pj.results(self.best):
+                proj[(pr.kind, pr.name)] = pr
+        return {"chi2_min": self.best, "argmin": argmin, "unconverged": self.bad,
+                "projections": proj}
+
+
 def _assemble(sink, task: ChunkTask, store, projectors, names, copy: bool = True) -> dict:
     """Fill ``sink`` from the stored chunks, in order (``copy=False``: they are views of
-    its grids already); fold the minimum and projections."""
+    its grids already); fold the minimum and projections (:class:`_Fold`)."""
     from ..errors import ResultsError
     from ..io.chunks import read_ahead
     from ..io.h5 import flat_boxes
 
     grid = task.grid
     shape = grid.shape
-    best, where, bad = np.inf, -1, 0
+    fold = _Fold(task, projectors)
     for k, c in read_ahead(store, range(task.n_chunks)):
         lo, hi = chunk_bounds(k, task)
         for name in names:
@@ -887,29 +923,12 @@ def _assemble(sink, task: ChunkTask, store, projectors, names, copy: bool = True
             # chunks read back from files (resumed ones among them); a chunk kept in
             # memory was checked when it was computed
             _check_finite(c, lo, grid)
-        v, ok = c["chi2"], c["converged"]
         for index, f0, f1 in flat_boxes(lo, hi, shape) if copy else ():
             bs = tuple(len(range(*ix.indices(n))) for ix, n in zip(index, shape) if isinstance(ix, slice))
             for name in names:
                 sink.put(_sink_name(name), index, c[name][f0 - lo:f1 - lo].reshape(bs))
-        rows = _ChunkRows(k, task, v, ok)
-        m, j = rows.minimum()
-        if m < best:
-            best, where = m, j
-        bad += ok.size - int(np.count_nonzero(ok))
-        for pj in projectors:
-            pj.add(rows)
-    if where < 0:
-        raise InputError(f"chi2 is +inf at every point of the grid ({_point(grid, 0)} to "
-                         f"{_point(grid, grid.size - 1)}{_tail(grid)}): no minimum; choose another "
-                         "range")
-    at = np.unravel_index(where, shape)
-    argmin = {p: float(a[i]) for p, a, i in zip(grid.params, grid.axes, at)}
-    proj = {}
-    for pj in projectors:
-        for pr in pj.results(best):
-            proj[(pr.kind, pr.name)] = pr
-    return {"chi2_min": best, "argmin": argmin, "unconverged": bad, "projections": proj}
+        fold.add(k, c["chi2"], c["converged"])
+    return fold.result()
 
 
 def _check_budgets(grid, ndet, pulls, chunk_points, path, max_memory_gib, max_disk_gib,
