@@ -53,6 +53,7 @@ no minimum is ever taken over NaN.  The file layout (kind ``scan``) is in
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -931,6 +932,49 @@ def _assemble(sink, task: ChunkTask, store, projectors, names, copy: bool = True
     return fold.result()
 
 
+class _FoldBehind:
+    """Fold each chunk of an in-place scan (:class:`_Fold`) on a second thread while the
+    next one is computed: the fold is NumPy on one core (a tenth of the bench's 5D scan),
+    the kernel runs on every core meanwhile.  Chunks are folded in the order of their
+    indices, one at a time, whatever order :meth:`add` sees them in; a fold that fails
+    is raised by a later :meth:`add` or on leaving the ``with`` block, which waits for the
+    fold in flight and drops the ones not started."""
+
+    def __init__(self, fold: _Fold):
+        self.fold = fold
+        self._next = 0
+        self._held = {}
+        self._pending = []
+
+    def __enter__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="mcscan-fold")
+        return self
+
+    def add(self, k: int, arrays: dict) -> None:
+        self._held[k] = arrays
+        while self._next in self._held:
+            c = self._held.pop(self._next)
+            self._pending.append(self._pool.submit(self.fold.add, self._next, c["chi2"],
+                                                   c["converged"]))
+            self._next += 1
+        while self._pending and self._pending[0].done():
+            self._pending.pop(0).result()
+
+    def __exit__(self, et, ev, tb):
+        try:
+            if et is None:
+                for f in self._pending:
+                    f.result()
+                if self._held or self._next != self.fold.task.n_chunks:
+                    raise RuntimeError(f"chunks {sorted(self._held)} of {self.fold.task.n_chunks} "
+                                       "were not folded in order")
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        return False
+
+
 def _check_budgets(grid, ndet, pulls, chunk_points, path, max_memory_gib, max_disk_gib,
                    in_place=False):
     from .. import budget
@@ -1048,6 +1092,9 @@ def scan(coefs, params, axes, path=None, *, fixed=None, at=None, projections=Non
     t1 = time.perf_counter()
     weights = [chunk_bounds(k, task)[1] - chunk_bounds(k, task)[0] for k in todo]
     sink, fn = None, compute_chunk
+    projectors = [_Projector(grid, tuple(grid.params.index(p) for p in pr), at_idx) for pr in projs]
+    fold = _Fold(task, projectors)
+    behind = _FoldBehind(fold) if in_place else contextlib.nullcontext()
     if in_place:
         # chunks computed in this process go straight into the result grids: no copy
         # of every point and half the memory (their pages are first touched by the
@@ -1056,28 +1103,31 @@ def scan(coefs, params, axes, path=None, *, fixed=None, at=None, projections=Non
         fn = functools.partial(_chunk_in_place, {n: sink.arrays[_sink_name(n)].reshape(-1)
                                                  for n in names})
     try:
-        with WriteBehind(store) as writer, compile_clock() as numba_time:
+        with WriteBehind(store) as writer, compile_clock() as numba_time, behind:
             for k, arrays in backend.map(fn, todo, args=(task,), progress=progress,
                                          desc="scan " + " x ".join(grid.params), weights=weights,
                                          unit="pt"):
                 _check_finite(arrays, chunk_bounds(k, task)[0], grid)
                 writer.write(k, arrays)
+                if in_place:
+                    behind.add(k, arrays)
     except InputError:
         # the request itself is bad (a non-finite chi2): a fresh store is of no use
         if path is not None and not done:
             store.remove()
         raise
     compute = time.perf_counter() - t1
-    projectors = [_Projector(grid, tuple(grid.params.index(p) for p in pr), at_idx) for pr in projs]
     meta = dict(params=grid.params, axes=grid.axes, base=grid.base, detectors=tuple(dets),
                 channels=tuple(local[0].channels), table_hashes=tuple(c.table_hash for c in local),
                 settings=settings, chunk_points=cp, chunks=task.n_chunks, resumed_chunks=len(done),
                 compute_time_s=compute, compile_time_s=min(numba_time.seconds, compute),
                 backend=backend.describe(), notes=tuple(notes))
     if path is None:
-        if sink is None:
+        if in_place:
+            s = fold.result()           # folded as the chunks came (_FoldBehind)
+        else:
             sink = _MemorySink(grid.shape, dets, want_pulls)
-        s = _assemble(sink, task, store, projectors, names, copy=not in_place)
+            s = _assemble(sink, task, store, projectors, names)
         a = sink.arrays
         pl = {d: (a[f"pulls/{d}/signal"], a[f"pulls/{d}/background"]) for d in dets} if want_pulls else {}
         return ScanResult(chi2=a["chi2"], converged=a["converged"], pulls=pl, path=None,

@@ -301,10 +301,66 @@ def test_in_memory_scan_in_place_equals_copied_chunks(coefs, params, axes, pulls
     assert sorted(a.pulls) == sorted(b.pulls) == dets
     for d in a.pulls:
         assert all(np.array_equal(x, y) for x, y in zip(a.pulls[d], b.pulls[d]))
+    assert a.unconverged == b.unconverged
     assert a.projections.keys() == b.projections.keys()
     for key, pa in a.projections.items():
         pb = b.projections[key]
         assert np.array_equal(pa.chi2, pb.chi2), key                            # exact
+        # the local backend folds each chunk on a second thread (_FoldBehind), the other
+        # after the last chunk: the same grid point for every projected minimum
+        assert np.array_equal(pa.argmin, pb.argmin), key
+        assert pa.best.keys() == pb.best.keys(), key
+        assert all(np.array_equal(pa.best[p], pb.best[p]) for p in pa.best), key
+
+
+class _Recorder:
+    """Stands in for _Fold: records the order of the chunks it is given."""
+
+    def __init__(self, n, fail_at=None):
+        self.task = dataclasses.make_dataclass("T", ["n_chunks"])(n)
+        self.seen, self.fail_at = [], fail_at
+
+    def add(self, k, v, ok):
+        if k == self.fail_at:
+            raise ValueError(f"fold of chunk {k} failed")
+        self.seen.append(k)
+
+
+def test_fold_behind_folds_chunks_in_index_order():
+    from mcscan.scans.engine import _FoldBehind
+
+    rec = _Recorder(5)
+    c = {"chi2": np.zeros(1), "converged": np.ones(1, dtype=np.int8)}
+    with _FoldBehind(rec) as behind:
+        for k in (1, 0, 2, 4, 3):             # as a backend might hand them over
+            behind.add(k, c)
+    assert rec.seen == [0, 1, 2, 3, 4]
+    rec = _Recorder(3)
+    with pytest.raises(RuntimeError, match=r"chunks \[2\] of 3 were not folded in order"):
+        with _FoldBehind(rec) as behind:
+            behind.add(0, c)
+            behind.add(2, c)                  # chunk 1 never came
+
+
+def test_fold_behind_raises_a_failed_fold_and_stops():
+    import threading
+
+    from mcscan.scans.engine import _FoldBehind
+
+    c = {"chi2": np.zeros(1), "converged": np.ones(1, dtype=np.int8)}
+    rec = _Recorder(4, fail_at=1)
+    with pytest.raises(ValueError, match="fold of chunk 1 failed"):
+        with _FoldBehind(rec) as behind:
+            for k in range(4):
+                behind.add(k, c)
+    assert rec.seen[0] == 0 and 1 not in rec.seen
+    # leaving on an error of the caller's waits for the fold thread: none is left running
+    rec = _Recorder(4)
+    with pytest.raises(KeyError):
+        with _FoldBehind(rec) as behind:
+            behind.add(0, c)
+            raise KeyError("the next chunk failed")
+    assert not [t for t in threading.enumerate() if t.name.startswith("mcscan-fold")]
 
 
 def test_in_memory_scan_budget_counts_one_copy_in_place():
