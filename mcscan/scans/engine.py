@@ -1093,8 +1093,8 @@ def scan(coefs, params, axes, path=None, *, fixed=None, at=None, projections=Non
     weights = [chunk_bounds(k, task)[1] - chunk_bounds(k, task)[0] for k in todo]
     sink, fn = None, compute_chunk
     projectors = [_Projector(grid, tuple(grid.params.index(p) for p in pr), at_idx) for pr in projs]
-    fold = _Fold(task, projectors)
-    behind = _FoldBehind(fold) if in_place else contextlib.nullcontext()
+    # in place: each chunk folded into the minimum and projections as it comes
+    behind = _FoldBehind(_Fold(task, projectors)) if in_place else contextlib.nullcontext()
     if in_place:
         # chunks computed in this process go straight into the result grids: no copy
         # of every point and half the memory (their pages are first touched by the
@@ -1124,7 +1124,7 @@ def scan(coefs, params, axes, path=None, *, fixed=None, at=None, projections=Non
                 backend=backend.describe(), notes=tuple(notes))
     if path is None:
         if in_place:
-            s = fold.result()           # folded as the chunks came (_FoldBehind)
+            s = behind.fold.result()
         else:
             sink = _MemorySink(grid.shape, dets, want_pulls)
             s = _assemble(sink, task, store, projectors, names)
