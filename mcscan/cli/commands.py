@@ -737,13 +737,18 @@ def _in_c_callback(frame) -> bool:
     return False
 
 
-def _interrupt(signum, frame):
+def _take_later() -> None:
+    """Deliver the interrupt again in 20 ms (SIGALRM, handled by :func:`_interrupt`),
+    once Python is out of the C callback where raising it would be swallowed."""
     import signal
 
+    signal.setitimer(signal.ITIMER_REAL, 0.02)
+
+
+def _interrupt(signum, frame):
     _SIGNALLED[0] = True
     if _in_c_callback(frame):
-        # raising here would be swallowed: try again in 20 ms, outside the callback
-        signal.setitimer(signal.ITIMER_REAL, 0.02)
+        _take_later()
         return
     raise KeyboardInterrupt
 
@@ -756,9 +761,7 @@ def _unraisable(previous):
     report; everything else goes to ``previous``."""
     def hook(unraisable):
         if _SIGNALLED[0] and isinstance(unraisable.exc_value, KeyboardInterrupt):
-            import signal
-
-            signal.setitimer(signal.ITIMER_REAL, 0.02)
+            _take_later()
             return
         previous(unraisable)
     return hook
