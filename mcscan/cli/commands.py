@@ -835,7 +835,10 @@ def run() -> None:
     or coverage measurement the interpreter exits normally, so they can write
     their data.
     """
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:     # Ctrl-C before main set its handlers or after it restored them
+        code = _interrupted()
     if sys.gettrace() is not None or sys.getprofile() is not None or "coverage" in sys.modules:
         sys.exit(code)            # a profiler or coverage writes its data at exit
     try:

@@ -340,6 +340,21 @@ def test_signal_in_an_unknown_c_callback_is_taken_20_ms_later(monkeypatch, capsy
     assert sys.unraisablehook is hook       # restored when main returns
 
 
+def test_ctrl_c_outside_main_handlers_is_one_line(tmp_path):
+    # A SIGINT in the moments before main sets its signal handlers (or after it puts the
+    # old ones back) raises KeyboardInterrupt out of main itself: the console command
+    # still ends with exit status 130 and one line, no traceback (seen once in 40 signals
+    # sent during start-up, at main's first statement).
+    code = ("import mcscan.cli.commands as c\n"
+            "def main(argv=None):\n    raise KeyboardInterrupt\n"
+            "c.main = main\nc.run()\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 130, r.stderr
+    assert r.stderr.startswith("mcscan: interrupted") and len(r.stderr.splitlines()) == 1, r.stderr
+    assert "Traceback" not in r.stderr and not os.listdir(tmp_path)
+
+
 @pytest.mark.parametrize("delay", [0.05, 0.12, 0.2])
 def test_ctrl_c_while_starting(tmp_path, table_dir, delay):
     """SIGINT while mcscan imports its modules: exit status 130 (or death by SIGINT, which a
