@@ -1108,9 +1108,10 @@ def scan(coefs, params, axes, path=None, *, fixed=None, at=None, projections=Non
                                          desc="scan " + " x ".join(grid.params), weights=weights,
                                          unit="pt"):
                 _check_finite(arrays, chunk_bounds(k, task)[0], grid)
-                writer.write(k, arrays)
                 if in_place:
-                    behind.add(k, arrays)
+                    behind.add(k, arrays)       # views of the result grids: nothing to store
+                else:
+                    writer.write(k, arrays)
     except InputError:
         # the request itself is bad (a non-finite chi2): a fresh store is of no use
         if path is not None and not done:
