@@ -50,7 +50,6 @@ numba's rules.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import sys
@@ -348,41 +347,67 @@ def _pool(size):
         return _POOL["pool"]
 
 
-def run_blocks(f, args, nblk, *, parallel=True, grain=1):
+def run_blocks(f, args, nblk, *, parallel=True, grain=1, progress=None):
     """Run blocks ``0 .. nblk - 1`` of the kernel ``f``: ``f(*args, b0, b1)``.
 
-    Serial: one call.  Parallel: up to :func:`threads` threads (the calling one
-    included) each claim ``grain`` blocks at a time, in order, until none are
-    left, so a thread on a busy core takes fewer.  Blocks are independent:
-    the results do not depend on which thread ran which block.
+    Serial: one call (one per ``grain`` blocks with ``progress``).  Parallel: up to
+    :func:`threads` threads (the calling one included) claim blocks in order until none
+    are left, so a thread on a busy core takes fewer.  A claim takes ``grain`` blocks,
+    and fewer once the blocks left are under ``2 * grain`` per thread (half that share,
+    down to one block): the threads then finish within about one block of each other
+    instead of one claim.  Blocks are independent: the results do not depend on which
+    thread ran which block.
+
+    ``progress(b0, b1)``, if given, is told of every finished claim, on the calling
+    thread only (after each of its own claims and at the end), in no fixed order.
     """
     nblk = int(nblk)
     grain = max(1, int(grain))
-    claims = -(-nblk // grain)
-    n = min(threads(), claims) if parallel else 1
+    n = min(threads(), nblk) if parallel else 1
     if n <= 1:
-        if nblk > 0:
-            f(*args, 0, nblk)
+        step = grain if progress is not None else max(nblk, 1)
+        for b0 in range(0, nblk, step):
+            f(*args, b0, min(nblk, b0 + step))
+            if progress is not None:
+                progress(b0, min(nblk, b0 + step))
         return
-    counter = itertools.count()
+    lock = threading.Lock()
+    state = {"next": 0}
+    finished = []
     stop = []
 
-    def work():
-        while not stop:
-            b0 = next(counter) * grain      # next() of a count is atomic under the GIL
-            if b0 >= nblk:
-                return
-            f(*args, b0, min(nblk, b0 + grain))
+    def claim():
+        with lock:
+            b0 = state["next"]
+            if b0 >= nblk or stop:
+                return None
+            b1 = b0 + max(1, min(grain, (nblk - b0) // (2 * n)))
+            state["next"] = b1
+            return b0, b1
+
+    def report():
+        while finished:
+            progress(*finished.pop())       # list.pop is atomic under the GIL
+
+    def work(caller=False):
+        while (c := claim()) is not None:
+            f(*args, *c)
+            if progress is not None:
+                finished.append(c)
+                if caller:
+                    report()
 
     futures = [_pool(n - 1).submit(work) for _ in range(n - 1)]
     try:
-        work()
+        work(caller=True)
     except BaseException:
         stop.append(True)                   # e.g. Ctrl-C: the other threads claim no more
         raise
     finally:
         for fut in futures:
             fut.result()
+    if progress is not None:
+        report()
 
 
 class _LockClock(_event.Listener):

@@ -1039,22 +1039,35 @@ def plan_lockstep(npoints) -> None:
     _STAND_IN.plan(npoints)
 
 
-def _run_rows(args, lanes, nblk, parallel, stand_in=True):
+def _run_rows(args, lanes, nblk, parallel, stand_in=True, progress=None):
     """Run the row kernel on ``args`` (those of :func:`_chi2_rows`, ``nblk`` blocks of
     ``lanes`` rows).  Without ``vector_start``, :func:`_chi2_row` runs the rows one at a
     time (the same bits from a smaller function) where ``lanes`` is 1, and, with
     ``stand_in``, also where the lockstep kernel would first have to be compiled
-    (:data:`STAND_IN_POINTS` points per process, :class:`mcscan.stats._jit.StandIn`)."""
+    (:data:`STAND_IN_POINTS` points per process, :class:`mcscan.stats._jit.StandIn`).
+    ``progress(r0, r1)``, if given, is told of finished rows ``r0 .. r1 - 1`` (on the
+    calling thread, :func:`mcscan.stats._jit.run_blocks`)."""
     one_row = not args[25] and (lanes == 1 or (stand_in and _STAND_IN.take(int(args[13].sum()))))
-    if not one_row:
-        run_blocks(_rows, args, nblk, parallel=parallel, grain=_grain(nblk))
-        return
     nrows = args[10].shape[0]
+    if not one_row:
+        told = None if progress is None else \
+            (lambda b0, b1: progress(b0 * lanes, min(nrows, b1 * lanes)))
+        run_blocks(_rows, args, nblk, parallel=parallel, grain=_grain(nblk), progress=told)
+        return
     stats = args[-1] if lanes == 1 else np.zeros((nrows, 4), dtype=np.int64)
     run_blocks(_row, args[:15] + args[16:25] + args[26:-1] + (stats,), nrows, parallel=parallel,
-               grain=_grain(nrows))
+               grain=_grain(nrows), progress=progress)
     if lanes != 1:
         args[-1][0] += stats.sum(0)
+
+
+def _points_told(progress, cnt):
+    """``progress`` (told a number of points) as :func:`_run_rows` tells it of finished
+    rows ``r0 .. r1 - 1`` (``cnt`` points per row); None without it."""
+    if progress is None:
+        return None
+    ends = np.concatenate(([0], np.cumsum(cnt)))
+    return lambda r0, r1: progress(int(ends[r1] - ends[r0]))
 
 
 def _grain(nblk):
@@ -1116,7 +1129,7 @@ def check_base_rows(base_rows, nrows: int, m: int) -> np.ndarray:
 
 def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False, base_rows=None,
               signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL, tol=TOL, max_iter=MAX_ITER,
-              parallel=True, lanes=None, vector_start=False):
+              parallel=True, lanes=None, vector_start=False, progress=None):
     """Profiled chi2 along rows of a grid (numba); see the module docstring.
 
     Parameters
@@ -1139,6 +1152,8 @@ def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
         charges, whose rows are short); and the excess of the base points is summed
         element-wise.  The same numbers to the convergence tolerance, not the same bits
         as without it; still a function of each row alone.
+    progress : optional callable, given the number of points of each run of finished
+        rows (a progress bar's ``update``), on the calling thread only
 
     Returns
     -------
@@ -1181,7 +1196,7 @@ def chi2_rows(coef, base, ix, iy, xs, ys, y0, cnt, o0, *, out, accumulate=False,
                 xs, ys, y0, cnt, o0, lanes, 1.0 / signal_pull**2, 1.0 / background_pull**2,
                 float(tol), int(max_iter), ARMIJO, SERIES_UMAX, deviance_polynomial()[0],
                 MODEL_STEP, bool(accumulate), bool(vector_start), *out, stats)
-        _run_rows(args, lanes, nblk, parallel)
+        _run_rows(args, lanes, nblk, parallel, progress=_points_told(progress, cnt))
     s = stats.sum(0)
     return dict(iterations=int(s[0]), scalar_path=int(s[1]), log_chi2=int(s[2]),
                 unconverged=int(s[3]))

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel, run_blocks
-from .kernels import (_NO_SERIES, MODEL_STEP, SERIES_UMAX, _grain, _profile, _run_rows, check_base_rows,
-                      check_rows, deviance_polynomial, row_lanes, warm_up_rows)
+from .kernels import (_NO_SERIES, MODEL_STEP, SERIES_UMAX, _grain, _points_told, _profile, _run_rows,
+                      check_base_rows, check_rows, deviance_polynomial, row_lanes, warm_up_rows)
 from .newton import ARMIJO, BACKGROUND_PULL, MAX_ITER, SIGNAL_PULL, TOL
 
 __all__ = ["chi2_rows_poly", "chi2_excess", "warm_up"]
@@ -78,7 +78,8 @@ def chi2_excess(S, B, D, excess, *, signal_pull=SIGNAL_PULL, background_pull=BAC
 
 def chi2_rows_poly(S, B, D, poly, xs, ys, y0, cnt, o0, *, out, accumulate=False, base_rows=None,
                    signal_pull=SIGNAL_PULL, background_pull=BACKGROUND_PULL, tol=TOL,
-                   max_iter=MAX_ITER, parallel=True, lanes=None, vector_start=False):
+                   max_iter=MAX_ITER, parallel=True, lanes=None, vector_start=False,
+                   progress=None):
     """Profiled chi2 along rows of a grid with per-bin polynomial counts (numba).
 
     Parameters
@@ -88,7 +89,7 @@ def chi2_rows_poly(S, B, D, poly, xs, ys, y0, cnt, o0, *, out, accumulate=False,
         E0, cx1 and cy1 (m, nbins), those of m base points (the planes of an N-D grid,
         whose fixed parameters change them), with ``base_rows``
     xs : (nrows,) x of every row;  ys : (ny,) y values (both finite)
-    y0, cnt, o0, out, accumulate, lanes, vector_start : as
+    y0, cnt, o0, out, accumulate, lanes, vector_start, progress : as
         :func:`mcscan.stats.kernels.chi2_rows`
     base_rows : (nrows,) int, the base point of each row (with (m, nbins) coefficients)
 
@@ -118,7 +119,7 @@ def chi2_rows_poly(S, B, D, poly, xs, ys, y0, cnt, o0, *, out, accumulate=False,
         args = head + (xs, ys, y0, cnt, o0, lanes, 1.0 / signal_pull**2, 1.0 / background_pull**2,
                        float(tol), int(max_iter), ARMIJO, SERIES_UMAX, deviance_polynomial()[0],
                        MODEL_STEP, bool(accumulate), bool(vector_start), *out, stats)
-        _run_rows(args, lanes, nblk, parallel)
+        _run_rows(args, lanes, nblk, parallel, progress=_points_told(progress, cnt))
     s = stats.sum(0)
     return dict(iterations=int(s[0]), scalar_path=int(s[1]), log_chi2=int(s[2]),
                 unconverged=int(s[3]))

@@ -695,6 +695,86 @@ def test_run_blocks_claims_every_block_once_on_several_threads():
         numba.set_num_threads(old)
 
 
+def test_run_blocks_claims_shrink_to_single_blocks_at_the_end():
+    # claims of ``grain`` blocks while many are left, then smaller ones down to one block,
+    # so that the threads finish within about one block of each other
+    import threading
+    import time
+
+    from mcscan.stats._jit import run_blocks
+
+    claims, lock = [], threading.Lock()
+
+    def f(b0, b1):
+        with lock:
+            claims.append((b0, b1))
+        time.sleep(0.002)
+
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(2)
+        if numba.get_num_threads() != 2:
+            pytest.skip("needs 2 numba threads")
+        run_blocks(f, (), 64, parallel=True, grain=8)
+    finally:
+        numba.set_num_threads(old)
+    claims.sort()
+    assert [b for c in claims for b in range(*c)] == list(range(64))     # each block once
+    sizes = [b1 - b0 for b0, b1 in claims]
+    # 8 while 32 or more are left (a claim takes at most a quarter of them on 2 threads)
+    assert sizes[:4] == [8] * 4 and max(sizes) == 8
+    assert sizes == sorted(sizes, reverse=True)
+    assert sizes[-4:] == [1] * 4
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_run_blocks_tells_progress_of_every_claim_on_the_calling_thread(parallel):
+    import threading
+    import time
+
+    from mcscan.stats._jit import run_blocks
+
+    ran, told, where = [], [], set()
+
+    def f(b0, b1):
+        ran.append((b0, b1))
+        time.sleep(0.001)
+
+    def progress(b0, b1):
+        told.append((b0, b1))
+        where.add(threading.get_ident())
+
+    run_blocks(f, (), 37, parallel=parallel, grain=3, progress=progress)
+    assert sorted(told) == sorted(ran)
+    assert [b for c in sorted(told) for b in range(*c)] == list(range(37))
+    assert where == {threading.get_ident()}
+    if not parallel:
+        assert ran == [(b, min(37, b + 3)) for b in range(0, 37, 3)]      # in order
+        ran.clear()
+        run_blocks(f, (), 37, parallel=False, grain=3)
+        assert ran == [(0, 37)]                                           # one call without
+
+
+@pytest.mark.parametrize("lanes", [1, 16])
+@pytest.mark.parametrize("parallel", [True, False])
+def test_row_kernel_progress_counts_every_point_once(coefs, lanes, parallel):
+    c = coefs["Xe"]
+    x = np.linspace(*XR, 90)
+    y = np.linspace(*YR, 37)
+    row, y0, cnt, o0 = row_segments(x.size, y.size, segment=16)        # 16, 16 and 5 points
+    n = int(cnt.sum())
+    out = np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=bool)
+    told = []
+    ref = tuple(np.empty_like(a) for a in out)
+    kernels.chi2_rows(c, np.zeros(6), 0, 1, x[row], y, y0, cnt, o0, out=out, lanes=lanes,
+                      parallel=parallel, progress=told.append)
+    kernels.chi2_rows(c, np.zeros(6), 0, 1, x[row], y, y0, cnt, o0, out=ref, lanes=lanes,
+                      parallel=parallel)
+    assert sum(told) == n == x.size * y.size and min(told) > 0
+    for u, v in zip(out, ref):
+        assert np.array_equal(u, v)                                       # the same bits
+
+
 def test_run_blocks_passes_errors_on():
     from mcscan.stats._jit import run_blocks
 
