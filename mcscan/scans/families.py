@@ -74,9 +74,11 @@ def family_grid_scan(fcoefs, params, axes, *, fixed=None, settings: ScanSettings
     ``fcoefs`` are :class:`mcscan.stats.families.FamilyCoefficients`, ``axes``
     absolute values in each parameter's unit, ``fixed`` {name: value} for any
     other parameters (default: the SM point).  ``Scan.base`` is the full vector.
+    ``chunk`` is accepted as grid_scan's and changes nothing: the rows of each detector
+    go to the kernel in one call.
     """
     from ..stats.kernels import plan_lockstep, row_lanes
-    from .grid import _bar, _threads
+    from .grid import _bar
 
     settings = settings or ScanSettings()
     params = tuple(params)
@@ -108,25 +110,21 @@ def family_grid_scan(fcoefs, params, axes, *, fixed=None, settings: ScanSettings
     pulls = {c.detector: (np.empty(n), np.empty(n)) for c in fcoefs}
     count = dict(points=n, iterations=0, scalar_path=0, log_chi2=0, unconverged=0)
     row, y0, cnt, o0 = row_segments(nx, ny)
-    nseg = row.size
-    lanes = row_lanes(nseg)
-    step = max(-(-int(chunk) // int(cnt[0])), 4 * lanes * _threads())
-    step = -(-step // lanes) * lanes
+    # every segment in one call per detector, as grid_scan's row kernel; one segment is
+    # one thread's work: the serial build (same bits) spares the pool
+    lanes = row_lanes(row.size)
+    par = parallel and row.size > 1
+    xs = xs_axis[row]
     # no progress bar object at all without progress: the N-D engine calls this per plane
     with _bar(progress, total=n * len(fcoefs), desc="scan " + " x ".join(params), unit="pt",
               unit_scale=True, leave=False) as bar:
-        for lo in range(0, nseg, step):
-            sl = slice(lo, min(nseg, lo + step))
-            # one segment is one thread's work: the serial build (same bits) spares the pool
-            par = parallel and sl.stop - sl.start > 1
-            for k, (c, poly) in enumerate(zip(fcoefs, polys)):
-                out = (total, pulls[c.detector][0], pulls[c.detector][1], ok)
-                st = chi2_rows_poly(c.S, c.B, c.D, poly, xs_axis[row[sl]], ys, y0[sl], cnt[sl],
-                                    o0[sl], out=out, accumulate=k > 0, parallel=par,
-                                    lanes=lanes, **settings.kwargs())
-                for key, v in st.items():
-                    count[key] += v
-                bar.update(int(cnt[sl].sum()))
+        for k, (c, poly) in enumerate(zip(fcoefs, polys)):
+            out = (total, pulls[c.detector][0], pulls[c.detector][1], ok)
+            st = chi2_rows_poly(c.S, c.B, c.D, poly, xs, ys, y0, cnt, o0, out=out,
+                                accumulate=k > 0, parallel=par, lanes=lanes,
+                                progress=bar.update if progress else None, **settings.kwargs())
+            for key, v in st.items():
+                count[key] += v
     if stats is not None:
         stats.update(count)
     return Scan(params=params, axes=axes, base=base, detectors=tuple(c.detector for c in fcoefs),

@@ -775,6 +775,43 @@ def test_row_kernel_progress_counts_every_point_once(coefs, lanes, parallel):
         assert np.array_equal(u, v)                                       # the same bits
 
 
+def test_grid_scan_runs_each_detector_rows_in_one_call_and_fills_its_bar(coefs, monkeypatch):
+    # one kernel call per detector: the threads wait for each other once per detector,
+    # not at the end of every chunk of points; the bar still reaches every point
+    import tqdm.auto
+
+    calls, bars = [], []
+    real = kernels.run_blocks
+
+    def spy(f, *args, **kwargs):
+        calls.append(f)
+        return real(f, *args, **kwargs)
+
+    class Bar:
+        def __init__(self, total, **kw):
+            self.total, self.n = total, 0
+            bars.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, k=1):
+            self.n += k
+
+    monkeypatch.setattr(kernels, "run_blocks", spy)
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    x = np.linspace(*XR, 1201)          # 1201 rows: three calls of 512 rows each before
+    y = np.linspace(*YR, 31)
+    clist = [coefs["Xe"], coefs["Ge"]]
+    sc = grid_scan(clist, ("q_ee", "q_mumu"), (x, y), progress=True, chunk=1000)
+    assert len(calls) == 2
+    assert len(bars) == 1 and bars[0].n == bars[0].total == 2 * x.size * y.size
+    _same(sc, grid_scan(clist, ("q_ee", "q_mumu"), (x, y), parallel=False))
+
+
 def test_run_blocks_passes_errors_on():
     from mcscan.stats._jit import run_blocks
 
