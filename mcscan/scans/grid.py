@@ -139,8 +139,11 @@ def row_segments(nx: int, ny: int, segment: int = SEGMENT):
     """
     per_row = -(-ny // segment)
     k = np.arange(nx * per_row, dtype=np.int64)
-    s, ix = np.divmod(k, nx)
-    y0 = s * segment
+    if per_row == 1:                    # one segment per row (N-D planes): no division
+        ix, y0 = k, np.zeros_like(k)
+    else:
+        s, ix = np.divmod(k, nx)
+        y0 = s * segment
     cnt = np.minimum(segment, ny - y0)
     return ix, y0, cnt, ix * ny + y0
 

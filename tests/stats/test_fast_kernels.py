@@ -621,6 +621,42 @@ def test_row_segments_cover_grid():
     assert np.array_equal(row * 10 + y0, o0)
     one = row_segments(1, 10, segment=4)                 # a 1D scan: one row, in order
     assert one[1].tolist() == [0, 4, 8] and one[2].tolist() == [4, 4, 2]
+    # rows of one segment each (the planes of N-D scans): every row whole, in order
+    row, y0, cnt, o0 = row_segments(5, 21, segment=21)
+    assert row.tolist() == list(range(5)) and y0.tolist() == [0] * 5 and cnt.tolist() == [21] * 5
+    assert o0.tolist() == [0, 21, 42, 63, 84] and all(a.dtype == np.int64 for a in (row, y0, cnt, o0))
+
+
+def test_excess_of_bases_has_the_bits_of_the_plain_sum():
+    # the plain element-wise sum, charge by charge, to the last bit and the sign of zero:
+    # charges that are zero (or -0.0) at every base point may be skipped, unless a
+    # coefficient is not finite (its 0 * inf then makes the NaN it made before)
+    rng = np.random.default_rng(7)
+    m, nb = 300, 40
+    fixed = rng.normal(0, 1e-8, (m, 6))
+    fixed[:, 1] = 0.0
+    fixed[:, 4] = -0.0
+    fixed[::7, 2] = 0.0
+    L, Q = rng.normal(0, 1e12, (6, nb)), rng.normal(0, 1e20, (6, nb))
+    L[:, ::5] = 0.0
+    L[1, 3] = -1e12                              # -0.0 * L where the charge is 0
+
+    def plain(fixed, L, Q):
+        E0 = np.zeros((fixed.shape[0], L.shape[1]))
+        for k in range(fixed.shape[1]):
+            t = fixed[:, k:k + 1]
+            E0 += t * L[k] + (t * t) * Q[k]
+        return E0
+
+    got = kernels._excess_of_bases(fixed, L, Q)
+    assert got.flags.c_contiguous and got.shape == (m, nb)
+    assert np.array_equal(got.view(np.int64), plain(fixed, L, Q).view(np.int64))
+    assert np.array_equal(kernels._excess_of_bases(fixed * 0.0, L, Q).view(np.int64),
+                          plain(fixed * 0.0, L, Q).view(np.int64))
+    L[4, 0] = np.inf
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(kernels._excess_of_bases(fixed, L, Q)[:, 0]).all()
+        assert np.isnan(plain(fixed, L, Q)[:, 0]).all()
 
 
 def test_kernels_prefer_wide_vectors():
