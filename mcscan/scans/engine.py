@@ -70,6 +70,8 @@ from .limits import allowed_intervals, delta_chi2_level
 
 __all__ = [
     "IN_MEMORY_CHUNK_POINTS",
+    "IN_MEMORY_CHUNK_ROWS",
+    "MAX_CHUNK_POINTS",
     "MAX_POINTS",
     "ChunkTask",
     "Grid",
@@ -183,13 +185,23 @@ def _family_grid(params, axes, fixed, max_points, origin) -> Grid:
     return grid
 
 
-#: Rows a default chunk of a grid of 2 or more axes holds at least (within the
-#: 1048576-point bound): four blocks of 64 rows for the row kernel.  A chunk is one kernel
-#: call whose blocks of rows the threads share; with 1/32 of a 2001 x 2001 grid (62 rows)
-#: two threads got one block of 40 rows and one of 22, and a 2D scan in memory ran at
-#: 14 M points/s instead of 21 M.  Not tied to the thread count: a chunk's size is part
-#: of what a resumed scan must match.
+#: Rows a default chunk of a grid of 2 or more axes holds at least (within
+#: :data:`MAX_CHUNK_POINTS`): four blocks of 64 rows for the row kernel.  A chunk is one
+#: kernel call whose blocks of rows the threads share; with 1/32 of a 2001 x 2001 grid (62
+#: rows) two threads got one block of 40 rows and one of 22, and a 2D scan in memory ran at
+#: 14 M points/s instead of 21 M.  Not tied to the thread count: a chunk's size is part of
+#: what a resumed scan must match.
 MIN_CHUNK_ROWS = 256
+
+
+#: Most points of a default chunk of a streamed scan: its arrays are held twice (one
+#: chunk written while the next is computed; one read ahead while the last goes into the
+#: results file), 25 MB each with one detector's pulls.  It bounds the process's memory:
+#: with 2^22, a 10001 x 10001 scan through ``mcscan scan`` took 33 chunks of 312 rows
+#: instead of 97 of 104, 1.066 times as fast (its threads wait for each other once per
+#: chunk, and 104 rows of three segments make five blocks), but its peak memory went from
+#: 276 to 409 MB; kept at 2^20.
+MAX_CHUNK_POINTS = 1 << 20
 
 
 #: Fewest points of a default chunk of a scan kept in memory on this machine (no results
@@ -202,12 +214,22 @@ MIN_CHUNK_ROWS = 256
 IN_MEMORY_CHUNK_POINTS = 1 << 19
 
 
+#: Fewest rows of a default chunk of a scan kept in memory: 16 blocks of 64 rows, so that
+#: the threads, claiming fewer blocks as the end nears, finish a chunk within one block of
+#: each other (:func:`mcscan.stats._jit.run_blocks`).  Rows of 2001 points took chunks of
+#: 256 rows, four blocks: 1024 rows ran the 2001^2 scan 1.056 and 1.070 times as fast,
+#: 1001^2 (one chunk) 1.033 (12 alternated runs each, Zen 3 pair).  A chunk in memory is a
+#: view of the result grids, so no bound on its points.
+IN_MEMORY_CHUNK_ROWS = 1024
+
+
 def default_chunk_points(shape, want=None, in_memory=False) -> int:
     """Points per chunk: whole rows (1D: whole segments of SEGMENT points), whole planes of
     the last two axes when a chunk holds one; by default about 1/32 of the grid and at
-    least :data:`MIN_CHUNK_ROWS` rows, between 16384 and 1048576 points; ``in_memory``:
-    at least :data:`IN_MEMORY_CHUNK_POINTS` points, rounded down to whole groups of
-    :data:`MIN_CHUNK_ROWS` rows."""
+    least :data:`MIN_CHUNK_ROWS` rows, between 16384 and :data:`MAX_CHUNK_POINTS` points;
+    ``in_memory``: at least :data:`IN_MEMORY_CHUNK_POINTS` points, rounded down to whole
+    groups of :data:`MIN_CHUNK_ROWS` rows, and at least :data:`IN_MEMORY_CHUNK_ROWS` rows,
+    without an upper bound."""
     shape = tuple(int(s) for s in shape)
     n = math.prod(shape)
     if want is None:
@@ -218,10 +240,12 @@ def default_chunk_points(shape, want=None, in_memory=False) -> int:
             if in_memory:
                 # whole groups of MIN_CHUNK_ROWS rows: 262 rows of 2001 (2^19 points) made
                 # five blocks of 64 rows, one nearly empty, and ran 0.79 times as fast
-                want = max(want, IN_MEMORY_CHUNK_POINTS // group * group)
+                want = max(want, IN_MEMORY_CHUNK_POINTS // group * group,
+                           IN_MEMORY_CHUNK_ROWS * shape[-1])
         elif in_memory:
             want = max(want, IN_MEMORY_CHUNK_POINTS)
-        want = min(want, 1 << 20)
+        if not in_memory:
+            want = min(want, MAX_CHUNK_POINTS)
     want = int(want)
     if want < 1:
         raise InputError(f"chunk size {want}: expected a positive number of points")
@@ -686,6 +710,25 @@ class _ChunkRows:
         return float(v[r]), int(flat[r])
 
 
+def _column_argmin(w: np.ndarray, block: int = 1 << 16) -> np.ndarray:
+    """``np.argmin(w, axis=0)`` for ``w`` (nrows, k) without NaN, a block of rows at a time:
+    argmin along axis 0 copies its array (8 bytes a point, 16 MB for a chunk of 1024 rows
+    of 2001 points), a block at most ``block`` values.  A later block replaces a column's
+    row only with a strictly smaller value, so the first minimum still wins."""
+    n, k = w.shape
+    step = max(1, block // max(k, 1))
+    cols = np.arange(k)
+    best = np.argmin(w[:step], axis=0)
+    val = w[best, cols]
+    for r0 in range(step, n, step):
+        i = np.argmin(w[r0:r0 + step], axis=0) + r0
+        v = w[i, cols]
+        better = v < val
+        best[better] = i[better]
+        val[better] = v[better]
+    return best
+
+
 def _first_minima(w: np.ndarray, g):
     """The first row holding each group's minimum, per column of ``w`` (nrows, k).
 
@@ -696,7 +739,7 @@ def _first_minima(w: np.ndarray, g):
     the minima and then the first row position reaching them."""
     n = w.shape[0]
     if g is None:
-        return None, np.argmin(w, axis=0)[None, :]
+        return None, _column_argmin(w)[None, :]
     order = None
     if n > 1 and np.any(g[1:] < g[:-1]):
         order = np.argsort(g, kind="stable")

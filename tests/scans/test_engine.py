@@ -23,6 +23,8 @@ from mcscan.stats import kernels
 from mcscan.errors import InputError
 from mcscan.scans.engine import (
     IN_MEMORY_CHUNK_POINTS,
+    IN_MEMORY_CHUNK_ROWS,
+    MAX_CHUNK_POINTS,
     MIN_CHUNK_ROWS,
     Grid,
     compute_chunk,
@@ -217,10 +219,16 @@ def test_in_memory_scans_take_larger_default_chunks(coefs, tmp_path):
     group = MIN_CHUNK_ROWS * 21
     assert default_chunk_points(five, in_memory=True) == IN_MEMORY_CHUNK_POINTS // group * group // 441 * 441
     assert default_chunk_points(five) == 21**5 // 32 // 441 * 441
-    # whole groups of MIN_CHUNK_ROWS rows (whole blocks of rows for the threads)
-    assert default_chunk_points((2001, 2001), in_memory=True) == MIN_CHUNK_ROWS * 2001
-    assert default_chunk_points((801, 801), in_memory=True) == 2 * MIN_CHUNK_ROWS * 801
-    assert default_chunk_points((10001, 10001), in_memory=True) == default_chunk_points((10001, 10001))
+    # at least IN_MEMORY_CHUNK_ROWS rows (16 blocks of 64 rows for the threads), without
+    # an upper bound: a chunk in memory is a view of the result grids
+    assert IN_MEMORY_CHUNK_ROWS == 1024 and MIN_CHUNK_ROWS == 256
+    assert default_chunk_points((2001, 2001), in_memory=True) == IN_MEMORY_CHUNK_ROWS * 2001
+    assert default_chunk_points((801, 801), in_memory=True) == 801 * 801          # one chunk
+    assert default_chunk_points((10001, 10001), in_memory=True) == IN_MEMORY_CHUNK_ROWS * 10001
+    # streamed: 1/32 of the grid, at least MIN_CHUNK_ROWS rows, at most MAX_CHUNK_POINTS
+    assert MAX_CHUNK_POINTS == 1 << 20
+    assert default_chunk_points((10001, 10001)) == MAX_CHUNK_POINTS // 10001 * 10001    # 104 rows
+    assert default_chunk_points((2001, 2001)) == MIN_CHUNK_ROWS * 2001
     assert default_chunk_points((1_000_000,), in_memory=True) == IN_MEMORY_CHUNK_POINTS // SEGMENT * SEGMENT
     assert default_chunk_points((5, 7), 20, in_memory=True) == 14         # asked: as asked
     xs = np.linspace(-2e-8, 2e-8, 81)
@@ -422,12 +430,13 @@ def test_default_chunks_are_whole_rows_and_planes():
 
 def test_default_chunks_give_the_row_kernel_whole_blocks():
     """A default chunk of a 2D grid holds at least four blocks of the widest row block,
-    within the 1048576-point bound: 1/32 of a 2001 x 2001 grid was 62 rows, one block of
-    40 rows and one of 22 on two threads (a 2D scan at two thirds of its speed)."""
+    within the MAX_CHUNK_POINTS bound: 1/32 of a 2001 x 2001 grid was 62 rows, one block of
+    40 rows and one of 22 on two threads (a 2D scan at two thirds of its speed); a bound of
+    2^20 points gives a 10001 x 10001 grid chunks of 104 rows (memory bound)."""
     assert MIN_CHUNK_ROWS >= 4 * kernels.LANES
-    for n in (201, 2001, 4001):
+    for n in (201, 2001, 4001, 10001):
         cp = default_chunk_points((n, n))
-        assert cp % n == 0 and cp // n >= min(MIN_CHUNK_ROWS, n, (1 << 20) // n)
+        assert cp % n == 0 and cp // n >= min(MIN_CHUNK_ROWS, n, MAX_CHUNK_POINTS // n)
     assert default_chunk_points((2001, 2001)) // 2001 >= MIN_CHUNK_ROWS
     assert default_chunk_points((10001, 10001)) == 104 * 10001                # the bound
     assert default_chunk_points((21,) * 5) == 21**5 // 32 // 441 * 441       # 1/32, whole planes
@@ -774,3 +783,17 @@ def test_compile_time_is_reported_apart_from_the_rate(coefs):
     assert slow.points_per_second == res.points / 0.5
     assert dataclasses.replace(res, compile_time_s=res.compute_time_s).points_per_second is None
     assert slow.to_json()["compile_time_s"] == 2.5
+
+
+def test_column_argmin_is_numpys_first_minimum_in_blocks_of_rows():
+    # the projections' first minimum down each column, a block of rows at a time (bounded
+    # scratch memory): the row np.argmin picks, ties and +inf included, for any block size
+    from mcscan.scans.engine import _column_argmin
+
+    rng = np.random.default_rng(11)
+    for shape in ((24966, 21), (1024, 2001), (5, 3), (7000, 1), (1, 9)):
+        w = rng.integers(0, 4, shape).astype(float)        # many ties
+        w[rng.random(shape) < 0.1] = np.inf
+        w[:, -1] = np.inf                                   # a column of +inf: row 0
+        for block in (1, 7, 4096, 1 << 16, 10**9):
+            assert np.array_equal(_column_argmin(w, block=block), np.argmin(w, axis=0)), (shape, block)
