@@ -78,7 +78,7 @@ def family_grid_scan(fcoefs, params, axes, *, fixed=None, settings: ScanSettings
     go to the kernel in one call.
     """
     from ..stats.kernels import plan_lockstep, row_lanes
-    from .grid import _bar
+    from .grid import _bar, _told
 
     settings = settings or ScanSettings()
     params = tuple(params)
@@ -122,7 +122,7 @@ def family_grid_scan(fcoefs, params, axes, *, fixed=None, settings: ScanSettings
             out = (total, pulls[c.detector][0], pulls[c.detector][1], ok)
             st = chi2_rows_poly(c.S, c.B, c.D, poly, xs, ys, y0, cnt, o0, out=out,
                                 accumulate=k > 0, parallel=par, lanes=lanes,
-                                progress=bar.update if progress else None, **settings.kwargs())
+                                progress=_told(bar), **settings.kwargs())
             for key, v in st.items():
                 count[key] += v
     if stats is not None:

@@ -252,6 +252,11 @@ def _bar(progress, **kw):
     return tqdm(**kw)
 
 
+def _told(bar):
+    """What a row kernel's ``progress`` takes for ``bar``: its ``update``, None for no bar."""
+    return None if isinstance(bar, _NoBar) else bar.update
+
+
 def _scan_rows(coefs, idx, axes, base, settings, parallel, total, ok, pulls, count, bar):
     from ..stats.kernels import chi2_rows, plan_lockstep, row_lanes
 
@@ -272,8 +277,7 @@ def _scan_rows(coefs, idx, axes, base, settings, parallel, total, ok, pulls, cou
     for k, c in enumerate(coefs):
         out = (total, pulls[c.detector][0], pulls[c.detector][1], ok)
         st = chi2_rows(c, base, ix, iy, xs, ys, y0, cnt, o0, out=out, accumulate=k > 0,
-                       parallel=par, lanes=lanes, progress=None if isinstance(bar, _NoBar) else bar.update,
-                       **settings.kwargs())
+                       parallel=par, lanes=lanes, progress=_told(bar), **settings.kwargs())
         for key, v in st.items():
             count[key] += v
 
