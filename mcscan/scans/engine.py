@@ -947,9 +947,9 @@ class _Fold:
                 "projections": proj}
 
 
-def _assemble(sink, task: ChunkTask, store, projectors, names, copy: bool = True) -> dict:
-    """Fill ``sink`` from the stored chunks, in order (``copy=False``: they are views of
-    its grids already); fold the minimum and projections (:class:`_Fold`)."""
+def _assemble(sink, task: ChunkTask, store, projectors, names) -> dict:
+    """Fill ``sink`` from the stored chunks, in order; fold the minimum and projections
+    (:class:`_Fold`)."""
     from ..errors import ResultsError
     from ..io.chunks import read_ahead
     from ..io.h5 import flat_boxes
@@ -967,7 +967,7 @@ def _assemble(sink, task: ChunkTask, store, projectors, names, copy: bool = True
             # chunks read back from files (resumed ones among them); a chunk kept in
             # memory was checked when it was computed
             _check_finite(c, lo, grid)
-        for index, f0, f1 in flat_boxes(lo, hi, shape) if copy else ():
+        for index, f0, f1 in flat_boxes(lo, hi, shape):
             bs = tuple(len(range(*ix.indices(n))) for ix, n in zip(index, shape) if isinstance(ix, slice))
             for name in names:
                 sink.put(_sink_name(name), index, c[name][f0 - lo:f1 - lo].reshape(bs))
