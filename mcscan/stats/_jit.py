@@ -20,7 +20,7 @@ machine.  The row kernels write their fused multiply-adds out instead
 
 No IR rewrites (numba's ``no_rewrites``, :func:`_without_rewrites`) and no SSA form
 (:func:`_pipeline`): the rewrites find nothing to change in these kernels, the SSA form
-changes none of their machine code, and leaving both out shortens every compile.
+changes no result, and leaving both out shortens every compile.
 
 Where the compiled kernels are cached
 -------------------------------------
@@ -173,17 +173,22 @@ def _without_rewrites() -> dict:
 
 
 def _pipeline() -> dict:
-    """``{"pipeline_class": ...}``: numba's compiler without its SSA form, where numba
-    has that flag (else ``{}``).
+    """``{"pipeline_class": ...}``: numba's compiler, less two costs that change no
+    machine instruction of these kernels, where numba has the flags it takes (else ``{}``).
 
-    numba rewrites every function into SSA form before typing (one name per assignment)
-    and strips its phi nodes again before lowering.  mcscan's kernels give each variable
-    one type throughout, so typing needs no SSA, and LLVM builds its own from the
-    variables' stack slots.  Without it every kernel compiles with 6.5% fewer
-    instructions (valgrind, all kernels in one process: 35.2 G against 37.7 G).  The
-    lockstep row kernel's machine code is the same but for the symbols' names; in the
-    point kernel and the toys' row kernel a few blocks take other registers and stack
-    slots; every result has the same bits (no operation is reordered)."""
+    * No SSA form.  numba rewrites every function into SSA form before typing (one name
+      per assignment) and strips its phi nodes again before lowering.  mcscan's kernels
+      give each variable one type throughout, so typing needs no SSA, and LLVM builds
+      its own from the variables' stack slots.  Without it every kernel compiles with
+      6.5% fewer instructions (valgrind, all kernels in one process: 35.2 G against
+      37.7 G).  The lockstep row kernel's machine code is the same but for the symbols'
+      names; in the point kernel and the toys' row kernel a few blocks take other
+      registers and stack slots; every result has the same bits (no operation moves).
+    * The compile's flags hashed once.  numba hashes them at every typing attempt of an
+      overloaded function (about 8,000 for the lockstep row kernel), each time from the
+      value of every option: 2.2% of that kernel's compile (28.3 G against 27.7 G
+      instructions).  numba's hash is that of the options' names, so it cannot go
+      stale."""
     try:
         from numba.core.compiler import Compiler, Flags
     except ImportError:  # pragma: no cover - numba's layout changed
@@ -191,14 +196,28 @@ def _pipeline() -> dict:
     if not hasattr(Flags, "enable_ssa"):  # pragma: no cover - numba's layout changed
         return {}
 
-    class WithoutSSA(Compiler):
+    class HashedOnce(Flags):
+        __slots__ = ("_hash",)
+
+        def __hash__(self):
+            try:
+                return self._hash
+            except AttributeError:
+                self._hash = super().__hash__()
+                return self._hash
+
+    class KernelCompiler(Compiler):
+        flags_class = HashedOnce
+
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            # this compile's own flags (numba makes them for each compile), set before
-            # the compile publishes a copy of them to the functions it types
-            self.state.flags.enable_ssa = False
+            # a copy of this compile's flags, set before the compile publishes its own
+            # copy of them (of the same class) to the functions it types
+            flags = HashedOnce(self.state.flags)
+            flags.enable_ssa = False
+            self.state.flags = flags
 
-    return {"pipeline_class": WithoutSSA}
+    return {"pipeline_class": KernelCompiler}
 
 
 _OPTIONS = dict(cache=CACHE_DIR is not None, error_model="numpy", nogil=True, fastmath=False,

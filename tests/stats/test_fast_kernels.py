@@ -724,6 +724,26 @@ def test_kernels_compile_without_ssa():
     assert "reconstruct_ssa" in " ".join(h.overloads[h.signatures[0]].metadata["pipeline_times"]["nopython"])
 
 
+def test_kernel_compiles_hash_their_flags_once(monkeypatch):
+    # numba hashes a compile's flags at every typing attempt of an overloaded function;
+    # the kernels' compiler hashes them once, to numba's value
+    from numba.core.compiler import Flags
+    from numba.core.targetconfig import TargetConfig
+
+    from mcscan.stats import _jit
+
+    F = _jit._OPTIONS["pipeline_class"].flags_class
+    plain = Flags()
+    plain.release_gil = True
+    flags = F(plain)
+    calls = []
+    real = TargetConfig.values
+    monkeypatch.setattr(TargetConfig, "values", lambda self: calls.append(1) or real(self))
+    assert hash(flags) == hash(plain) == hash(flags)
+    assert len(calls) == 2                 # plain's, and flags' once
+    assert flags == plain and flags.release_gil
+
+
 def test_run_blocks_claims_every_block_once_on_several_threads():
     import threading
     import time
