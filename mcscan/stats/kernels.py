@@ -70,7 +70,7 @@ from fractions import Fraction
 import numpy as np
 
 from ._jit import (StandIn, bits_float, build_in_child, built, float_bits, fma, fresh, helper, kernel,
-                   prefetch_write, run_blocks, threads as _threads, wide_vectors)
+                   max2, min2, prefetch_write, run_blocks, threads as _threads, wide_vectors)
 from .newton import (ARMIJO, BACKGROUND_PULL, BACKTRACK, DECREMENT2_MAX, DEVIANCE_SERIES_EPS,
                      MAX_BACKTRACK, MAX_ITER, SIGNAL_PULL, STEP_TO_ZERO, TOL)
 
@@ -234,7 +234,7 @@ def _deviance(eps):
     the logarithm from :func:`_log1p`."""
     if abs(eps) < DEVIANCE_SERIES_EPS:
         return eps * eps * (1 / 2 - eps * (1 / 3 - eps * (1 / 4 - eps * (1 / 5 - eps * (1 / 6 - eps / 7)))))
-    eps = max(eps, -1.0)
+    eps = max2(eps, -1.0)
     return eps - _log1p(eps)
 
 
@@ -354,7 +354,7 @@ def _newton_step(s0, s1, s2, s3, s4, pa, pb, isa2, isb2):
     det = haa * hbb - hab * hab
     da = -(hbb * ga - hab * gb) / det
     db = -(haa * gb - hab * ga) / det
-    return da, db, max(-(ga * da + gb * db), 0.0)
+    return da, db, max2(-(ga * da + gb * db), 0.0)
 
 
 @helper
@@ -380,7 +380,7 @@ def _chi2_at(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef):
     eps - log1p(eps) loses digits to cancellation as eps goes to 0).  ``umax`` < 0
     (:func:`_profile`): logarithms in every bin."""
     chi = 0.0
-    for i in range(N.shape[0]):
+    for i in range(len(N)):
         if D[i] > 0.0:
             df = dl[i] + a * N[i] + b * B[i]
             u = df / ((1.0 + a) * N[i] + (1.0 + b) * B[i])
@@ -409,7 +409,7 @@ def _lanes_chi2(NN, DL, SS, RR, DD, B, A, Bp, NEED, lanes, umax, dev_coef, U, DF
     wide_vectors()
     for l in range(lanes):
         XC[l] = 0.0
-    for i in range(NN.shape[0]):
+    for i in range(len(NN)):
         bi = B[i]
         si = SS[i]
         ri = RR[i]
@@ -432,7 +432,7 @@ def _lanes_chi2(NN, DL, SS, RR, DD, B, A, Bp, NEED, lanes, umax, dev_coef, U, DF
         for l in range(lanes):
             # _deviance where |eps| > 0.13 >= DEVIANCE_SERIES_EPS (here |u| > umax)
             d = DD[i, l]
-            e = max(DF[l] / d, -1.0)
+            e = max2(DF[l] / d, -1.0)
             lg = XC[l] + d * (e - _log1p(e))
             XC[l] = lg if (NEED[l] != 0) & (d > 0.0) & (not abs(U[l]) <= umax) else XC[l]
 
@@ -461,7 +461,7 @@ def _profile(N, dl, B, D, a, b, a0, b0, it0, isa2, isb2, tol, max_iter, armijo, 
     :func:`_chi2_at` with ``umax`` and ``dev_coef``: the scan kernels pass -1 and
     :data:`_NO_SERIES` (a logarithm in every bin, as in earlier versions, so the points
     it finishes keep their bits), the toy kernels the series."""
-    nb_ = N.shape[0]
+    nb_ = len(N)
     status = -max_iter
     for i in range(nb_):
         if D[i] > 0.0 and N[i] <= 0.0 and B[i] <= 0.0:
@@ -501,13 +501,13 @@ def _profile(N, dl, B, D, a, b, a0, b0, it0, isa2, isb2, tol, max_iter, armijo, 
         det = haa * hbb - hab * hab
         da = -(hbb * ga - hab * gb) / det
         db = -(haa * gb - hab * ga) / det
-        lam2 = max(-(ga * da + gb * db), 0.0)
+        lam2 = max2(-(ga * da + gb * db), 0.0)
         t = 1.0
         for i in range(nb_):
             dT = da * N[i] + db * B[i]
             if dT < 0.0:
                 lim = -STEP_TO_ZERO * ((1.0 + a) * N[i] + (1.0 + b) * B[i]) / dT
-                t = min(t, lim)
+                t = min2(t, lim)
         if lam2 > DECREMENT2_MAX:
             f0 = _chi2_at(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef)
             for _ in range(MAX_BACKTRACK):
@@ -520,7 +520,7 @@ def _profile(N, dl, B, D, a, b, a0, b0, it0, isa2, isb2, tol, max_iter, armijo, 
         sb = t * db
         a += sa
         b += sb
-        if max(abs(sa), abs(sb)) < tol:
+        if max2(abs(sa), abs(sb)) < tol:
             status = it + 1
             break
     return _chi2_at(N, dl, B, D, a, b, a0, b0, isa2, isb2, umax, dev_coef), a, b, status
@@ -529,14 +529,14 @@ def _profile(N, dl, B, D, a, b, a0, b0, it0, isa2, isb2, tol, max_iter, armijo, 
 def _chi2_points(S, L, Q, B, D, theta, isa2, isb2, tol, max_iter, armijo,
                  out_chi2, out_a, out_b, out_it, b0, b1):
     """Blocks b0 .. b1 - 1 of :data:`_CHUNK` points, each profiled from (0, 0)."""
-    npts = theta.shape[0]
-    nb_ = S.shape[0]
+    npts = len(theta)
+    nb_ = len(S)
     npar = theta.shape[1]
     N = np.empty(nb_)
     dl = np.empty(nb_)
     zero = np.int64(0)      # not a literal: the call below shares the build of _profile
     for c in range(b0, b1):
-        for p in range(c * _CHUNK, min(npts, (c + 1) * _CHUNK)):
+        for p in range(c * _CHUNK, min2(npts, (c + 1) * _CHUNK)):
             # recombination: N = S + sum_k theta_k (L_k + theta_k Q_k), clipped at 0
             for i in range(nb_):
                 x = 0.0
@@ -544,7 +544,7 @@ def _chi2_points(S, L, Q, B, D, theta, isa2, isb2, tol, max_iter, armijo,
                     t = theta[p, k]
                     x += t * L[k, i] + t * t * Q[k, i]
                 n = S[i] + x
-                n = max(n, 0.0)
+                n = max2(n, 0.0)
                 N[i] = n
                 # T - D = dl + a N + b B with dl = (N - S) + (S + B - D); the last
                 # term is exactly 0 for Asimov data D = S + B
@@ -586,9 +586,9 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
     points.
     """
     wide_vectors()
-    nb_ = S.shape[0]
-    nrows = xs.shape[0]
-    per_base = 1 if cx1.shape[0] > 1 else 0   # cx1, cy1 of each base point, or one for all
+    nb_ = len(S)
+    nrows = len(xs)
+    per_base = 1 if len(cx1) > 1 else 0   # cx1, cy1 of each base point, or one for all
     EX = np.empty((nb_, lanes))       # row part of the excess
     CY = np.empty((nb_, lanes))       # y-linear coefficient of each row: cy1 + x cxy
     NN = np.empty((nb_, lanes))       # counts N_i of the current point of every lane
@@ -638,12 +638,12 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
         ncols = np.int64(0)
         for l in range(lanes):
             # lanes past the last row repeat it and store nothing
-            ROW[l] = min(blk * lanes + l, nrows - 1)
+            ROW[l] = min2(blk * lanes + l, nrows - 1)
             CNT[l] = cnt[ROW[l]] if blk * lanes + l < nrows else 0
             P0[l] = o0[ROW[l]]
             YF[l] = y0[ROW[l]]
             YL[l] = cnt[ROW[l]] - 1
-            ncols = max(ncols, CNT[l])
+            ncols = max2(ncols, CNT[l])
             NH[l] = 0
             LAST[l] = 0
         for i in range(nb_):
@@ -660,13 +660,13 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                 # the output lines of a later column of every lane, owned for writing by
                 # the time its points are stored (a hint: no value changes)
                 for l in range(lanes):
-                    q = P0[l] + min(c + PREFETCH_AHEAD, YL[l])
+                    q = P0[l] + min2(c + PREFETCH_AHEAD, YL[l])
                     prefetch_write(out_chi2, q)
                     prefetch_write(out_a, q)
                     prefetch_write(out_b, q)
                     prefetch_write(out_ok, q)
             for l in range(lanes):
-                y = ys[np.uint64(YF[l] + min(c, YL[l]))]    # >= 0: no wraparound
+                y = ys[np.uint64(YF[l] + min2(c, YL[l]))]    # >= 0: no wraparound
                 Y[l] = y
                 Y2[l] = y * y
             # the counts of this column: fixed during the Newton passes
@@ -674,7 +674,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                 s = S[i]
                 c4 = cy2[i]
                 for l in range(lanes):
-                    NN[i, l] = max(s + (EX[i, l] + (Y[l] * CY[i, l] + Y2[l] * c4)), 0.0)
+                    NN[i, l] = max2(s + (EX[i, l] + (Y[l] * CY[i, l] + Y2[l] * c4)), 0.0)
             # warm start: extrapolate the pulls of the previous points of the row
             # (branch-free, vectorised, as in the toy lane kernel)
             for l in range(lanes):
@@ -734,7 +734,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                         n = NN[i, l]
                         df, u, w = _bin_terms((n - si) + ri, n, bi, di, A[l], Bp[l], A1[l], B1[l])
                         _add_gradient(ACC, l, n, bi, bb, u, w)
-                        ACC[6, l] = max(fresh(ACC[6, l]), abs(u))    # no masked store: see fresh
+                        ACC[6, l] = max2(fresh(ACC[6, l]), abs(u))    # no masked store: see fresh
                         U[l] = u
                         DFU[l] = df * u
                     _add_series(ACC, U, DFU, lanes, dev_coef)
@@ -764,7 +764,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                             if abs(da) > STEP_TO_ZERO * (1.0 + a):
                                 t = STEP_TO_ZERO * (1.0 + a) / abs(da)
                             if abs(db) > STEP_TO_ZERO * (1.0 + b):
-                                t = min(t, STEP_TO_ZERO * (1.0 + b) / abs(db))
+                                t = min2(t, STEP_TO_ZERO * (1.0 + b) / abs(db))
                             A[l] = a + t * da
                             Bp[l] = b + t * db
                             STEP[l] = math.inf
@@ -772,7 +772,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                         ACT[l] = 2
                         IT[l] = it
                         continue
-                    step = max(abs(da), abs(db))
+                    step = max2(abs(da), abs(db))
                     if step < tol and not ser:
                         # converged without the series: take this pass again with it
                         ACT[l] = 3
@@ -827,7 +827,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                 HA[0, l] = A[l]
                 HB[0, l] = Bp[l]
                 ok = IT[l] > 0
-                NH[l] = min(NH[l] + 1, 4) if ok else 0
+                NH[l] = min2(NH[l] + 1, 4) if ok else 0
                 LAST[l] = IT[l] if ok else 0
             # the counters of the lanes that store a point (vectorised), then the stores
             for l in range(lanes):
@@ -838,7 +838,7 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
                 if c < CNT[l]:
                     p = np.uint64(P0[l] + c)    # >= 0: an unsigned index skips the wraparound
                     # the quadratic-model chi2 may round below zero near the minimum
-                    chi = max(CHI[l], 0.0)
+                    chi = max2(CHI[l], 0.0)
                     if accumulate:
                         out_chi2[p] += chi
                         out_ok[p] &= IT[l] > 0
@@ -860,7 +860,7 @@ def _chi2_row(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0,
     same operations in the same order on each row, so the same bits, from a much smaller
     function (it compiles in about half the time; 1D scans and calls with few rows use it).
     Every pass sums the deviance series (with one lane nothing is saved by skipping it)."""
-    nb_ = S.shape[0]
+    nb_ = len(S)
     EX = np.empty(nb_)
     CY = np.empty(nb_)
     NN = np.empty(nb_)
@@ -872,7 +872,7 @@ def _chi2_row(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0,
         st_fail = np.int64(0)
         x = xs[r]
         e = e0r[r]
-        j = e if cx1.shape[0] > 1 else 0
+        j = e if len(cx1) > 1 else 0
         for i in range(nb_):
             EX[i] = E0[e, i] + (x * cx1[j, i] + x * x * cx2[i])
             CY[i] = cy1[j, i] + x * cxy[i]
@@ -885,7 +885,7 @@ def _chi2_row(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0,
             y2 = y * y
             for i in range(nb_):
                 s = S[i]
-                n = max(s + (EX[i] + (y * CY[i] + y2 * cy2[i])), 0.0)
+                n = max2(s + (EX[i] + (y * CY[i] + y2 * cy2[i])), 0.0)
                 NN[i] = n
                 DL[i] = (n - s) + ((s + B[i]) - D[i])
             a = _extrapolate(nh, ha0, ha1, ha2, ha3)
@@ -928,7 +928,7 @@ def _chi2_row(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0,
                         h2 = fma(nw, n, h2)
                         h3 = fma(nw, bi, h3)
                         h4 = fma(bi * bi, w, h4)
-                        umx = max(umx, abs(u))
+                        umx = max2(umx, abs(u))
                         dev = fma(df * u, _dev_series(u, dev_coef), dev)
                     da, db, lam2 = _newton_step(g0, g1, h2, h3, h4, a, b, isa2, isb2)
                     if not (lam2 <= DECREMENT2_MAX and abs(da) <= STEP_TO_ZERO * (1.0 + a)
@@ -936,7 +936,7 @@ def _chi2_row(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0,
                         act = 2
                         it_done = it
                         break
-                    step = max(abs(da), abs(db))
+                    step = max2(abs(da), abs(db))
                     a_old = a
                     b_old = b
                     a = a + da
@@ -967,11 +967,11 @@ def _chi2_row(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0,
                 hb2 = hb1
                 hb1 = hb0
                 hb0 = b
-                nh = min(nh + 1, 4)
+                nh = min2(nh + 1, 4)
             else:
                 nh = 0
             p = o0[r] + c
-            chi = max(chi, 0.0)
+            chi = max2(chi, 0.0)
             if accumulate:
                 out_chi2[p] += chi
                 out_ok[p] &= it_done > 0

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import kernel, run_blocks
+from ._jit import kernel, max2, min2, run_blocks
 from .kernels import (_NO_SERIES, MODEL_STEP, SERIES_UMAX, _grain, _points_told, _profile, _run_rows,
                       check_base_rows, check_rows, deviance_polynomial, row_lanes, warm_up_rows)
 from .newton import ARMIJO, BACKGROUND_PULL, MAX_ITER, SIGNAL_PULL, TOL
@@ -33,16 +33,16 @@ _CHUNK = 64
 def _chi2_excess(S, B, D, EX, isa2, isb2, tol, max_iter, armijo, out_chi2, out_a, out_b, out_it,
                  b0, b1):
     """Blocks b0 .. b1 - 1 of ``_CHUNK`` points, each profiled from (0, 0)."""
-    npts = EX.shape[0]
-    nb_ = S.shape[0]
+    npts = len(EX)
+    nb_ = len(S)
     N = np.empty(nb_)
     dl = np.empty(nb_)
     zero = np.int64(0)      # not a literal: shares the build of _profile with the other kernels
     for c in range(b0, b1):
-        for p in range(c * _CHUNK, min(npts, (c + 1) * _CHUNK)):
+        for p in range(c * _CHUNK, min2(npts, (c + 1) * _CHUNK)):
             for i in range(nb_):
                 n = S[i] + EX[p, i]
-                n = max(n, 0.0)
+                n = max2(n, 0.0)
                 N[i] = n
                 # T - D = dl + a N + b B; the data term S + B - D is 0 for Asimov data
                 dl[i] = (n - S[i]) + ((S[i] + B[i]) - D[i])

@@ -64,7 +64,7 @@ import math
 import numpy as np
 
 from ..errors import InputError
-from ._jit import StandIn, fma, fresh, kernel, run_blocks, threads, wide_vectors
+from ._jit import StandIn, fma, fresh, kernel, max2, min2, run_blocks, threads, wide_vectors
 from .kernels import (MODEL_STEP, SERIES_UMAX, _add_gradient, _add_series, _bin_terms, _chi2_at,
                       _dev_series, _extrapolate, _lanes_chi2, _lanes_needing_chi2, _lanes_to_pass,
                       _newton_step, _pass_state, _penalised, _profile, deviance_polynomial)
@@ -192,7 +192,7 @@ def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, d
     D : (ntoys, nb) toy counts;  A0, B0 : (ntoys,) auxiliary measurements.
     Outputs (ntoys, G).  Toy t depends on row t of the inputs only.
     """
-    G = N.shape[0]
+    G = len(N)
     nb_ = N.shape[1]
     for t in range(b0, b1):
         R = np.empty(nb_)
@@ -264,7 +264,7 @@ def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, d
                         hab = fma(nw, bi, hab)
                         hbb = fma(bi * bi, w, hbb)
                         dev = fma(df * u, _dev_series(u, dev_coef), dev)
-                        umx = max(umx, abs(u))
+                        umx = max2(umx, abs(u))
                     if bad:
                         mode = 2
                         it_done = it
@@ -279,9 +279,9 @@ def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, d
                     b_old = b
                     a = a + da
                     b = b + db
-                    if max(abs(da), abs(db)) < tol:
+                    if max2(abs(da), abs(db)) < tol:
                         chi = _penalised(dev, a_old, b_old, a0, b0, isa2, isb2) - 0.5 * lam2
-                        exact = not (umx <= umax and max(abs(da), abs(db)) <= max_model_step)
+                        exact = not (umx <= umax and max2(abs(da), abs(db)) <= max_model_step)
                         it_done = it + 1
                         mode = 0
                         break
@@ -302,10 +302,10 @@ def _toy_rows(N, DL, S, B, D, A0, B0, isa2, isb2, tol, max_iter, armijo, umax, d
                     HB[k] = HB[k - 1]
                 HA[0] = a
                 HB[0] = b
-                nh = min(nh + 1, 4)
+                nh = min2(nh + 1, 4)
             else:
                 nh = 0
-            out_chi2[t, g] = max(chi, 0.0)
+            out_chi2[t, g] = max2(chi, 0.0)
             out_a[t, g] = a
             out_b[t, g] = b
             out_ok[t, g] = status > 0
@@ -323,8 +323,8 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
     only the decisions per lane stay scalar.
     """
     wide_vectors()
-    ntoys = D.shape[0]
-    G = N.shape[0]
+    ntoys = len(D)
+    G = len(N)
     nb_ = N.shape[1]
     for blk in range(b0, b1):
         DT = np.empty((nb_, lanes))
@@ -354,7 +354,7 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
         TDL = np.empty((nb_, lanes))
         ZB = np.zeros(nb_)                   # _lanes_chi2 takes dl as TDL - 0 + 0
         for l in range(lanes):
-            TOY[l] = min(blk * lanes + l, ntoys - 1)
+            TOY[l] = min2(blk * lanes + l, ntoys - 1)
             CA[l] = A0[TOY[l]]
             CB[l] = B0[TOY[l]]
         for i in range(nb_):
@@ -422,7 +422,7 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                         df, u, w = _bin_terms(dl + RT[i, l], n, bi, DT[i, l], A[l], Bp[l], 1.0 + A[l],
                                                1.0 + Bp[l])
                         _add_gradient(ACC, l, n, bi, bb, u, w)
-                        ACC[6, l] = max(fresh(ACC[6, l]), abs(u))    # no masked store: see fresh
+                        ACC[6, l] = max2(fresh(ACC[6, l]), abs(u))    # no masked store: see fresh
                         U[l] = u
                         DFU[l] = df * u
                     _add_series(ACC, U, DFU, lanes, dev_coef)
@@ -446,7 +446,7 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                         ACT[l] = 2
                         IT[l] = it
                         continue
-                    step = max(abs(da), abs(db))
+                    step = max2(abs(da), abs(db))
                     if step < tol and not ser:
                         # converged without the series: take this pass again with it
                         ACT[l] = 3
@@ -495,11 +495,11 @@ def _toy_lanes(N, DL, S, B, D, A0, B0, lanes, isa2, isb2, tol, max_iter, armijo,
                 HA[k3, l] = A[l]
                 HB[k3, l] = Bp[l]
                 ok = IT[l] > 0
-                NH[l] = min(NH[l] + 1, 4) if ok else 0
+                NH[l] = min2(NH[l] + 1, 4) if ok else 0
                 LAST[l] = IT[l] if ok else 0
-            for l in range(min(lanes, ntoys - blk * lanes)):
+            for l in range(min2(lanes, ntoys - blk * lanes)):
                 t = blk * lanes + l
-                out_chi2[t, g] = max(CHI[l], 0.0)
+                out_chi2[t, g] = max2(CHI[l], 0.0)
                 out_a[t, g] = A[l]
                 out_b[t, g] = Bp[l]
                 out_ok[t, g] = IT[l] > 0

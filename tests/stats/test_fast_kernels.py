@@ -744,6 +744,30 @@ def test_kernel_compiles_hash_their_flags_once(monkeypatch):
     assert flags == plain and flags.release_gil
 
 
+def test_max2_min2_are_numbas_max_and_min_of_two_numbers():
+    # the kernels' max2/min2 (intrinsics: no compile of numba's overload for each
+    # signature) give the bits of Python's and numba's max(a, b), min(a, b): NaN and the
+    # sign of zero as they treat them, integers and mixed types unified the same way
+    from mcscan.stats._jit import max2, min2
+
+    @numba.njit(cache=False)
+    def ours(a, b):
+        return max2(a, b), min2(a, b)
+
+    @numba.njit(cache=False)
+    def numbas(a, b):
+        return max(a, b), min(a, b)
+
+    nan, inf = float("nan"), float("inf")
+    pairs = [(1.0, 2.0), (2.0, 1.0), (nan, 1.0), (1.0, nan), (0.0, -0.0), (-0.0, 0.0), (-inf, inf),
+             (3, 4), (5, -2), (3, 4.5), (4.5, 3), (np.int64(7), 2)]
+    for a, b in pairs:
+        got, want = ours(a, b), numbas(a, b)
+        for g, w, p in zip(got, want, (max(a, b), min(a, b))):
+            assert type(g) is type(w)
+            assert np.float64(g).tobytes() == np.float64(w).tobytes() == np.float64(p).tobytes(), (a, b)
+
+
 def test_run_blocks_claims_every_block_once_on_several_threads():
     import threading
     import time
