@@ -180,7 +180,7 @@ def _without_rewrites() -> dict:
 
 def _pipeline() -> dict:
     """``{"pipeline_class": ...}``: numba's compiler, less two costs that change no
-    machine instruction of these kernels, where numba has the flags it takes (else ``{}``).
+    result of these kernels, where numba has the flags it takes (else ``{}``).
 
     * No SSA form.  numba rewrites every function into SSA form before typing (one name
       per assignment) and strips its phi nodes again before lowering.  mcscan's kernels
