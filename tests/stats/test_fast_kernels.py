@@ -985,6 +985,41 @@ def test_fresh_changes_no_bit_of_a_running_maximum():
             assert np.float64(a).tobytes() == np.float64(b).tobytes(), (m0, vs)
 
 
+def test_lanes_to_pass_is_the_rule_written_with_branches():
+    # _lanes_to_pass counts without a branch (so that LLVM vectorises it): against the
+    # rule with branches, for every lane state (ACT 0 done, 1 in the vector loop, 2 sent
+    # to the scalar path, 3 converged without the series) and last steps below, at and
+    # above PREDICT_STEP, infinite and NaN (never below), for any number of lanes
+    from mcscan.stats.kernels import PREDICT_STEP, _lanes_to_pass
+
+    @numba.njit
+    def run(act, step, lanes, last):
+        return _lanes_to_pass(act, step, lanes, last)
+
+    def rule(act, step, lanes, last):
+        nact, ser = 0, last
+        for l in range(lanes):
+            if act[l] == 1 or act[l] == 3:
+                nact += 1
+                if act[l] == 3 or step[l] < PREDICT_STEP:
+                    ser = True
+        return nact, ser
+
+    rng = np.random.default_rng(7)
+    steps = np.array([0.0, PREDICT_STEP / 2, PREDICT_STEP, 2 * PREDICT_STEP, np.inf, np.nan])
+    seen = set()
+    for _ in range(400):
+        lanes = int(rng.integers(1, 70))
+        act = rng.choice(np.array([0, 1, 2, 3]), size=70, p=[0.4, 0.2, 0.3, 0.1])
+        step = rng.choice(steps, size=70)
+        for last in (False, True):
+            nact, ser = run(act, step, np.int64(lanes), last)
+            want = rule(act, step, lanes, last)
+            assert (int(nact), bool(ser)) == want, (lanes, act[:lanes], step[:lanes], last)
+            seen.add(want[1])
+    assert seen == {False, True}
+
+
 def test_warm_start_is_the_polynomial_through_the_history_it_has():
     # _extrapolate computes every polynomial and selects one (branch-free, so that the
     # row and toy kernels' warm-start loops vectorise): the history it does not have may
