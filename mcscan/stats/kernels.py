@@ -649,12 +649,18 @@ def _chi2_rows(S, B, D, E0, e0r, cx1, cx2, cy1, cy2, cxy, xs, ys, y0, cnt, o0, l
             ncols = max2(ncols, CNT[l])
             NH[l] = 0
             LAST[l] = 0
-        for i in range(nb_):
-            for l in range(lanes):
-                x = xs[ROW[l]]
-                e = e0r[ROW[l]]
-                j = e * per_base
-                EX[i, l] = E0[e, i] + (x * cx1[j, i] + x * x * cx2[i])
+        # the row part of each lane's excess, lane by lane (bins inner): a lane's x, x^2
+        # and base point read once, its indices unsigned (>= 0: no wraparound).  With the
+        # lanes inner, this loop took 3.6% of the kernel's time in a 5D scan on Zen 3
+        # (rows of 21 points: once every 21 columns); now 1.3%
+        for l in range(lanes):
+            r = np.uint64(ROW[l])
+            x = xs[r]
+            x2 = x * x
+            e = np.uint64(e0r[r])
+            j = e * np.uint64(per_base)
+            for i in range(nb_):
+                EX[i, l] = E0[e, i] + (x * cx1[j, i] + x2 * cx2[i])
                 CY[i, l] = cy1[j, i] + x * cxy[i]
         # short rows (N-D scans) lie side by side in memory: the CPU's own prefetcher follows
         prefetch = ncols >= PREFETCH_MIN_COLUMNS
